@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job: sets up (idempotently), builds and runs the native demo, then builds the web app
+# and serves it on http://127.0.0.1:8080 until Ctrl-C.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ENCORE_ROOT"
+
+bash scripts/setup.sh
+
+printf '\n\033[1m== native demo\033[0m: encore doctor\n'
+cargo run --locked --quiet -- doctor
+
+printf '\n\033[1m== web app\033[0m\n'
+trunk build --release --skip-version-check
+echo
+echo "Serving Encore on http://127.0.0.1:8080 (Ctrl-C to stop)."
+echo "Open it in a browser with WebGPU (Chrome/Chromium 113+, Edge, Firefox 141+); others fall back to the CPU."
+exec trunk serve --release --skip-version-check --no-autoreload --address 127.0.0.1 --port 8080

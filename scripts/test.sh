@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Sets up (idempotently) and runs every test: formatting, clippy for both targets, the CUDA
+# build check, native tests (incl. burn on Vulkan/llvmpipe), wasm tests in headless Chromium
+# with real WebGPU, the release web build, and the end-to-end browser test.
+# Prints a summary (tests passed per suite, wall time per stage) and exits non-zero on failure.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ENCORE_ROOT"
+
+LOGS="$ENCORE_ROOT/target/test-logs"
+mkdir -p "$LOGS"
+SUMMARY=()
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+FAILED_STAGES=()
+START_ALL=$SECONDS
+
+# stage NAME COMMAND...: runs it, tees its output to target/test-logs/NAME.log, records time.
+stage() {
+  local name=$1
+  shift
+  printf '\n\033[1m== %s\033[0m: %s\n' "$name" "$*"
+  local t0=$SECONDS
+  "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=${PIPESTATUS[0]}
+  local dt=$((SECONDS - t0))
+  local passed failed
+  passed=$(grep -Eo '([0-9]+) passed' "$LOGS/$name.log" | awk '{s+=$1} END {print s+0}')
+  failed=$(grep -Eo '([0-9]+) failed' "$LOGS/$name.log" | awk '{s+=$1} END {print s+0}')
+  # node --test reports "# pass N" / "# fail N".
+  passed=$((passed + $(grep -Eo '^# pass [0-9]+' "$LOGS/$name.log" | awk '{s+=$3} END {print s+0}')))
+  failed=$((failed + $(grep -Eo '^# fail [0-9]+' "$LOGS/$name.log" | awk '{s+=$3} END {print s+0}')))
+  TOTAL_PASSED=$((TOTAL_PASSED + passed))
+  TOTAL_FAILED=$((TOTAL_FAILED + failed))
+  local verdict=ok
+  if [ "$rc" != 0 ]; then
+    verdict="FAILED (exit $rc)"
+    FAILED_STAGES+=("$name")
+  fi
+  SUMMARY+=("$(printf '%-12s %-18s %6s passed %4s failed %6ss' "$name" "$verdict" "$passed" "$failed" "$dt")")
+  return 0
+}
+
+summary() {
+  printf '\n\033[1m== summary\033[0m (logs in %s)\n' "$LOGS"
+  printf '%-12s %-18s %13s %11s %7s\n' stage result tests "" time
+  printf '%s\n' "${SUMMARY[@]}"
+  printf 'total wall time %ss\n' "$((SECONDS - START_ALL))"
+  if ((${#FAILED_STAGES[@]})); then
+    echo "failed stages: ${FAILED_STAGES[*]}"
+  fi
+  echo "tests: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+}
+
+stage setup bash scripts/setup.sh
+if ((${#FAILED_STAGES[@]})); then summary; exit 1; fi
+
+stage fmt cargo fmt --all --check
+stage clippy cargo clippy --all-targets --locked -- -D warnings
+stage clippy-wasm cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
+stage cuda-check cargo check --all-targets --locked --features cuda
+stage native cargo test --locked
+stage demo cargo run --locked --quiet -- doctor --device wgpu
+stage wasm env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  WASM_BINDGEN_TEST_TIMEOUT=600 cargo test --locked --target wasm32-unknown-unknown --test web
+stage web-build trunk build --release --skip-version-check
+stage e2e node --test tests/e2e/
+
+summary
+((${#FAILED_STAGES[@]} == 0))

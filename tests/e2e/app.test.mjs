@@ -1,0 +1,158 @@
+// End-to-end: serve the built dist/ on 127.0.0.1, drive Debian's Chromium with Playwright,
+// and check the page computes the right numbers on real WebGPU (SwiftShader without a GPU),
+// then on the CPU after the listener switches, with no request leaving 127.0.0.1.
+//
+// Run: `node --test tests/e2e/` after `trunk build --release` (scripts/test.sh does both).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dist = process.env.ENCORE_DIST ?? path.join(root, 'dist');
+const shots = path.join(root, 'target', 'e2e');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css',
+  '.json': 'application/json',
+  '.md': 'text/markdown',
+  '.png': 'image/png',
+};
+
+function serve(dir) {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    let file = path.normalize(path.join(dir, decodeURIComponent(url.pathname)));
+    if (!file.startsWith(dir)) {
+      res.writeHead(403).end();
+      return;
+    }
+    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
+    fs.readFile(file, (err, body) => {
+      if (err) {
+        res.writeHead(404).end('not found');
+        return;
+      }
+      res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
+      res.end(body);
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+// The same closed-form inputs as src/smoke.rs, computed here independently in f64.
+function reference() {
+  const [ROWS, INNER, COLS] = [4, 8, 5];
+  const x = (i, k) => Math.sin(0.7 * (INNER * i + k) + 0.3);
+  const w = (k, j) => 0.8 * Math.cos(0.4 * (COLS * k + j) - 0.2);
+  const out = [];
+  for (let i = 0; i < ROWS; i++) {
+    const logits = [];
+    for (let j = 0; j < COLS; j++) {
+      let s = 0;
+      for (let k = 0; k < INNER; k++) s += x(i, k) * w(k, j);
+      logits.push(s);
+    }
+    const m = Math.max(...logits);
+    const e = logits.map((l) => Math.exp(l - m));
+    const z = e.reduce((a, b) => a + b, 0);
+    out.push(...e.map((v) => v / z));
+  }
+  return out;
+}
+
+let server;
+let browser;
+let base;
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(dist, 'index.html')), `no build in ${dist}: run trunk build --release`);
+  server = await serve(dist);
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--enable-unsafe-webgpu',
+      '--enable-unsafe-swiftshader',
+      '--use-webgpu-adapter=swiftshader',
+      '--no-sandbox',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  fs.mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function settled(page) {
+  const result = page.locator('[data-testid="smoke-result"]');
+  await page.waitForSelector('[data-testid="smoke-result"]:not([data-state="pending"])', { timeout: 180_000 });
+  return {
+    backend: (await page.locator('[data-testid="backend"]').textContent()).trim(),
+    state: await result.getAttribute('data-state'),
+    text: (await result.textContent()).trim(),
+    values: JSON.parse((await result.getAttribute('data-values')) || '[]'),
+    diagnostics: await page.evaluate(() => window.encoreDiagnostics),
+  };
+}
+
+function assertMatchesReference(values) {
+  const expected = reference();
+  assert.equal(values.length, expected.length);
+  const maxDiff = Math.max(...values.map((v, i) => Math.abs(v - expected[i])));
+  assert.ok(maxDiff < 1e-4, `page values differ from the JS reference by ${maxDiff}`);
+}
+
+test('the page computes on WebGPU, then on the CPU when chosen, all from 127.0.0.1', async () => {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
+  const requests = [];
+  const errors = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+
+  await page.goto(base);
+  assert.equal(await page.locator('h1').textContent(), 'Encore');
+  const gpu = await settled(page);
+  assert.match(gpu.backend, /^WebGPU · \S/, 'backend label names WebGPU and its adapter');
+  assert.equal(gpu.state, 'ok', gpu.text);
+  assert.match(gpu.text, /matches the f64 reference/);
+  assertMatchesReference(gpu.values);
+  assert.equal(gpu.diagnostics.backend, 'WebGpu');
+  assert.ok(gpu.diagnostics.smoke.ok);
+  await page.locator('[data-testid="bundles"]').waitFor();
+  await page.screenshot({ path: path.join(shots, 'app-webgpu.png'), fullPage: true });
+
+  // The listener switches to the CPU: the choice is stored and the page reloads on flex.
+  await Promise.all([
+    page.waitForEvent('load'),
+    page.selectOption('[data-testid="compute-preference"]', 'cpu'),
+  ]);
+  const cpu = await settled(page);
+  assert.match(cpu.backend, /^CPU · flex/);
+  assert.equal(cpu.state, 'ok', cpu.text);
+  assertMatchesReference(cpu.values);
+  assert.equal(await page.locator('[data-testid="compute-preference"]').inputValue(), 'cpu');
+  await page.screenshot({ path: path.join(shots, 'app-cpu.png'), fullPage: true });
+
+  const outside = requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
+  assert.deepEqual(outside, [], 'requests left 127.0.0.1');
+  assert.ok(requests.some((u) => u.endsWith('.wasm')), 'the wasm module was loaded');
+  assert.deepEqual(errors, [], 'the page logged errors');
+  await page.close();
+});
