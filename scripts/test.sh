@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up (idempotently) and runs every test: formatting, clippy for both targets, the CUDA
-# build check, native tests (incl. burn on Vulkan/llvmpipe), wasm tests in headless Chromium
+# build check, native tests (incl. the CLI and burn on Vulkan/llvmpipe), wasm tests in headless Chromium
 # with real WebGPU, the release web build, and the end-to-end browser test.
 # Prints a summary (tests passed per suite, wall time per stage) and exits non-zero on failure.
 set -uo pipefail
@@ -60,7 +60,6 @@ stage clippy cargo clippy --all-targets --locked -- -D warnings
 stage clippy-wasm cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
 stage cuda-check cargo check --all-targets --locked --features cuda
 stage native cargo test --locked
-stage demo cargo run --locked --quiet -- doctor --device wgpu
 stage wasm env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   WASM_BINDGEN_TEST_TIMEOUT=600 cargo test --locked --target wasm32-unknown-unknown --test web
 stage web-build trunk build --release --skip-version-check

@@ -152,10 +152,13 @@ mod native {
         }
     }
 
-    /// Every wgpu adapter on this machine, as wgpu reports them.
+    /// Every wgpu adapter of the compute-capable primary APIs (Vulkan, Metal, DX12) on this
+    /// machine, as wgpu reports them. OpenGL is left out: burn does not compute on it.
     pub fn wgpu_adapters() -> Vec<AdapterSummary> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(desc);
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
             .iter()
             .map(|a| AdapterSummary::from_info(&a.get_info()))
             .collect()
@@ -262,7 +265,8 @@ mod native {
                         Err(e) => reasons.push(e.to_string()),
                     }
                 } else {
-                    let seen: Vec<_> = adapters.iter().map(|a| a.name.as_str()).collect();
+                    let mut seen: Vec<_> = adapters.iter().map(|a| a.name.as_str()).collect();
+                    seen.dedup();
                     reasons.push(if seen.is_empty() {
                         "no wgpu adapter".to_string()
                     } else {

@@ -66,3 +66,23 @@ fn doctor_fails_when_cuda_is_requested_but_not_built() {
     assert!(out.contains("built without CUDA"), "{out}");
     assert!(out.contains("the requested device is unusable"), "{out}");
 }
+
+#[test]
+fn doctor_on_wgpu_names_the_adapter() {
+    let adapters = encore::device::wgpu_adapters();
+    let (code, out, err) = encore(&["doctor", "--device", "wgpu", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    if adapters.is_empty() {
+        eprintln!("SKIPPED the adapter check: wgpu finds no adapter here");
+        assert_eq!(code, 1, "an unusable requested device must fail: {err}");
+        return;
+    }
+    assert_eq!(code, 0, "{out}\n{err}");
+    let selected = report["selected"].as_str().unwrap();
+    assert!(selected.starts_with("wgpu · "), "{selected}");
+    assert!(
+        adapters.iter().any(|a| selected.contains(&a.name)),
+        "{selected} names none of {adapters:?}"
+    );
+    assert_eq!(report["backends"][1]["available"], true);
+}

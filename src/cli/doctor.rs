@@ -161,7 +161,7 @@ fn print_text(r: &DoctorReport) {
             status
         };
         println!(
-            "  {:<11} {:<40} {}",
+            "  {:<11} {:<46} {}",
             b.backend,
             b.adapter.as_deref().unwrap_or("-"),
             status

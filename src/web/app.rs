@@ -107,11 +107,7 @@ pub fn App() -> impl IntoView {
     };
 
     let on_compute_change = move |ev: leptos::ev::Event| {
-        let chosen = match event_target_value(&ev).as_str() {
-            "cpu" => ComputePreference::Cpu,
-            _ => ComputePreference::Auto,
-        };
-        chosen.save();
+        ComputePreference::from_value(&event_target_value(&ev)).save();
         // A page registers its WebGPU device once: switching takes a reload.
         if let Some(w) = web_sys::window() {
             let _ = w.location().reload();
@@ -141,10 +137,13 @@ pub fn App() -> impl IntoView {
                         aria-label="Compute backend preference"
                         data-testid="compute-preference"
                         on:change=on_compute_change
-                        prop:value=preference.as_value()
                     >
-                        <option value="auto">"GPU (WebGPU) when available"</option>
-                        <option value="cpu">"CPU only"</option>
+                        <option value="auto" selected=preference == ComputePreference::Auto>
+                            "GPU (WebGPU) when available"
+                        </option>
+                        <option value="cpu" selected=preference == ComputePreference::Cpu>
+                            "CPU only"
+                        </option>
                     </select>
                 </label>
             </section>

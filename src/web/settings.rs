@@ -15,19 +15,23 @@ pub enum ComputePreference {
 
 impl ComputePreference {
     pub fn load() -> Self {
-        match LocalStorage::get::<String>(COMPUTE_KEY).as_deref() {
-            Ok("cpu") => ComputePreference::Cpu,
-            _ => ComputePreference::Auto,
+        match LocalStorage::get::<String>(COMPUTE_KEY) {
+            Ok(v) => Self::from_value(&v),
+            Err(_) => ComputePreference::Auto,
         }
     }
 
     pub fn save(self) {
-        let value = match self {
-            ComputePreference::Auto => "auto",
-            ComputePreference::Cpu => "cpu",
-        };
-        if let Err(e) = LocalStorage::set(COMPUTE_KEY, value) {
+        if let Err(e) = LocalStorage::set(COMPUTE_KEY, self.as_value()) {
             leptos::logging::warn!("could not save the compute preference: {e}");
+        }
+    }
+
+    /// Reads a stored or chosen value; anything unknown means `Auto`.
+    pub fn from_value(value: &str) -> Self {
+        match value {
+            "cpu" => ComputePreference::Cpu,
+            _ => ComputePreference::Auto,
         }
     }
 
