@@ -61,7 +61,7 @@ stage clippy-wasm cargo clippy --all-targets --locked --target wasm32-unknown-un
 stage cuda-check cargo check --all-targets --locked --features cuda
 stage native cargo test --locked
 stage wasm env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  WASM_BINDGEN_TEST_TIMEOUT=600 cargo test --locked --target wasm32-unknown-unknown --test web
+  WASM_BINDGEN_TEST_TIMEOUT=600 cargo test --locked --profile wasm-test --target wasm32-unknown-unknown --test web
 stage web-build trunk build --release --skip-version-check
 stage e2e node --test tests/e2e/
 

@@ -305,23 +305,63 @@ mod browser {
             .graphics_api(WgpuBackend::WebGpu)
             .init_with_setup_async()
             .await
-            .map(|(device, setup)| {
-                let info = AdapterSummary::from_info(&setup.adapter.get_info());
+            .map_err(|e| e.to_string());
+        let result = match result {
+            Ok((device, setup)) => {
+                let raw = setup.adapter.get_info();
+                let info = AdapterSummary::from_info(&raw);
+                // Browsers often leave `description` empty; vendor and architecture remain.
+                let name = if raw.name.trim().is_empty() {
+                    js_adapter_description().await.unwrap_or(info.name)
+                } else {
+                    info.name
+                };
                 let fallback = if info.device_type == "Cpu" {
                     " (fallback adapter)"
                 } else {
                     ""
                 };
-                SelectedDevice {
+                Ok(SelectedDevice {
                     device,
                     backend: BackendKind::WebGpu,
-                    adapter: format!("{}{}", info.name, fallback),
+                    adapter: format!("{name}{fallback}"),
                     fallback_reason: None,
-                }
-            })
-            .map_err(|e| e.to_string());
+                })
+            }
+            Err(e) => Err(e),
+        };
         WEBGPU.with(|w| *w.borrow_mut() = Some(result.clone()));
         result
+    }
+
+    /// `vendor architecture device description` of `navigator.gpu.requestAdapter().info`,
+    /// read directly because wgpu keeps only the description.
+    async fn js_adapter_description() -> Option<String> {
+        use js_sys::{Function, Promise, Reflect};
+        use wasm_bindgen::{JsCast, JsValue};
+
+        let navigator = web_sys::window()?.navigator();
+        let gpu = Reflect::get(&navigator, &JsValue::from_str("gpu")).ok()?;
+        if gpu.is_undefined() {
+            return None;
+        }
+        let request: Function = Reflect::get(&gpu, &JsValue::from_str("requestAdapter"))
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+        let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+        let info = Reflect::get(&adapter, &JsValue::from_str("info")).ok()?;
+        let parts: Vec<String> = ["vendor", "architecture", "device", "description"]
+            .iter()
+            .filter_map(|key| {
+                Reflect::get(&info, &JsValue::from_str(key))
+                    .ok()?
+                    .as_string()
+            })
+            .filter(|s| !s.trim().is_empty())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
     }
 
     /// WebGPU when the browser gives an adapter (and `prefer_cpu` is off), else flex.

@@ -2,7 +2,7 @@
 //! (SwiftShader when there is no GPU) and on flex, checked against host-side references.
 //!
 //! Run: `scripts/test.sh` (stage "wasm"), or
-//! `cargo test --target wasm32-unknown-unknown --test web` with
+//! `cargo test --profile wasm-test --target wasm32-unknown-unknown --test web` with
 //! `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner`.
 #![cfg(target_arch = "wasm32")]
 
@@ -20,6 +20,11 @@ async fn webgpu() -> Device {
         .expect("the browser offers no WebGPU adapter (is --enable-unsafe-webgpu set?)");
     assert_eq!(selected.backend, BackendKind::WebGpu);
     assert!(!selected.adapter.is_empty());
+    assert!(
+        !selected.adapter.contains("unnamed"),
+        "{}",
+        selected.adapter
+    );
     selected.device
 }
 

@@ -24,6 +24,7 @@ const MIME = {
   '.json': 'application/json',
   '.md': 'text/markdown',
   '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 };
 
 function serve(dir) {
@@ -125,11 +126,21 @@ test('the page computes on WebGPU, then on the CPU when chosen, all from 127.0.0
   page.on('request', (r) => requests.push(r.url()));
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('response', (r) => r.status() >= 400 && errors.push(`HTTP ${r.status()} for ${r.url()}`));
 
   await page.goto(base);
   assert.equal(await page.locator('h1').textContent(), 'Encore');
   const gpu = await settled(page);
   assert.match(gpu.backend, /^WebGPU · \S/, 'backend label names WebGPU and its adapter');
+  // The adapter named is the one the browser itself describes.
+  const info = await page.evaluate(async () => {
+    const a = await navigator.gpu.requestAdapter();
+    return { vendor: a.info.vendor, architecture: a.info.architecture, description: a.info.description };
+  });
+  for (const part of [info.vendor, info.architecture, info.description].filter(Boolean)) {
+    assert.ok(gpu.backend.includes(part), `"${gpu.backend}" lacks the adapter's "${part}"`);
+  }
+  assert.doesNotMatch(gpu.backend, /unnamed/);
   assert.equal(gpu.state, 'ok', gpu.text);
   assert.match(gpu.text, /matches the f64 reference/);
   assertMatchesReference(gpu.values);
