@@ -58,10 +58,13 @@ if ((${#FAILED_STAGES[@]})); then summary; exit 1; fi
 stage fmt cargo fmt --all --check
 stage clippy cargo clippy --all-targets --locked -- -D warnings
 stage clippy-wasm cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
-stage cuda-check cargo check --all-targets --locked --features cuda
+# burn 0.22.1's CUDA backend compiles kernels through LLVM (NVPTX); its build scripts download a
+# prebuilt LLVM bundle, which this offline machine cannot. DOCS_RS=1 is their documented switch to
+# skip that native set-up, which leaves a full type-check of the CUDA build.
+stage cuda-check env DOCS_RS=1 cargo check --all-targets --locked --features cuda
 stage native cargo test --locked
 stage wasm env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  WASM_BINDGEN_TEST_TIMEOUT=600 cargo test --locked --profile wasm-test --target wasm32-unknown-unknown --test web
+  WASM_BINDGEN_TEST_TIMEOUT=600 cargo test --locked --target wasm32-unknown-unknown --test web
 stage web-build trunk build --release --skip-version-check
 stage e2e node --test tests/e2e/
 

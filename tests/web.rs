@@ -2,7 +2,7 @@
 //! (SwiftShader when there is no GPU) and on flex, checked against host-side references.
 //!
 //! Run: `scripts/test.sh` (stage "wasm"), or
-//! `cargo test --profile wasm-test --target wasm32-unknown-unknown --test web` with
+//! `cargo test --target wasm32-unknown-unknown --test web` with
 //! `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner`.
 #![cfg(target_arch = "wasm32")]
 
