@@ -10,9 +10,7 @@ bash scripts/setup.sh
 printf '\n\033[1m== native demo\033[0m: encore doctor\n'
 cargo run --locked --quiet -- doctor
 
-printf '\n\033[1m== web app\033[0m\n'
-trunk build --release --skip-version-check
-echo
-echo "Serving Encore on http://127.0.0.1:8080 (Ctrl-C to stop)."
+printf '\n\033[1m== web app\033[0m: trunk builds it, then serves it\n'
+echo "Encore will be served on http://127.0.0.1:8080 once built (Ctrl-C to stop)."
 echo "Open it in a browser with WebGPU (Chrome/Chromium 113+, Edge, Firefox 141+); others fall back to the CPU."
 exec trunk serve --release --skip-version-check --no-autoreload --address 127.0.0.1 --port 8080

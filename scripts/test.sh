@@ -43,7 +43,7 @@ stage() {
 
 summary() {
   printf '\n\033[1m== summary\033[0m (logs in %s)\n' "$LOGS"
-  printf '%-12s %-18s %13s %11s %7s\n' stage result tests "" time
+  printf '%-12s %-18s %-25s %7s\n' stage result tests time
   printf '%s\n' "${SUMMARY[@]}"
   printf 'total wall time %ss\n' "$((SECONDS - START_ALL))"
   if ((${#FAILED_STAGES[@]})); then
