@@ -171,17 +171,16 @@ mod native {
         WGPU.get_or_init(|| {
             let adapters = wgpu_adapters();
             // Prefer real GPUs; fall back to a CPU adapter (llvmpipe) only when it is all there is.
-            let kind = if adapters.iter().any(|a| a.device_type == "DiscreteGpu") {
-                DeviceKind::DiscreteGpu(0)
-            } else if adapters.iter().any(|a| a.device_type == "IntegratedGpu") {
-                DeviceKind::IntegratedGpu(0)
-            } else if adapters.iter().any(|a| a.device_type == "VirtualGpu") {
-                DeviceKind::VirtualGpu(0)
-            } else if adapters.iter().any(|a| a.device_type == "Cpu") {
-                DeviceKind::Cpu
-            } else {
-                return Err("wgpu found no adapter (no Vulkan/Metal/DX12 driver)".to_string());
-            };
+            let preference = [
+                ("DiscreteGpu", DeviceKind::DiscreteGpu(0)),
+                ("IntegratedGpu", DeviceKind::IntegratedGpu(0)),
+                ("VirtualGpu", DeviceKind::VirtualGpu(0)),
+                ("Cpu", DeviceKind::Cpu),
+            ];
+            let (_, kind) = preference
+                .into_iter()
+                .find(|(ty, _)| adapters.iter().any(|a| a.device_type == *ty))
+                .ok_or("wgpu found no adapter (no Vulkan/Metal/DX12 driver)")?;
             let (device, setup) = Device::wgpu_options()
                 .device_kind(kind)
                 .init_with_setup()
@@ -191,6 +190,10 @@ mod native {
         .clone()
         .map_err(DeviceError::NoWgpuAdapter)
     }
+
+    #[cfg(not(feature = "cuda"))]
+    const NOT_BUILT_WITH_CUDA: &str =
+        "this binary was built without CUDA (rebuild with --features cuda)";
 
     /// CUDA device names, or why there are none.
     pub fn cuda_devices() -> Result<Vec<String>, String> {
@@ -216,26 +219,26 @@ mod native {
         }
         #[cfg(not(feature = "cuda"))]
         {
-            Err("this binary was built without CUDA (rebuild with --features cuda)".to_string())
+            Err(NOT_BUILT_WITH_CUDA.to_string())
         }
     }
 
+    #[cfg(feature = "cuda")]
     fn cuda_device() -> Result<SelectedDevice, DeviceError> {
         let names = cuda_devices().map_err(DeviceError::CudaUnavailable)?;
-        #[cfg(feature = "cuda")]
-        {
-            Ok(SelectedDevice {
-                device: Device::cuda(0),
-                backend: BackendKind::Cuda,
-                adapter: names[0].clone(),
-                fallback_reason: None,
-            })
-        }
-        #[cfg(not(feature = "cuda"))]
-        {
-            let _ = names;
-            unreachable!("cuda_devices() always fails without the cuda feature")
-        }
+        Ok(SelectedDevice {
+            device: Device::cuda(0),
+            backend: BackendKind::Cuda,
+            adapter: names[0].clone(),
+            fallback_reason: None,
+        })
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn cuda_device() -> Result<SelectedDevice, DeviceError> {
+        Err(DeviceError::CudaUnavailable(
+            NOT_BUILT_WITH_CUDA.to_string(),
+        ))
     }
 
     /// Picks the device for `choice`; an explicit choice that cannot be met is an error.
