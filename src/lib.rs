@@ -6,6 +6,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod data;
 pub mod device;
 pub mod smoke;
 

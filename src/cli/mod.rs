@@ -1,5 +1,6 @@
 //! The native command line: each subcommand parses its arguments and calls the library.
 
+mod data;
 mod doctor;
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Report the version, the compute backends and adapters, and check each one with a burn computation
     Doctor(doctor::DoctorArgs),
+    /// Listening data: ingest logs, synthesize logs, make splits, show statistics
+    Data(Box<data::DataArgs>),
 }
 
 /// Parses `--device auto|cpu|wgpu|cuda`.
@@ -37,6 +40,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(args),
+        Command::Data(args) => data::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,155 @@
+//! Track metadata with durations: TSV, CSV or JSON. Text files need a header naming a track id
+//! column (`track_id`, `track_mbid`, `key`, `uri`) and/or `artist` + `title`, and a duration
+//! column (`duration_s`, `duration`, `seconds` in seconds, or `duration_ms`). JSON is an array
+//! of objects with the same names. Lookup is by track key first, then by artist and title.
+
+use super::{DataError, json_array_items, line_of, read_small};
+use crate::data::log::name_key;
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(Clone, Debug, Default)]
+pub struct Durations {
+    map: HashMap<String, f32>,
+}
+
+impl Durations {
+    pub fn get(&self, key: &str) -> Option<f32> {
+        self.map.get(key).copied()
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    pub fn insert(
+        &mut self,
+        id: Option<&str>,
+        artist: Option<&str>,
+        title: Option<&str>,
+        seconds: f32,
+    ) {
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            self.map.insert(id.to_string(), seconds);
+        }
+        if let (Some(a), Some(t)) = (artist, title) {
+            let mut k = String::new();
+            name_key(&mut k, a, t);
+            self.map.insert(k, seconds);
+        }
+    }
+}
+
+const ID: &[&str] = &[
+    "track_id",
+    "track_mbid",
+    "traid",
+    "key",
+    "uri",
+    "spotify_track_uri",
+    "id",
+];
+const ARTIST: &[&str] = &["artist", "artist_name", "artname"];
+const TITLE: &[&str] = &["title", "track", "track_name", "traname", "name"];
+const SECONDS: &[&str] = &["duration_s", "duration", "seconds", "length"];
+const MILLIS: &[&str] = &["duration_ms", "ms"];
+
+pub fn read_durations(path: &Path) -> Result<Durations, DataError> {
+    let src = read_small(path)?;
+    let text = std::str::from_utf8(&src).map_err(|e| DataError::Malformed {
+        path: path.to_path_buf(),
+        line: line_of(&src, e.valid_up_to()),
+        reason: "not valid UTF-8".into(),
+    })?;
+    let mut out = Durations::default();
+    let bad = |line: u64, reason: String| DataError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    if text.trim_start().starts_with('[') {
+        let rows = json_array_items(text)
+            .map_err(|(line, e)| bad(line, format!("not a JSON array: {e}")))?;
+        for (at, raw) in rows {
+            let line = line_of(&src, at);
+            let obj: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(raw).map_err(|e| bad(line, format!("not an object: {e}")))?;
+            let s = |names: &[&str]| {
+                names
+                    .iter()
+                    .find_map(|n| obj.get(*n))
+                    .and_then(|v| v.as_str().map(str::to_string))
+            };
+            let f = |names: &[&str]| {
+                names
+                    .iter()
+                    .find_map(|n| obj.get(*n))
+                    .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
+            };
+            let secs = f(SECONDS).or_else(|| f(MILLIS).map(|ms| ms / 1000.0));
+            let Some(secs) = secs.filter(|s| s.is_finite() && *s > 0.0) else {
+                return Err(bad(line, "no positive duration".into()));
+            };
+            let (id, artist, title) = (s(ID), s(ARTIST), s(TITLE));
+            if id.is_none() && (artist.is_none() || title.is_none()) {
+                return Err(bad(line, "neither a track id nor artist and title".into()));
+            }
+            out.insert(
+                id.as_deref(),
+                artist.as_deref(),
+                title.as_deref(),
+                secs as f32,
+            );
+        }
+        return Ok(out);
+    }
+    let mut lines = text.lines().enumerate();
+    let Some((_, head)) = lines.next() else {
+        return Err(DataError::invalid(path, "empty file"));
+    };
+    let sep = if head.contains('\t') { '\t' } else { ',' };
+    let cols: Vec<String> = head
+        .split(sep)
+        .map(|c| c.trim().trim_start_matches('#').to_ascii_lowercase())
+        .collect();
+    let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
+    let (id, artist, title) = (find(ID), find(ARTIST), find(TITLE));
+    let (secs, ms) = (find(SECONDS), find(MILLIS));
+    if secs.is_none() && ms.is_none() {
+        return Err(bad(
+            1,
+            format!("header has no duration column ({})", SECONDS.join(", ")),
+        ));
+    }
+    if id.is_none() && (artist.is_none() || title.is_none()) {
+        return Err(bad(
+            1,
+            "header has neither a track id column nor artist and title".into(),
+        ));
+    }
+    for (i, line) in lines {
+        let no = i as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(sep).collect();
+        if f.len() != cols.len() {
+            return Err(bad(
+                no,
+                format!("expected {} fields, found {}", cols.len(), f.len()),
+            ));
+        }
+        let get = |c: Option<usize>| c.map(|c| f[c]).filter(|s| !s.is_empty());
+        let v = match (secs, ms) {
+            (Some(c), _) => f[c].trim().parse::<f64>().ok(),
+            (None, Some(c)) => f[c].trim().parse::<f64>().ok().map(|m| m / 1000.0),
+            _ => None,
+        };
+        let Some(v) = v.filter(|v| v.is_finite() && *v > 0.0) else {
+            return Err(bad(no, "duration is not a positive number".into()));
+        };
+        out.insert(get(id), get(artist), get(title), v as f32);
+    }
+    Ok(out)
+}

@@ -1,0 +1,368 @@
+//! Readers for the listening logs people have. Every reader streams its input, skips and
+//! counts malformed lines (reporting the first ten with file, line and reason), or fails on the
+//! first one in strict mode, and appends to one [`EventLog`].
+
+mod durations;
+mod lastfm;
+mod listenbrainz;
+mod recbole;
+mod s3rec;
+mod spotify;
+
+pub use durations::{Durations, read_durations};
+pub use lastfm::{UserProfile, read_lastfm1k, read_profiles};
+pub use listenbrainz::read_listenbrainz;
+pub use recbole::read_recbole;
+pub use s3rec::{S3Rec, read_item_attributes, read_s3rec, read_samples, write_samples};
+pub use spotify::read_spotify;
+
+use super::log::EventLog;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// How many malformed lines a report lists (all are counted).
+pub const MAX_LISTED_ISSUES: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {reason}")]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl DataError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    pub fn invalid(path: &Path, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One skipped input line.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Issue {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+/// What a reader saw in one file.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ReadReport {
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub lines: u64,
+    pub events: u64,
+    /// Records that are well-formed but not plays of a track (podcasts, blank track names).
+    pub ignored: u64,
+    pub skipped: u64,
+    pub issues: Vec<Issue>,
+}
+
+/// Options shared by all readers.
+#[derive(Clone, Default)]
+pub struct ReadOptions {
+    /// Fail on the first malformed line instead of skipping it.
+    pub strict: bool,
+    /// User name for single-user exports that do not name their user (Spotify account data).
+    pub user: Option<String>,
+    /// Called with the number of bytes read so far in the current file.
+    pub progress: Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl fmt::Debug for ReadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadOptions")
+            .field("strict", &self.strict)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+/// Collects skipped lines for one file; in strict mode the first one is an error.
+pub(crate) struct Skips<'a> {
+    pub path: &'a Path,
+    pub strict: bool,
+    pub report: ReadReport,
+}
+
+impl<'a> Skips<'a> {
+    pub fn new(path: &'a Path, opts: &ReadOptions) -> Self {
+        Self {
+            path,
+            strict: opts.strict,
+            report: ReadReport {
+                file: path.display().to_string(),
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn skip(&mut self, line: u64, reason: impl Into<String>) -> Result<(), DataError> {
+        let reason = reason.into();
+        if self.strict {
+            return Err(DataError::Malformed {
+                path: self.path.to_path_buf(),
+                line,
+                reason,
+            });
+        }
+        self.report.skipped += 1;
+        if self.report.issues.len() < MAX_LISTED_ISSUES {
+            self.report.issues.push(Issue {
+                file: self.report.file.clone(),
+                line,
+                reason,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f(line_number, line)` for every line of `path` (1-based, CR of CRLF removed, the
+/// final line without newline included) while hashing the bytes with SHA-256 on a second
+/// thread. Returns the hex digest and byte count.
+pub(crate) fn for_each_line(
+    path: &Path,
+    opts: &ReadOptions,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), DataError>,
+) -> Result<(String, u64), DataError> {
+    const CHUNK: usize = 8 << 20;
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<u8>>>(4);
+    let hasher = std::thread::spawn(move || {
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        for chunk in rx {
+            h.update(&chunk[..]);
+            n += chunk.len() as u64;
+        }
+        (hex(&h.finalize()), n)
+    });
+    let mut carry: Vec<u8> = Vec::new();
+    let mut line_no = 0u64;
+    let mut done = 0u64;
+    let mut result = Ok(());
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let n = (&mut file)
+            .take(CHUNK as u64)
+            .read_to_end(&mut chunk)
+            .map_err(|e| DataError::io(path, e));
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        done += n as u64;
+        if let Some(p) = &opts.progress {
+            p(done);
+        }
+        let chunk = std::sync::Arc::new(chunk);
+        let _ = tx.send(chunk.clone());
+        let mut rest: &[u8] = &chunk;
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                Some(p) => {
+                    carry.extend_from_slice(&rest[..p]);
+                    rest = &rest[p + 1..];
+                    line_no += 1;
+                    let line = std::mem::take(&mut carry);
+                    if let Err(e) = f(line_no, trim_cr(&line)) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                None => {
+                    carry.extend_from_slice(rest);
+                    continue;
+                }
+            }
+        }
+        let mut failed = false;
+        while let Some(p) = memchr::memchr(b'\n', rest) {
+            line_no += 1;
+            if let Err(e) = f(line_no, trim_cr(&rest[..p])) {
+                result = Err(e);
+                failed = true;
+                break;
+            }
+            rest = &rest[p + 1..];
+        }
+        if failed {
+            break;
+        }
+        carry.extend_from_slice(rest);
+    }
+    if result.is_ok() && !carry.is_empty() {
+        line_no += 1;
+        result = f(line_no, trim_cr(&carry));
+    }
+    drop(tx);
+    let digest = hasher.join().expect("hashing thread panicked");
+    result.map(|()| digest)
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a byte slice, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Reads a whole (small) file: JSON exports are arrays that must be parsed as a whole.
+pub(crate) fn read_small(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|e| DataError::io(path, e))
+}
+
+/// 1-based line number of byte offset `at` in `src`.
+pub(crate) fn line_of(src: &[u8], at: usize) -> u64 {
+    memchr::memchr_iter(b'\n', &src[..at.min(src.len())]).count() as u64 + 1
+}
+
+/// The supported input formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// LastFM-1K `userid-timestamp-artid-artname-traid-traname.tsv`.
+    Lastfm1k,
+    /// Spotify streaming history, extended or account-data form (detected per record).
+    Spotify,
+    /// ListenBrainz listen export, a JSON array or JSON lines.
+    Listenbrainz,
+    /// RecBole atomic `.inter` file.
+    Recbole,
+    /// S3-Rec sequence file (`user item item ...`).
+    S3rec,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "lastfm1k" | "lastfm-1k" | "lastfm" => Self::Lastfm1k,
+            "spotify" => Self::Spotify,
+            "listenbrainz" => Self::Listenbrainz,
+            "recbole" | "inter" => Self::Recbole,
+            "s3rec" | "s3-rec" => Self::S3rec,
+            _ => {
+                return Err(format!(
+                    "unknown format '{s}' (lastfm1k, spotify, listenbrainz, recbole, s3rec)"
+                ));
+            }
+        })
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Lastfm1k => "lastfm1k",
+            Self::Spotify => "spotify",
+            Self::Listenbrainz => "listenbrainz",
+            Self::Recbole => "recbole",
+            Self::S3rec => "s3rec",
+        })
+    }
+}
+
+/// Reads one file of `format` into `log`.
+pub fn read_file(
+    format: Format,
+    path: &Path,
+    log: &mut EventLog,
+    opts: &ReadOptions,
+) -> Result<ReadReport, DataError> {
+    match format {
+        Format::Lastfm1k => read_lastfm1k(path, log, opts),
+        Format::Spotify => read_spotify(path, log, opts),
+        Format::Listenbrainz => read_listenbrainz(path, log, opts),
+        Format::Recbole => read_recbole(path, log, opts),
+        Format::S3rec => read_s3rec(path, log, opts).map(|(r, _)| r),
+    }
+}
+
+/// Splits a JSON array into its elements' source text and byte offsets, so each element can be
+/// parsed (and reported) on its own. Errors carry the 1-based line.
+pub(crate) fn json_array_items(text: &str) -> Result<Vec<(usize, &str)>, (u64, String)> {
+    let bytes = text.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_ws(0);
+    if bytes.get(i) != Some(&b'[') {
+        return Err((line_of(bytes, i), "expected a JSON array".into()));
+    }
+    i = skip_ws(i + 1);
+    let mut out = Vec::new();
+    if bytes.get(i) == Some(&b']') {
+        return Ok(out);
+    }
+    loop {
+        let mut de =
+            serde_json::Deserializer::from_str(&text[i..]).into_iter::<serde::de::IgnoredAny>();
+        match de.next() {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err((line_of(bytes, i) + e.line() as u64 - 1, e.to_string())),
+            None => return Err((line_of(bytes, i), "unexpected end of the array".into())),
+        }
+        let end = i + de.byte_offset();
+        out.push((i, &text[i..end]));
+        i = skip_ws(end);
+        match bytes.get(i) {
+            Some(b',') => i = skip_ws(i + 1),
+            Some(b']') => {
+                if skip_ws(i + 1) != bytes.len() {
+                    return Err((line_of(bytes, i + 1), "text after the array".into()));
+                }
+                return Ok(out);
+            }
+            _ => {
+                return Err((
+                    line_of(bytes, i),
+                    "expected ',' or ']' after an element".into(),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Spotify streaming history: the extended form (`Streaming_History_Audio_*.json`: `ts`,
+//! `ms_played`, `master_metadata_*`, `spotify_track_uri`, `reason_end`, `skipped`) and the short
+//! account-data form (`StreamingHistory*.json`: `endTime`, `artistName`, `trackName`,
+//! `msPlayed`). Both are JSON arrays; the form is detected per record. Spotify stamps the END
+//! of a stream; the event time is its start (end minus time played).
+
+use super::{
+    DataError, ReadOptions, ReadReport, Skips, json_array_items, line_of, read_small, sha256_hex,
+};
+use crate::data::log::{EventLog, RawEvent, name_key};
+use crate::data::time::parse_datetime;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Deserialize)]
+struct Record {
+    // extended
+    ts: Option<String>,
+    username: Option<String>,
+    ms_played: Option<f64>,
+    master_metadata_track_name: Option<String>,
+    master_metadata_album_artist_name: Option<String>,
+    spotify_track_uri: Option<String>,
+    // account data
+    #[serde(rename = "endTime")]
+    end_time: Option<String>,
+    #[serde(rename = "artistName")]
+    artist_name: Option<String>,
+    #[serde(rename = "trackName")]
+    track_name: Option<String>,
+    #[serde(rename = "msPlayed")]
+    ms_played_short: Option<f64>,
+}
+
+pub fn read_spotify(
+    path: &Path,
+    log: &mut EventLog,
+    opts: &ReadOptions,
+) -> Result<ReadReport, DataError> {
+    let src = read_small(path)?;
+    let mut skips = Skips::new(path, opts);
+    skips.report.sha256 = sha256_hex(&src);
+    skips.report.bytes = src.len() as u64;
+    skips.report.lines = line_of(&src, src.len()) - u64::from(src.ends_with(b"\n"));
+    let text = std::str::from_utf8(&src).map_err(|e| DataError::Malformed {
+        path: path.to_path_buf(),
+        line: line_of(&src, e.valid_up_to()),
+        reason: "not valid UTF-8".into(),
+    })?;
+    let records = json_array_items(text).map_err(|(line, e)| DataError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        reason: format!("not a JSON array of streams: {e}"),
+    })?;
+    let mut key = String::new();
+    for (at, raw) in records {
+        let line = line_of(&src, at);
+        let r: Record = match serde_json::from_str(raw) {
+            Ok(r) => r,
+            Err(e) => {
+                skips.skip(line, format!("not a stream record: {e}"))?;
+                continue;
+            }
+        };
+        let (stamp, ms, artist, title, uri) =
+            if r.ts.is_some() || r.master_metadata_track_name.is_some() {
+                (
+                    r.ts,
+                    r.ms_played,
+                    r.master_metadata_album_artist_name,
+                    r.master_metadata_track_name,
+                    r.spotify_track_uri,
+                )
+            } else {
+                (
+                    r.end_time,
+                    r.ms_played_short,
+                    r.artist_name,
+                    r.track_name,
+                    None,
+                )
+            };
+        let Some(stamp) = stamp else {
+            skips.skip(line, "no 'ts' or 'endTime'")?;
+            continue;
+        };
+        let Some(end) = parse_datetime(stamp.as_bytes()) else {
+            skips.skip(line, format!("time '{stamp}' is not ISO-8601"))?;
+            continue;
+        };
+        let Some(ms) = ms.filter(|m| m.is_finite() && *m >= 0.0) else {
+            skips.skip(line, "no valid 'ms_played' / 'msPlayed'")?;
+            continue;
+        };
+        let (Some(artist), Some(title)) = (
+            artist.filter(|a| !a.is_empty()),
+            title.filter(|t| !t.is_empty()),
+        ) else {
+            // Podcast episodes and audiobooks have no track name: not music plays.
+            skips.report.ignored += 1;
+            continue;
+        };
+        let user = opts
+            .user
+            .as_deref()
+            .or(r.username.as_deref())
+            .unwrap_or("listener");
+        let track_key = match uri.as_deref().filter(|u| !u.is_empty()) {
+            Some(u) => u,
+            None => {
+                name_key(&mut key, &artist, &title);
+                key.as_str()
+            }
+        };
+        log.push(&RawEvent {
+            user,
+            ts: end - (ms / 1000.0).floor() as i64,
+            artist_key: &artist,
+            artist_name: &artist,
+            track_key,
+            track_name: &title,
+            duration_s: None,
+            played_s: Some((ms / 1000.0) as f32),
+        });
+        skips.report.events += 1;
+    }
+    Ok(skips.report)
+}

@@ -1,0 +1,458 @@
+//! The compact binary form of logs and datasets: named little-endian columns behind a magic
+//! number and a format version. Files are written to a temporary name and renamed, so a
+//! reader never sees half a file.
+
+use super::read::DataError;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"ENCOREDB";
+/// Bumped whenever the column layout or the meaning of a column changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The code version recorded in manifests: crate version and binary format version.
+pub fn code_version() -> String {
+    format!("{}+db{}", env!("CARGO_PKG_VERSION"), FORMAT_VERSION)
+}
+
+/// Writes `path` through `fill` into `path.tmp.PID`, flushes, syncs and renames. On error the
+/// temporary file is removed and `path` is untouched.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), DataError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    }
+    let tmp = tmp_path(path);
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        fill(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DataError::io(path, e));
+    }
+    Ok(())
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp.{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Builds a column file in memory-bounded chunks.
+pub struct ColumnWriter<'a, W: Write> {
+    w: &'a mut W,
+}
+
+impl<'a, W: Write> ColumnWriter<'a, W> {
+    pub fn new(w: &'a mut W, kind: &str, columns: u32) -> std::io::Result<Self> {
+        w.write_all(MAGIC)?;
+        w.write_all(&FORMAT_VERSION.to_le_bytes())?;
+        w.write_all(&(kind.len() as u16).to_le_bytes())?;
+        w.write_all(kind.as_bytes())?;
+        w.write_all(&columns.to_le_bytes())?;
+        Ok(Self { w })
+    }
+
+    fn head(&mut self, name: &str, ty: u8, count: u64) -> std::io::Result<()> {
+        self.w.write_all(&(name.len() as u16).to_le_bytes())?;
+        self.w.write_all(name.as_bytes())?;
+        self.w.write_all(&[ty])?;
+        self.w.write_all(&count.to_le_bytes())
+    }
+
+    pub fn u32s(&mut self, name: &str, v: &[u32]) -> std::io::Result<()> {
+        self.head(name, 1, v.len() as u64)?;
+        for c in v.chunks(8192) {
+            let b: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.w.write_all(&b)?;
+        }
+        Ok(())
+    }
+
+    pub fn i64s(&mut self, name: &str, v: &[i64]) -> std::io::Result<()> {
+        self.head(name, 2, v.len() as u64)?;
+        for c in v.chunks(8192) {
+            let b: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.w.write_all(&b)?;
+        }
+        Ok(())
+    }
+
+    pub fn f32s(&mut self, name: &str, v: &[f32]) -> std::io::Result<()> {
+        self.head(name, 3, v.len() as u64)?;
+        for c in v.chunks(8192) {
+            let b: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.w.write_all(&b)?;
+        }
+        Ok(())
+    }
+
+    pub fn text(&mut self, name: &str, s: &str) -> std::io::Result<()> {
+        self.head(name, 4, s.len() as u64)?;
+        self.w.write_all(s.as_bytes())
+    }
+}
+
+/// A parsed column file; columns are looked up by name and type-checked.
+pub struct Columns {
+    path: PathBuf,
+    pub kind: String,
+    cols: Vec<(String, u8, std::ops::Range<usize>)>,
+    bytes: Vec<u8>,
+}
+
+impl Columns {
+    pub fn read(path: &Path) -> Result<Self, DataError> {
+        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+        Self::parse(path, bytes)
+    }
+
+    pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self, DataError> {
+        let bad =
+            |r: &str| DataError::invalid(path, format!("not a valid Encore binary file: {r}"));
+        let mut at = 0usize;
+        let take = |at: &mut usize, n: usize| -> Result<std::ops::Range<usize>, DataError> {
+            let end = at
+                .checked_add(n)
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(|| bad("truncated"))?;
+            let r = *at..end;
+            *at = end;
+            Ok(r)
+        };
+        if bytes.get(..8) != Some(MAGIC) {
+            return Err(bad("wrong magic number"));
+        }
+        at += 8;
+        let v = u32::from_le_bytes(bytes[take(&mut at, 4)?].try_into().unwrap());
+        if v != FORMAT_VERSION {
+            return Err(DataError::invalid(
+                path,
+                format!("binary format version {v}, this build reads {FORMAT_VERSION}"),
+            ));
+        }
+        let kl = u16::from_le_bytes(bytes[take(&mut at, 2)?].try_into().unwrap()) as usize;
+        let kind = String::from_utf8(bytes[take(&mut at, kl)?].to_vec())
+            .map_err(|_| bad("kind is not UTF-8"))?;
+        let n = u32::from_le_bytes(bytes[take(&mut at, 4)?].try_into().unwrap());
+        let mut cols = Vec::new();
+        for _ in 0..n {
+            let nl = u16::from_le_bytes(bytes[take(&mut at, 2)?].try_into().unwrap()) as usize;
+            let name = String::from_utf8(bytes[take(&mut at, nl)?].to_vec())
+                .map_err(|_| bad("column name is not UTF-8"))?;
+            let ty = bytes[take(&mut at, 1)?][0];
+            let count = u64::from_le_bytes(bytes[take(&mut at, 8)?].try_into().unwrap()) as usize;
+            let width = match ty {
+                1 | 3 => 4,
+                2 => 8,
+                4 => 1,
+                _ => return Err(bad("unknown column type")),
+            };
+            let r = take(
+                &mut at,
+                count
+                    .checked_mul(width)
+                    .ok_or_else(|| bad("column too long"))?,
+            )?;
+            cols.push((name, ty, r));
+        }
+        if at != bytes.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            kind,
+            cols,
+            bytes,
+        })
+    }
+
+    fn col(&self, name: &str, ty: u8) -> Result<&[u8], DataError> {
+        self.cols
+            .iter()
+            .find(|(n, t, _)| n == name && *t == ty)
+            .map(|(_, _, r)| &self.bytes[r.clone()])
+            .ok_or_else(|| DataError::invalid(&self.path, format!("missing column '{name}'")))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.cols.iter().any(|(n, _, _)| n == name)
+    }
+
+    pub fn u32s(&self, name: &str) -> Result<Vec<u32>, DataError> {
+        Ok(self
+            .col(name, 1)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    pub fn i64s(&self, name: &str) -> Result<Vec<i64>, DataError> {
+        Ok(self
+            .col(name, 2)?
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    pub fn f32s(&self, name: &str) -> Result<Vec<f32>, DataError> {
+        Ok(self
+            .col(name, 3)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    pub fn text(&self, name: &str) -> Result<String, DataError> {
+        String::from_utf8(self.col(name, 4)?.to_vec())
+            .map_err(|_| DataError::invalid(&self.path, format!("column '{name}' is not UTF-8")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+use super::completion::TrackCompletion;
+use super::intern::Interner;
+use super::log::{EventLog, TextColumn};
+use super::preprocess::Dataset;
+
+fn interner(c: &Columns, name: &str) -> Result<Interner, DataError> {
+    Interner::from_raw_parts(
+        c.text(&format!("{name}.text"))?,
+        c.u32s(&format!("{name}.ends"))?,
+    )
+    .map_err(|e| DataError::invalid(c.path(), format!("{name}: {e}")))
+}
+
+fn text_column(c: &Columns, name: &str) -> Result<TextColumn, DataError> {
+    TextColumn::from_raw_parts(
+        c.text(&format!("{name}.text"))?,
+        c.u32s(&format!("{name}.ends"))?,
+    )
+    .map_err(|e| DataError::invalid(c.path(), format!("{name}: {e}")))
+}
+
+fn put_strings<W: Write>(
+    w: &mut ColumnWriter<'_, W>,
+    name: &str,
+    (text, ends): (&str, &[u32]),
+) -> std::io::Result<()> {
+    w.text(&format!("{name}.text"), text)?;
+    w.u32s(&format!("{name}.ends"), ends)
+}
+
+fn check_len(c: &Columns, what: &str, got: usize, want: usize) -> Result<(), DataError> {
+    if got != want {
+        return Err(DataError::invalid(
+            c.path(),
+            format!("column '{what}' has {got} entries, expected {want}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_ids(c: &Columns, what: &str, ids: &[u32], n: usize) -> Result<(), DataError> {
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= n) {
+        return Err(DataError::invalid(
+            c.path(),
+            format!("column '{what}' holds id {bad}, but there are only {n}"),
+        ));
+    }
+    Ok(())
+}
+
+impl EventLog {
+    /// Writes the log in the binary format (atomically).
+    pub fn save(&self, path: &Path) -> Result<(), DataError> {
+        write_atomic(path, |w| {
+            let mut c = ColumnWriter::new(w, "event-log", 16)?;
+            put_strings(&mut c, "users", self.users.raw_parts())?;
+            put_strings(&mut c, "artists", self.artists.raw_parts())?;
+            put_strings(&mut c, "artist_name", self.artist_name.raw_parts())?;
+            put_strings(&mut c, "tracks", self.tracks.raw_parts())?;
+            put_strings(&mut c, "track_name", self.track_name.raw_parts())?;
+            c.u32s("track_artist", &self.track_artist)?;
+            c.f32s("track_duration", &self.track_duration)?;
+            c.u32s("user", &self.user)?;
+            c.i64s("ts", &self.ts)?;
+            c.u32s("track", &self.track)?;
+            c.f32s("played", &self.played)
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, DataError> {
+        let c = Columns::read(path)?;
+        if c.kind != "event-log" {
+            return Err(DataError::invalid(
+                path,
+                format!("holds a {}, not an event log", c.kind),
+            ));
+        }
+        let log = Self {
+            users: interner(&c, "users")?,
+            artists: interner(&c, "artists")?,
+            artist_name: text_column(&c, "artist_name")?,
+            tracks: interner(&c, "tracks")?,
+            track_name: text_column(&c, "track_name")?,
+            track_artist: c.u32s("track_artist")?,
+            track_duration: c.f32s("track_duration")?,
+            user: c.u32s("user")?,
+            ts: c.i64s("ts")?,
+            track: c.u32s("track")?,
+            played: c.f32s("played")?,
+        };
+        let (nt, ne) = (log.tracks.len(), log.ts.len());
+        check_len(&c, "artist_name", log.artist_name.len(), log.artists.len())?;
+        check_len(&c, "track_name", log.track_name.len(), nt)?;
+        check_len(&c, "track_artist", log.track_artist.len(), nt)?;
+        check_len(&c, "track_duration", log.track_duration.len(), nt)?;
+        check_len(&c, "user", log.user.len(), ne)?;
+        check_len(&c, "track", log.track.len(), ne)?;
+        if !log.played.is_empty() {
+            check_len(&c, "played", log.played.len(), ne)?;
+        }
+        check_ids(&c, "user", &log.user, log.users.len())?;
+        check_ids(&c, "track", &log.track, nt)?;
+        check_ids(&c, "track_artist", &log.track_artist, log.artists.len())?;
+        Ok(log)
+    }
+}
+
+impl Dataset {
+    /// Writes the dataset in the binary format (atomically).
+    pub fn save(&self, path: &Path) -> Result<(), DataError> {
+        write_atomic(path, |w| {
+            let mut c = ColumnWriter::new(w, "dataset", 22)?;
+            put_strings(&mut c, "users", self.users.raw_parts())?;
+            put_strings(&mut c, "tracks", self.tracks.raw_parts())?;
+            put_strings(&mut c, "track_name", self.track_name.raw_parts())?;
+            put_strings(&mut c, "artists", self.artists.raw_parts())?;
+            put_strings(&mut c, "artist_name", self.artist_name.raw_parts())?;
+            c.u32s("track_artist", &self.track_artist)?;
+            c.f32s("track_duration", &self.track_duration)?;
+            c.u32s(
+                "completion.n",
+                &self
+                    .track_completion
+                    .iter()
+                    .map(|t| t.n)
+                    .collect::<Vec<_>>(),
+            )?;
+            c.f32s(
+                "completion.mean",
+                &self
+                    .track_completion
+                    .iter()
+                    .map(|t| t.mean)
+                    .collect::<Vec<_>>(),
+            )?;
+            c.f32s(
+                "completion.median",
+                &self
+                    .track_completion
+                    .iter()
+                    .map(|t| t.median)
+                    .collect::<Vec<_>>(),
+            )?;
+            c.f32s(
+                "completion.skip_rate",
+                &self
+                    .track_completion
+                    .iter()
+                    .map(|t| t.skip_rate)
+                    .collect::<Vec<_>>(),
+            )?;
+            c.u32s("user", &self.user)?;
+            c.i64s("ts", &self.ts)?;
+            c.u32s("track", &self.track)?;
+            c.f32s("completion", &self.completion)?;
+            c.u32s("session_start", &self.session_start)?;
+            c.u32s("user_start", &self.user_start)
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, DataError> {
+        let c = Columns::read(path)?;
+        if c.kind != "dataset" {
+            return Err(DataError::invalid(
+                path,
+                format!("holds a {}, not a dataset", c.kind),
+            ));
+        }
+        let (n, mean, median, skip) = (
+            c.u32s("completion.n")?,
+            c.f32s("completion.mean")?,
+            c.f32s("completion.median")?,
+            c.f32s("completion.skip_rate")?,
+        );
+        let d = Self {
+            users: interner(&c, "users")?,
+            tracks: interner(&c, "tracks")?,
+            track_name: text_column(&c, "track_name")?,
+            artists: interner(&c, "artists")?,
+            artist_name: text_column(&c, "artist_name")?,
+            track_artist: c.u32s("track_artist")?,
+            track_duration: c.f32s("track_duration")?,
+            track_completion: (0..n.len().min(mean.len()).min(median.len()).min(skip.len()))
+                .map(|i| TrackCompletion {
+                    n: n[i],
+                    mean: mean[i],
+                    median: median[i],
+                    skip_rate: skip[i],
+                })
+                .collect(),
+            user: c.u32s("user")?,
+            ts: c.i64s("ts")?,
+            track: c.u32s("track")?,
+            completion: c.f32s("completion")?,
+            session_start: c.u32s("session_start")?,
+            user_start: c.u32s("user_start")?,
+        };
+        let (nt, ne) = (d.tracks.len(), d.ts.len());
+        for (what, len) in [
+            ("track_name", d.track_name.len()),
+            ("track_artist", d.track_artist.len()),
+            ("track_duration", d.track_duration.len()),
+            ("completion.*", d.track_completion.len()),
+        ] {
+            check_len(&c, what, len, nt)?;
+        }
+        check_len(&c, "artist_name", d.artist_name.len(), d.artists.len())?;
+        for (what, len) in [
+            ("user", d.user.len()),
+            ("track", d.track.len()),
+            ("completion", d.completion.len()),
+        ] {
+            check_len(&c, what, len, ne)?;
+        }
+        check_len(&c, "user_start", d.user_start.len(), d.users.len() + 1)?;
+        check_ids(&c, "user", &d.user, d.users.len())?;
+        check_ids(&c, "track", &d.track, nt)?;
+        check_ids(&c, "track_artist", &d.track_artist, d.artists.len())?;
+        for (what, s) in [
+            ("session_start", &d.session_start),
+            ("user_start", &d.user_start),
+        ] {
+            if s.first() != Some(&0)
+                || s.last() != Some(&(ne as u32))
+                || s.windows(2).any(|w| w[0] > w[1])
+            {
+                return Err(DataError::invalid(
+                    path,
+                    format!("column '{what}' is not a list of offsets over the plays"),
+                ));
+            }
+        }
+        Ok(d)
+    }
+}

@@ -1,0 +1,378 @@
+//! Readers on small hand-written logs: malformed lines, empty MBIDs, Unicode, CRLF, equal
+//! timestamps, users out of order, and every supported format.
+
+use encore::data::read::{self, DataError, Format, ReadOptions};
+use encore::data::time::parse_datetime;
+use encore::data::{EventLog, preprocess::Preset};
+use std::path::{Path, PathBuf};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn ts(s: &str) -> i64 {
+    parse_datetime(s.as_bytes()).unwrap()
+}
+
+const LASTFM: &[u8] = b"user_000002\t2009-05-04T23:08:57Z\tf1b1cf71-bd35-4e99-8624-24a6e15f133a\tDeep Dish\t\tFuck Me Im Famous (Pacha Ibiza)-09-28-2007\r\n\
+user_000002\t2009-05-04T13:54:10Z\ta7f7df4a-77d8-4f12-8acd-5c60c93f4de8\t\xe5\x9d\x82\xe6\x9c\xac\xe9\xbe\x8d\xe4\xb8\x80\t\tComposition 0919 (Live_2009_4_15)\r\n\
+user_000002\t2009-05-04T13:54:10Z\t\tBj\xc3\xb6rk\t\tJ\xc3\xb3ga\r\n\
+user_000001\t2009-05-04T13:52:04Z\ta7f7df4a-77d8-4f12-8acd-5c60c93f4de8\t\xe5\x9d\x82\xe6\x9c\xac\xe9\xbe\x8d\xe4\xb8\x80\tdb16d0b3-b8ce-4aa8-a11a-e4d53cc7f8a6\tMc2 (Live_2009_4_15)\n\
+user_000001\tnot-a-time\ta\tb\tc\td\n\
+user_000001\t2009-05-04T13:42:52Z\tonly five\tfields\there\n\
+user_000001\t2009-05-04T13:42:52Z\t\tBroken \xff byte\t\tSong\n\
+user_000001\t2009-05-04T13:42:52Z\t\t\t\t\n\
+user_000001\t2009-05-04T13:42:52Z\ta7f7df4a-77d8-4f12-8acd-5c60c93f4de8\t\xe5\x9d\x82\xe6\x9c\xac\xe9\xbe\x8d\xe4\xb8\x80\tdb16d0b3-b8ce-4aa8-a11a-e4d53cc7f8a6\tMc2 (Live_2009_4_15)";
+
+#[test]
+fn lastfm1k_reads_unicode_crlf_empty_mbids_and_skips_malformed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "log.tsv", LASTFM);
+    let mut log = EventLog::default();
+    let r = read::read_lastfm1k(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.lines, r.events, r.skipped), (9, 5, 4), "{r:?}");
+    let lines: Vec<u64> = r.issues.iter().map(|i| i.line).collect();
+    assert_eq!(lines, vec![5, 6, 7, 8]);
+    assert!(
+        r.issues[0].reason.contains("not-a-time"),
+        "{:?}",
+        r.issues[0]
+    );
+    assert!(r.issues[1].reason.contains("found 5"), "{:?}", r.issues[1]);
+    assert!(r.issues[2].reason.contains("UTF-8"), "{:?}", r.issues[2]);
+    assert!(
+        r.issues[3].reason.contains("no track MBID"),
+        "{:?}",
+        r.issues[3]
+    );
+    assert!(
+        r.issues[0]
+            .to_string()
+            .starts_with(&format!("{}:5: ", p.display()))
+    );
+    assert_eq!(r.sha256, read::sha256_hex(LASTFM));
+    // Users in order of appearance; CR stripped; track keys from MBID or artist + title.
+    assert_eq!(
+        log.users.iter().collect::<Vec<_>>(),
+        vec!["user_000002", "user_000001"]
+    );
+    assert_eq!(
+        log.track_name.get(0),
+        "Fuck Me Im Famous (Pacha Ibiza)-09-28-2007"
+    );
+    assert_eq!(
+        log.tracks.get(0),
+        "Deep Dish\tFuck Me Im Famous (Pacha Ibiza)-09-28-2007"
+    );
+    assert_eq!(log.tracks.get(2), "Björk\tJóga");
+    assert_eq!(log.artists.get(log.track_artist[2]), "Björk");
+    assert_eq!(log.artist_name.get(1), "坂本龍一");
+    assert_eq!(log.tracks.get(3), "db16d0b3-b8ce-4aa8-a11a-e4d53cc7f8a6");
+    assert_eq!(log.tracks.len(), 4, "the repeated MBID track is one track");
+    assert_eq!(log.ts[0], ts("2009-05-04T23:08:57Z"));
+    // Chronological order: by user (order of appearance), then time; equal times keep file order
+    // (file is newest-first, so the tie 1,2 stays 1,2 after the reversal).
+    let order = log.chronological();
+    assert_eq!(order, vec![1, 2, 0, 4, 3]);
+}
+
+#[test]
+fn strict_mode_fails_on_the_first_malformed_line_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "log.tsv", LASTFM);
+    let mut log = EventLog::default();
+    let opts = ReadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let e = read::read_lastfm1k(&p, &mut log, &opts).unwrap_err();
+    match &e {
+        DataError::Malformed { line, reason, .. } => {
+            assert_eq!(*line, 5);
+            assert!(reason.contains("ISO-8601"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        e.to_string().starts_with(&format!("{}:5:", p.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn only_ten_issues_are_listed_but_all_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..25 {
+        text.push_str(&format!("user_1\tbad{i}\t\tA\t\tB\n"));
+    }
+    text.push_str("user_1\t2009-01-01T00:00:00Z\t\tA\t\tB\n");
+    let p = write(dir.path(), "log.tsv", text.as_bytes());
+    let mut log = EventLog::default();
+    let r = read::read_lastfm1k(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.skipped, r.issues.len(), r.events), (25, 10, 1));
+    assert_eq!(r.issues[9].line, 10);
+}
+
+#[test]
+fn lastfm1k_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "userid-profile.tsv",
+        "#id\tgender\tage\tcountry\tregistered\r\nuser_000001\tm\t\tJapan\tAug 13, 2006\r\nuser_000002\tf\t\tPeru\tFeb 24, 2006\nuser_000003\tm\t22\tUnited States\tOct 30, 2005\nuser_000004\tf\tx\t\t\n"
+            .as_bytes(),
+    );
+    let (profiles, r) = read::read_profiles(&p, &ReadOptions::default()).unwrap();
+    assert_eq!(profiles.len(), 3);
+    assert_eq!(profiles[0].country.as_deref(), Some("Japan"));
+    assert_eq!(profiles[0].age, None);
+    assert_eq!(profiles[2].age, Some(22));
+    assert_eq!((r.skipped, r.issues[0].line), (1, 5));
+}
+
+#[test]
+fn spotify_extended_and_account_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let extended = r#"[
+  {"ts": "2021-03-01T12:05:00Z", "username": "ana", "platform": "android", "ms_played": 300000,
+   "master_metadata_track_name": "Song A", "master_metadata_album_artist_name": "Artist",
+   "master_metadata_album_album_name": "Album", "spotify_track_uri": "spotify:track:aaa",
+   "reason_start": "trackdone", "reason_end": "trackdone", "shuffle": false, "skipped": null},
+  {"ts": "2021-03-01T12:06:00Z", "username": "ana", "ms_played": 30000,
+   "master_metadata_track_name": "Song B", "master_metadata_album_artist_name": "Artist",
+   "spotify_track_uri": "spotify:track:bbb", "reason_end": "fwdbtn", "skipped": true},
+  {"ts": "2021-03-01T13:00:00Z", "username": "ana", "ms_played": 1000,
+   "master_metadata_track_name": null, "master_metadata_album_artist_name": null,
+   "spotify_track_uri": null, "episode_name": "A podcast"},
+  {"ts": "yesterday", "ms_played": 1, "master_metadata_track_name": "X",
+   "master_metadata_album_artist_name": "Y"},
+  {"ts": "2021-03-01T13:10:00Z", "ms_played": "many", "master_metadata_track_name": "X"}
+]"#;
+    let p = write(
+        dir.path(),
+        "Streaming_History_Audio_2021.json",
+        extended.as_bytes(),
+    );
+    let mut log = EventLog::default();
+    let r = read::read_spotify(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.ignored, r.skipped), (2, 1, 2), "{r:?}");
+    assert_eq!(r.issues[0].line, 12, "{:?}", r.issues);
+    assert_eq!(r.issues[1].line, 14, "{:?}", r.issues);
+    assert_eq!(log.users.get(0), "ana");
+    // The stamp is the end of the stream; the event starts ms_played earlier.
+    assert_eq!(log.ts[0], ts("2021-03-01T12:00:00Z"));
+    assert_eq!(log.ts[1], ts("2021-03-01T12:05:30Z"));
+    assert_eq!(log.played(1), Some(30.0));
+    assert_eq!(log.tracks.get(1), "spotify:track:bbb");
+
+    let short = r#"[{"endTime": "2019-02-01 10:04", "artistName": "Artist", "trackName": "Song A", "msPlayed": 240000},
+{"endTime": "2019-02-01 10:05", "artistName": "Artist", "trackName": "Song C", "msPlayed": 60000}]"#;
+    let p2 = write(dir.path(), "StreamingHistory0.json", short.as_bytes());
+    let opts = ReadOptions {
+        user: Some("me".into()),
+        ..Default::default()
+    };
+    let r = read::read_spotify(&p2, &mut log, &opts).unwrap();
+    assert_eq!(r.events, 2);
+    assert_eq!(log.users.get(1), "me");
+    assert_eq!(log.ts[2], ts("2019-02-01T10:00:00Z"));
+    assert_eq!(log.tracks.get(2), "Artist\tSong A");
+
+    // Not JSON at all: a clear error with the line.
+    let p3 = write(dir.path(), "broken.json", b"[\n{\"ts\": 1},\n{oops}\n]");
+    let e = read::read_spotify(&p3, &mut log, &ReadOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("broken.json:3:"), "{e}");
+}
+
+#[test]
+fn listenbrainz_array_and_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = |t: i64, track: &str, extra: &str| {
+        format!(
+            r#"{{"listened_at": {t}, "user_name": "lb", "track_metadata": {{"artist_name": "Portishead", "track_name": "{track}", "additional_info": {{"duration_ms": 240000{extra}}}}}}}"#
+        )
+    };
+    let jsonl = format!(
+        "{}\n{}\n{{\"listened_at\": \"soon\", \"track_metadata\": {{}}}}\n\n{}\n",
+        listen(1_600_000_000, "Roads", r#", "recording_mbid": "rec-1""#),
+        listen(1_600_000_300, "Glory Box", ""),
+        r#"{"listened_at": 1600000600, "track_metadata": {"artist_name": "Portishead"}}"#
+    );
+    let p = write(dir.path(), "listens.jsonl", jsonl.as_bytes());
+    let mut log = EventLog::default();
+    let r = read::read_listenbrainz(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (2, 2));
+    assert_eq!(
+        r.issues.iter().map(|i| i.line).collect::<Vec<_>>(),
+        vec![3, 5]
+    );
+    assert_eq!(log.tracks.get(0), "rec-1");
+    assert_eq!(log.tracks.get(1), "Portishead\tGlory Box");
+    assert_eq!(log.duration(0), Some(240.0));
+    let array = format!(
+        "[\n{},\n{}\n]",
+        listen(1_600_001_000, "Roads", ""),
+        listen(1_600_001_300, "Sour Times", "")
+    );
+    let p = write(dir.path(), "listens.json", array.as_bytes());
+    let r = read::read_listenbrainz(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!(r.events, 2);
+    assert_eq!(log.len(), 4);
+}
+
+#[test]
+fn recbole_inter_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "x.inter",
+        b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t10\t5\t100\n1\t11\tfive\t101\n2\t10\t3\n2\t12\t4\t99.5\n",
+    );
+    let mut log = EventLog::default();
+    let r = read::read_recbole(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (2, 2));
+    assert!(
+        r.issues[0].reason.contains("rating 'five'"),
+        "{:?}",
+        r.issues
+    );
+    assert_eq!(r.issues[1].line, 4);
+    assert_eq!(log.ts, vec![100, 99]);
+    let bad = write(dir.path(), "bad.inter", b"user_id\titem_id\n1\t2\n");
+    let e = read::read_recbole(&bad, &mut log, &ReadOptions::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("bad.inter:1:") && e.to_string().contains("name:type"),
+        "{e}"
+    );
+}
+
+/// MovieLens-100K as shipped in the recbole package (fetched by scripts/setup.sh).
+#[test]
+fn recbole_reads_the_real_movielens_100k() {
+    let assets = std::env::var("ENCORE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(&std::env::var("HOME").unwrap()).join(".cache/encore/assets")
+        });
+    let p = assets.join("ml-100k/recbole/dataset_example/ml-100k/ml-100k.inter");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh",
+        p.display()
+    );
+    let mut log = EventLog::default();
+    let r = read::read_recbole(
+        &p,
+        &mut log,
+        &ReadOptions {
+            strict: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (r.events, log.users.len(), log.tracks.len()),
+        (100_000, 943, 1682)
+    );
+}
+
+#[test]
+fn s3rec_sequences_samples_and_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "X.txt", b"1 5 6 7\n2 6 8\n3 x 9\n4\n");
+    let mut log = EventLog::default();
+    let (r, s) = read::read_s3rec(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (5, 2));
+    assert_eq!(s.users, vec![1, 2]);
+    assert_eq!(s.sequences, vec![vec![5, 6, 7], vec![6, 8]]);
+    assert_eq!(log.ts, vec![0, 1, 2, 0, 1]);
+    let samples = vec![(1, vec![8, 9]), (2, vec![5, 7])];
+    let sp = dir.path().join("X_sample.txt");
+    read::write_samples(&sp, &samples).unwrap();
+    assert_eq!(std::fs::read_to_string(&sp).unwrap(), "1 8 9\n2 5 7\n");
+    assert_eq!(read::read_samples(&sp).unwrap(), samples);
+    let ap = write(
+        dir.path(),
+        "X_item2attributes.json",
+        br#"{"5": [1, 2], "6": [3]}"#,
+    );
+    let a = read::read_item_attributes(&ap).unwrap();
+    assert_eq!(a[&5], vec![1, 2]);
+}
+
+/// The HetRec Last.fm files in S3-Rec's format, where the workspace has them.
+#[test]
+fn s3rec_reads_hetrec_lastfm() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lastfm-hetrec-s3rec");
+    if !dir.exists() {
+        eprintln!(
+            "skipped: {} is not in this checkout's workspace",
+            dir.display()
+        );
+        return;
+    }
+    let mut log = EventLog::default();
+    let opts = ReadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let (r, s) = read::read_s3rec(&dir.join("LastFM.txt"), &mut log, &opts).unwrap();
+    assert_eq!(s.users.len(), 1090);
+    assert_eq!(
+        r.events as usize,
+        s.sequences.iter().map(Vec::len).sum::<usize>()
+    );
+    let samples = read::read_samples(&dir.join("LastFM_sample.txt")).unwrap();
+    assert_eq!(samples.len(), 1090);
+    assert!(samples.iter().all(|(_, n)| n.len() == 99));
+    for ((u, negs), (su, seq)) in samples.iter().zip(s.users.iter().zip(&s.sequences)) {
+        assert_eq!(u, su);
+        assert!(
+            negs.iter().all(|n| !seq.contains(n)),
+            "user {u}: a negative was played"
+        );
+    }
+    let attrs = read::read_item_attributes(&dir.join("LastFM_item2attributes.json")).unwrap();
+    assert!(attrs.len() > 3000, "{}", attrs.len());
+}
+
+#[test]
+fn durations_from_tsv_csv_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = write(dir.path(), "d.tsv", b"track_id\tartist\ttitle\tduration_s\nmbid-1\t\t\t200\n\tBj\xc3\xb6rk\tJ\xc3\xb3ga\t305.5\n");
+    let d = read::read_durations(&tsv).unwrap();
+    assert_eq!(d.get("mbid-1"), Some(200.0));
+    assert_eq!(d.get("Björk\tJóga"), Some(305.5));
+    let csv = write(
+        dir.path(),
+        "d.csv",
+        b"artist,title,duration_ms\nA,B,180000\n",
+    );
+    assert_eq!(read::read_durations(&csv).unwrap().get("A\tB"), Some(180.0));
+    let json = write(
+        dir.path(),
+        "d.json",
+        br#"[{"uri": "spotify:track:x", "duration_ms": 90000}]"#,
+    );
+    assert_eq!(
+        read::read_durations(&json).unwrap().get("spotify:track:x"),
+        Some(90.0)
+    );
+    let bad = write(
+        dir.path(),
+        "bad.tsv",
+        b"track_id\tduration_s\nx\t200\ny\tlong\n",
+    );
+    let e = read::read_durations(&bad).unwrap_err();
+    assert!(e.to_string().contains("bad.tsv:3:"), "{e}");
+}
+
+#[test]
+fn formats_parse_by_name() {
+    assert_eq!("lastfm1k".parse::<Format>().unwrap(), Format::Lastfm1k);
+    assert!("csv".parse::<Format>().unwrap_err().contains("lastfm1k"));
+    assert!(Preset::builtin("nope").unwrap_err().contains("paper"));
+}
