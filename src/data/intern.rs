@@ -1,14 +1,22 @@
 //! String interning to dense `u32` ids: every string is stored once in one arena and the hash
-//! table holds only ids, so a million track keys cost their bytes plus ~12 bytes each.
+//! table holds only (id, position) entries, so a million track keys cost their bytes plus
+//! about 16 bytes each, and a lookup touches the table and the arena only.
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    id: u32,
+    start: u32,
+    len: u32,
+}
 
 #[derive(Clone, Default)]
 pub struct Interner {
     arena: String,
     ends: Vec<u32>,
-    table: HashTable<u32>,
+    table: HashTable<Entry>,
     hasher: DefaultHashBuilder,
 }
 
@@ -18,6 +26,10 @@ impl std::fmt::Debug for Interner {
             .field("len", &self.len())
             .finish()
     }
+}
+
+fn slice<'a>(arena: &'a str, e: &Entry) -> &'a str {
+    &arena[e.start as usize..(e.start + e.len) as usize]
 }
 
 impl Interner {
@@ -44,42 +56,41 @@ impl Interner {
         &self.arena[start..self.ends[id] as usize]
     }
 
-    fn hash(&self, s: &str) -> u64 {
-        self.hasher.hash_one(s)
-    }
-
     /// The id of `s`, if interned.
     pub fn lookup(&self, s: &str) -> Option<u32> {
-        let h = self.hash(s);
-        self.table.find(h, |&id| self.get(id) == s).copied()
+        let h = self.hasher.hash_one(s);
+        self.table
+            .find(h, |e| slice(&self.arena, e) == s)
+            .map(|e| e.id)
     }
 
     /// The id of `s`, interning it if new. The second value says whether it was new.
     pub fn intern(&mut self, s: &str) -> (u32, bool) {
-        let h = self.hash(s);
+        let h = self.hasher.hash_one(s);
         let Self {
             arena,
             ends,
             table,
             hasher,
         } = self;
-        let get = |id: u32| {
-            let id = id as usize;
-            let start = if id == 0 { 0 } else { ends[id - 1] as usize };
-            &arena[start..ends[id] as usize]
-        };
-        if let Some(&id) = table.find(h, |&id| get(id) == s) {
-            return (id, false);
+        if let Some(e) = table.find(h, |e| slice(arena, e) == s) {
+            return (e.id, false);
         }
         let id = u32::try_from(ends.len()).expect("more than 2^32 distinct strings");
+        let start = arena.len() as u32;
         arena.push_str(s);
-        ends.push(u32::try_from(arena.len()).expect("interned strings exceed 4 GiB"));
-        let (a, e) = (&*arena, &*ends);
-        table.insert_unique(h, id, |&id| {
-            let i = id as usize;
-            let start = if i == 0 { 0 } else { e[i - 1] as usize };
-            hasher.hash_one(&a[start..e[i] as usize])
-        });
+        let end = u32::try_from(arena.len()).expect("interned strings exceed 4 GiB");
+        ends.push(end);
+        let a = &*arena;
+        table.insert_unique(
+            h,
+            Entry {
+                id,
+                start,
+                len: end - start,
+            },
+            |e| hasher.hash_one(slice(a, e)),
+        );
         (id, true)
     }
 
@@ -91,12 +102,13 @@ impl Interner {
         (0..self.len() as u32).map(|i| self.get(i))
     }
 
-    /// Arena and end offsets, for the binary cache.
+    /// Arena and end offsets, for the binary store.
     pub fn raw_parts(&self) -> (&str, &[u32]) {
         (&self.arena, &self.ends)
     }
 
-    /// Rebuilds an interner from [`Interner::raw_parts`]; fails if the parts are inconsistent.
+    /// Rebuilds an interner from [`Interner::raw_parts`]; fails if the parts are inconsistent
+    /// or hold a string twice.
     pub fn from_raw_parts(arena: String, ends: Vec<u32>) -> Result<Self, String> {
         let mut prev = 0u32;
         for &e in &ends {
@@ -108,37 +120,29 @@ impl Interner {
         if prev as usize != arena.len() {
             return Err("string table length does not match its offsets".into());
         }
-        let mut out = Self {
+        let hasher = DefaultHashBuilder::default();
+        let mut table = HashTable::with_capacity(ends.len());
+        let mut start = 0u32;
+        for (id, &end) in ends.iter().enumerate() {
+            let e = Entry {
+                id: id as u32,
+                start,
+                len: end - start,
+            };
+            let s = slice(&arena, &e);
+            let h = hasher.hash_one(s);
+            if table.find(h, |o| slice(&arena, o) == s).is_some() {
+                return Err(format!("string table holds '{s}' twice"));
+            }
+            table.insert_unique(h, e, |o| hasher.hash_one(slice(&arena, o)));
+            start = end;
+        }
+        Ok(Self {
             arena,
             ends,
-            table: HashTable::new(),
-            hasher: DefaultHashBuilder::default(),
-        };
-        out.table.reserve(out.ends.len(), |_| 0);
-        for id in 0..out.ends.len() as u32 {
-            let h = out.hash(out.get(id));
-            let Self {
-                arena,
-                ends,
-                table,
-                hasher,
-            } = &mut out;
-            let (a, e) = (&*arena, &*ends);
-            let get = |i: u32| {
-                let i = i as usize;
-                let start = if i == 0 { 0 } else { e[i - 1] as usize };
-                &a[start..e[i] as usize]
-            };
-            if table.find(h, |&j| get(j) == get(id)).is_some() {
-                return Err(format!("string table holds '{}' twice", get(id)));
-            }
-            table.insert_unique(h, id, |&id| {
-                let i = id as usize;
-                let start = if i == 0 { 0 } else { e[i - 1] as usize };
-                hasher.hash_one(&a[start..e[i] as usize])
-            });
-        }
-        Ok(out)
+            table,
+            hasher,
+        })
     }
 }
 
@@ -160,5 +164,10 @@ mod tests {
         assert_eq!(j.iter().collect::<Vec<_>>(), vec!["a", "ünïcode", ""]);
         assert_eq!(j.lookup("ünïcode"), Some(1));
         assert!(Interner::from_raw_parts("ab".into(), vec![1]).is_err());
+        assert!(
+            Interner::from_raw_parts("aa".into(), vec![1, 2])
+                .unwrap_err()
+                .contains("twice")
+        );
     }
 }

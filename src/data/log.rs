@@ -206,3 +206,49 @@ impl EventLog {
         n
     }
 }
+
+impl EventLog {
+    /// Appends another log, re-interning its users, tracks and artists. Appending the logs of
+    /// consecutive parts of a file gives the same ids and order as reading it in one pass.
+    pub fn append(&mut self, o: EventLog) {
+        if self.is_empty() && self.tracks.is_empty() && self.users.is_empty() {
+            *self = o;
+            return;
+        }
+        let umap: Vec<u32> = o.users.iter().map(|u| self.users.id(u)).collect();
+        let mut tmap = Vec::with_capacity(o.tracks.len());
+        for t in 0..o.tracks.len() as u32 {
+            let (id, new) = self.tracks.intern(o.tracks.get(t));
+            let oa = o.track_artist[t as usize];
+            if new {
+                let (artist, new_artist) = self.artists.intern(o.artists.get(oa));
+                if new_artist {
+                    self.artist_name.push(o.artist_name.get(oa));
+                }
+                self.track_name.push(o.track_name.get(t));
+                self.track_artist.push(artist);
+                self.track_duration.push(f32::NAN);
+            }
+            let d = o.track_duration[t as usize];
+            if d.is_finite() {
+                self.track_duration[id as usize] = d;
+            }
+            tmap.push(id);
+        }
+        match (self.played.is_empty(), o.played.is_empty()) {
+            (_, false) => {
+                if self.played.is_empty() {
+                    self.played = vec![f32::NAN; self.ts.len()];
+                }
+                self.played.extend_from_slice(&o.played);
+            }
+            (false, true) => self
+                .played
+                .extend(std::iter::repeat_n(f32::NAN, o.ts.len())),
+            (true, true) => {}
+        }
+        self.user.extend(o.user.iter().map(|&u| umap[u as usize]));
+        self.track.extend(o.track.iter().map(|&t| tmap[t as usize]));
+        self.ts.extend_from_slice(&o.ts);
+    }
+}

@@ -117,6 +117,51 @@ fn only_ten_issues_are_listed_but_all_are_counted() {
 }
 
 #[test]
+fn parallel_parts_give_exactly_the_single_pass_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = Vec::new();
+    for _ in 0..40 {
+        text.extend_from_slice(LASTFM);
+        text.push(b'\n');
+    }
+    let p = write(dir.path(), "log.tsv", &text);
+    let opts = ReadOptions::default();
+    let mut one = EventLog::default();
+    let r1 = read::read_lastfm1k_in_parts(&p, &mut one, &opts, 1).unwrap();
+    assert_eq!((r1.events, r1.skipped, r1.issues.len()), (200, 160, 10));
+    for parts in [2, 3, 7] {
+        let mut many = EventLog::default();
+        let r = read::read_lastfm1k_in_parts(&p, &mut many, &opts, parts).unwrap();
+        assert_eq!(r, r1, "{parts} parts");
+        assert_eq!(
+            (&many.user, &many.ts, &many.track),
+            (&one.user, &one.ts, &one.track)
+        );
+        assert_eq!(
+            many.tracks.iter().collect::<Vec<_>>(),
+            one.tracks.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            many.artists.iter().collect::<Vec<_>>(),
+            one.artists.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(many.track_artist, one.track_artist);
+    }
+    // Strict mode reports the first malformed line of the file, whichever part holds it.
+    let strict = ReadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let e = read::read_lastfm1k_in_parts(&p, &mut EventLog::default(), &strict, 4).unwrap_err();
+    assert!(e.to_string().contains("log.tsv:5:"), "{e}");
+    let mut tail = b"u\t2009-01-01T00:00:00Z\t\tA\t\tB\n".repeat(50);
+    tail.extend_from_slice(b"u\tbad\n");
+    let p2 = write(dir.path(), "tail.tsv", &tail);
+    let e = read::read_lastfm1k_in_parts(&p2, &mut EventLog::default(), &strict, 4).unwrap_err();
+    assert!(e.to_string().contains("tail.tsv:51:"), "{e}");
+}
+
+#[test]
 fn lastfm1k_profiles() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(

@@ -10,7 +10,7 @@ mod s3rec;
 mod spotify;
 
 pub use durations::{Durations, read_durations};
-pub use lastfm::{UserProfile, read_lastfm1k, read_profiles};
+pub use lastfm::{UserProfile, read_lastfm1k, read_lastfm1k_in_parts, read_profiles};
 pub use listenbrainz::read_listenbrainz;
 pub use recbole::read_recbole;
 pub use s3rec::{S3Rec, read_item_attributes, read_s3rec, read_samples, write_samples};
@@ -151,34 +151,66 @@ impl<'a> Skips<'a> {
 pub(crate) fn for_each_line(
     path: &Path,
     opts: &ReadOptions,
-    mut f: impl FnMut(u64, &[u8]) -> Result<(), DataError>,
+    f: impl FnMut(u64, &[u8]) -> Result<(), DataError>,
 ) -> Result<(String, u64), DataError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| DataError::io(path, e))?
+        .len();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let progress = |n: u64| {
+        let total = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if let Some(p) = &opts.progress {
+            p(total);
+        }
+    };
+    let (digest, n, _) = lines_in_range(path, 0..len, true, &progress, f)?;
+    Ok((digest.unwrap_or_default(), n))
+}
+
+/// The lines of bytes `range` of `path` (the range must start at a line start and end at a
+/// line start or the end of the file). `progress` gets the size of each chunk read. With `hash`, the
+/// bytes are hashed with SHA-256 on a second thread. Returns the digest, the byte count and
+/// the number of lines.
+pub(crate) fn lines_in_range(
+    path: &Path,
+    range: std::ops::Range<u64>,
+    hash: bool,
+    progress: &(dyn Fn(u64) + Sync),
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), DataError>,
+) -> Result<(Option<String>, u64, u64), DataError> {
+    use std::io::Seek;
     const CHUNK: usize = 8 << 20;
     let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    file.seek(std::io::SeekFrom::Start(range.start))
+        .map_err(|e| DataError::io(path, e))?;
+    let mut file = file.take(range.end - range.start);
     let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<u8>>>(4);
-    let hasher = std::thread::spawn(move || {
-        let mut h = Sha256::new();
-        let mut n = 0u64;
-        for chunk in rx {
-            h.update(&chunk[..]);
-            n += chunk.len() as u64;
-        }
-        (hex(&h.finalize()), n)
+    let hasher = hash.then(|| {
+        std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in rx {
+                h.update(&chunk[..]);
+            }
+            hex(&h.finalize())
+        })
     });
     let mut carry: Vec<u8> = Vec::new();
     let mut line_no = 0u64;
     let mut done = 0u64;
     let mut result = Ok(());
-    loop {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let n = (&mut file)
-            .take(CHUNK as u64)
-            .read_to_end(&mut chunk)
-            .map_err(|e| DataError::io(path, e));
-        let n = match n {
+    let mut spare: Option<std::sync::Arc<Vec<u8>>> = None;
+    'chunks: loop {
+        // Reuse the previous buffer when the hashing thread has let go of it.
+        let mut chunk = spare
+            .take()
+            .and_then(|a| std::sync::Arc::try_unwrap(a).ok())
+            .unwrap_or_default();
+        chunk.clear();
+        chunk.reserve(CHUNK);
+        let n = match (&mut file).take(CHUNK as u64).read_to_end(&mut chunk) {
             Ok(n) => n,
             Err(e) => {
-                result = Err(e);
+                result = Err(DataError::io(path, e));
                 break;
             }
         };
@@ -186,11 +218,11 @@ pub(crate) fn for_each_line(
             break;
         }
         done += n as u64;
-        if let Some(p) = &opts.progress {
-            p(done);
-        }
+        progress(n as u64);
         let chunk = std::sync::Arc::new(chunk);
-        let _ = tx.send(chunk.clone());
+        if hasher.is_some() {
+            let _ = tx.send(chunk.clone());
+        }
         let mut rest: &[u8] = &chunk;
         if !carry.is_empty() {
             match memchr::memchr(b'\n', rest) {
@@ -206,32 +238,81 @@ pub(crate) fn for_each_line(
                 }
                 None => {
                     carry.extend_from_slice(rest);
+                    spare = Some(chunk);
                     continue;
                 }
             }
         }
-        let mut failed = false;
         while let Some(p) = memchr::memchr(b'\n', rest) {
             line_no += 1;
             if let Err(e) = f(line_no, trim_cr(&rest[..p])) {
                 result = Err(e);
-                failed = true;
-                break;
+                break 'chunks;
             }
             rest = &rest[p + 1..];
         }
-        if failed {
-            break;
-        }
         carry.extend_from_slice(rest);
+        spare = Some(chunk);
     }
     if result.is_ok() && !carry.is_empty() {
         line_no += 1;
         result = f(line_no, trim_cr(&carry));
     }
     drop(tx);
-    let digest = hasher.join().expect("hashing thread panicked");
-    result.map(|()| digest)
+    let digest = hasher.map(|h| h.join().expect("hashing thread panicked"));
+    result.map(|()| (digest, done, line_no))
+}
+
+/// SHA-256 of a whole file, hex, read sequentially on the calling thread.
+pub(crate) fn sha256_file(path: &Path) -> Result<String, DataError> {
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| DataError::io(path, e))?;
+        if n == 0 {
+            return Ok(hex(&h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Splits `path` into `parts` byte ranges that start at line starts.
+pub(crate) fn line_aligned_ranges(
+    path: &Path,
+    parts: usize,
+) -> Result<Vec<std::ops::Range<u64>>, DataError> {
+    use std::io::Seek;
+    let len = std::fs::metadata(path)
+        .map_err(|e| DataError::io(path, e))?
+        .len();
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut cuts = vec![0u64];
+    let mut buf = vec![0u8; 1 << 16];
+    for i in 1..parts as u64 {
+        let mut at = (len * i / parts as u64).max(*cuts.last().unwrap());
+        file.seek(std::io::SeekFrom::Start(at))
+            .map_err(|e| DataError::io(path, e))?;
+        loop {
+            let n = file.read(&mut buf).map_err(|e| DataError::io(path, e))?;
+            if n == 0 {
+                at = len;
+                break;
+            }
+            if let Some(p) = memchr::memchr(b'\n', &buf[..n]) {
+                at += p as u64 + 1;
+                break;
+            }
+            at += n as u64;
+        }
+        cuts.push(at);
+    }
+    cuts.push(len);
+    cuts.dedup();
+    if cuts.len() == 1 {
+        cuts.push(len); // an empty file: one empty range
+    }
+    Ok(cuts.windows(2).map(|w| w[0]..w[1]).collect())
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
