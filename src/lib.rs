@@ -8,6 +8,7 @@
 
 pub mod data;
 pub mod device;
+pub mod eval;
 pub mod smoke;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,0 +1,202 @@
+//! Evaluation: conservative ranking metrics, the protocols (sampled candidates, full catalogue
+//! with or without already-heard tracks), training cut-offs per split, and the honest floors
+//! every model must beat (most-popular, session item-kNN).
+
+pub mod baselines;
+pub mod metrics;
+
+use crate::data::Dataset;
+use crate::data::split::{Case, Scheme, Split};
+pub use metrics::{Ranks, rank};
+
+/// Anything that scores every item after a history of item ids (time order).
+pub trait Scorer {
+    fn n_items(&self) -> usize;
+    /// Writes one score per item into `out` (`out.len() == n_items()`); higher is better.
+    fn score_all(&self, history: &[u32], out: &mut [f32]);
+}
+
+/// Which stage of a split a model is trained for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Train for validation cases (model selection, early stopping).
+    Valid,
+    /// Train for test cases.
+    Test,
+}
+
+/// Per user, the play index (exclusive) up to which plays may be used for training at `stage`:
+/// temporal splits cut every user at the stage's cutoff, leave-one-out drops the last one
+/// (test) or two (validation) plays.
+pub fn train_end(d: &Dataset, split: &Split, stage: Stage) -> Vec<u32> {
+    (0..d.n_users() as u32)
+        .map(|u| {
+            let r = d.user_range(u);
+            match split.scheme {
+                Scheme::Temporal => {
+                    let cut = match stage {
+                        Stage::Valid => split.valid_cutoff,
+                        Stage::Test => split.test_cutoff,
+                    }
+                    .unwrap_or(i64::MAX);
+                    (r.start + d.ts[r.clone()].partition_point(|&t| t < cut)) as u32
+                }
+                Scheme::LeaveOneOut => {
+                    let drop = match stage {
+                        Stage::Valid => 2,
+                        Stage::Test => 1,
+                    };
+                    r.end.saturating_sub(drop).max(r.start) as u32
+                }
+            }
+        })
+        .collect()
+}
+
+/// Ranks the target of every case. With `candidates` (one list per case, positive first) the
+/// target is ranked among its list; otherwise among every item, and with `mask_heard` the
+/// tracks in the case's history (other than the target) are left out of the ranking.
+pub fn evaluate(
+    scorer: &dyn Scorer,
+    d: &Dataset,
+    cases: &[Case],
+    candidates: Option<&[Vec<u32>]>,
+    mask_heard: bool,
+) -> Ranks {
+    let mut out = Ranks::default();
+    let mut scores = vec![0f32; scorer.n_items()];
+    let mut heard = vec![false; scorer.n_items()];
+    for (i, c) in cases.iter().enumerate() {
+        let history = c.history(d);
+        scorer.score_all(history, &mut scores);
+        let target = scores[c.target as usize];
+        let r = match candidates {
+            Some(cands) => {
+                let list = &cands[i];
+                debug_assert_eq!(list[0], c.target, "candidate lists start with the positive");
+                rank(target, list[1..].iter().map(|&t| scores[t as usize]))
+            }
+            None => {
+                if mask_heard {
+                    for &t in history {
+                        heard[t as usize] = true;
+                    }
+                }
+                let r = rank(
+                    target,
+                    scores
+                        .iter()
+                        .enumerate()
+                        .filter(|&(t, _)| t != c.target as usize && !heard[t])
+                        .map(|(_, &s)| s),
+                );
+                if mask_heard {
+                    for &t in history {
+                        heard[t as usize] = false;
+                    }
+                }
+                r
+            }
+        };
+        out.push(c.user, r);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::baselines::{ItemKnn, ItemKnnConfig, MostPopular};
+    use super::*;
+    use crate::data::{EventLog, RawEvent, preprocess};
+
+    /// Users cycling through 0..5 in order, one play a minute: every session is the cycle.
+    fn cyclic(users: usize, plays: usize) -> Dataset {
+        let mut log = EventLog::default();
+        for u in 0..users {
+            let user = format!("u{u}");
+            for i in 0..plays {
+                let key = ((i + u) % 5).to_string();
+                log.push(&RawEvent {
+                    user: &user,
+                    ts: (i * 60) as i64,
+                    track_key: &key,
+                    ..Default::default()
+                });
+            }
+        }
+        let p = crate::data::Preset {
+            session_gap_s: 1200,
+            min_user_plays: 0,
+            min_track_plays: 0,
+            k_core: 0,
+            dedupe_in_session: false,
+            min_session_len: 1,
+            max_session_len: 0,
+            min_user_sessions: 0,
+            skip_threshold: 0.5,
+        };
+        preprocess(&log, &p, |_| {}).dataset
+    }
+
+    #[test]
+    fn item_knn_learns_a_cycle_and_popularity_does_not() {
+        let d = cyclic(20, 23);
+        let split = crate::data::split::leave_one_out(&d);
+        let ends = train_end(&d, &split, Stage::Test);
+        let sessions: Vec<&[u32]> = (0..d.n_users() as u32)
+            .map(|u| &d.track[d.user_range(u).start..ends[u as usize] as usize])
+            .collect();
+        let knn = ItemKnn::fit(
+            d.n_tracks(),
+            sessions.iter().copied(),
+            &ItemKnnConfig::default(),
+        );
+        let r = evaluate(&knn, &d, &split.test, None, false);
+        assert_eq!(r.mean("HR@1"), Some(1.0));
+        let pop = MostPopular::fit(
+            d.n_tracks(),
+            sessions.iter().flat_map(|s| s.iter().copied()),
+        );
+        let r = evaluate(&pop, &d, &split.test, None, false);
+        assert!(r.mean("HR@1").unwrap() < 0.5, "{:?}", r.mean("HR@1"));
+    }
+
+    #[test]
+    fn candidates_and_masking() {
+        let d = cyclic(6, 12);
+        let split = crate::data::split::leave_one_out(&d);
+        let pop = MostPopular::fit(d.n_tracks(), d.track.iter().copied());
+        // Full ranking equals ranking among a candidate list of every item (positive first).
+        let all: Vec<Vec<u32>> = split
+            .test
+            .iter()
+            .map(|c| {
+                std::iter::once(c.target)
+                    .chain((0..d.n_tracks() as u32).filter(|&t| t != c.target))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            evaluate(&pop, &d, &split.test, Some(&all), false),
+            evaluate(&pop, &d, &split.test, None, false)
+        );
+        // Every track was heard, so masking leaves only the target: rank 1.
+        let masked = evaluate(&pop, &d, &split.test, None, true);
+        assert!(masked.ranks.iter().all(|&r| r == 1));
+        // Temporal cut-offs: nothing at or after the cutoff is training data.
+        let t = crate::data::split::temporal(&d, 0.9, 0.0, 1);
+        for (u, &e) in train_end(&d, &t, Stage::Test).iter().enumerate() {
+            let r = d.user_range(u as u32);
+            assert!(
+                d.ts[r.start..e as usize]
+                    .iter()
+                    .all(|&x| x < t.test_cutoff.unwrap())
+            );
+            assert!(
+                d.ts[e as usize..r.end]
+                    .iter()
+                    .all(|&x| x >= t.test_cutoff.unwrap())
+            );
+        }
+    }
+}
