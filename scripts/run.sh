@@ -10,6 +10,13 @@ bash scripts/setup.sh
 printf '\n\033[1m== native demo\033[0m: encore doctor\n'
 cargo run --locked --quiet -- doctor
 
+demo="$ENCORE_CACHE/demo"
+printf '\n\033[1m== native demo\033[0m: a synthetic listening log through the paper preset into a temporal split (%s)\n' "$demo"
+cargo run --locked --quiet -- data synth --lines 300000 --users 60 --seed 0 -o "$demo/synth.tsv"
+cargo run --locked --quiet -- data ingest -f lastfm1k --preset paper --durations "$demo/synth.tracks.tsv" \
+  "$demo/synth.tsv" -o "$demo/paper"
+cargo run --locked --quiet -- data split "$demo/paper" --scheme temporal --candidates sampled-200
+
 printf '\n\033[1m== web app\033[0m: trunk builds it, then serves it\n'
 echo "Encore will be served on http://127.0.0.1:8080 once built (Ctrl-C to stop)."
 echo "Open it in a browser with WebGPU (Chrome/Chromium 113+, Edge, Firefox 141+); others fall back to the CPU."
