@@ -3,7 +3,7 @@
 //! column (`duration_s`, `duration`, `seconds` in seconds, or `duration_ms`). JSON is an array
 //! of objects with the same names. Lookup is by track key first, then by artist and title.
 
-use super::{DataError, json_array_items, line_of, read_small};
+use super::{DataError, json_array_items, read_small_text};
 use crate::data::log::name_key;
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,12 +56,7 @@ const SECONDS: &[&str] = &["duration_s", "duration", "seconds", "length"];
 const MILLIS: &[&str] = &["duration_ms", "ms"];
 
 pub fn read_durations(path: &Path) -> Result<Durations, DataError> {
-    let src = read_small(path)?;
-    let text = std::str::from_utf8(&src).map_err(|e| DataError::Malformed {
-        path: path.to_path_buf(),
-        line: line_of(&src, e.valid_up_to()),
-        reason: "not valid UTF-8".into(),
-    })?;
+    let text = read_small_text(path)?;
     let mut out = Durations::default();
     let bad = |line: u64, reason: String| DataError::Malformed {
         path: path.to_path_buf(),
@@ -69,10 +64,9 @@ pub fn read_durations(path: &Path) -> Result<Durations, DataError> {
         reason,
     };
     if text.trim_start().starts_with('[') {
-        let rows = json_array_items(text)
+        let rows = json_array_items(&text)
             .map_err(|(line, e)| bad(line, format!("not a JSON array: {e}")))?;
-        for (at, raw) in rows {
-            let line = line_of(&src, at);
+        for (line, raw) in rows {
             let obj: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(raw).map_err(|e| bad(line, format!("not an object: {e}")))?;
             let s = |names: &[&str]| {

@@ -4,7 +4,7 @@
 //! (`duration_ms`, `recording_mbid`, `artist_mbids`) and `mbid_mapping`.
 
 use super::{
-    DataError, ReadOptions, ReadReport, Skips, json_array_items, line_of, read_small, sha256_hex,
+    DataError, ReadOptions, ReadReport, Skips, json_array_items, read_small_text, sha256_hex,
 };
 use crate::data::log::{EventLog, RawEvent, name_key};
 use serde::Deserialize;
@@ -44,25 +44,19 @@ pub fn read_listenbrainz(
     log: &mut EventLog,
     opts: &ReadOptions,
 ) -> Result<ReadReport, DataError> {
-    let src = read_small(path)?;
+    let text = read_small_text(path)?;
+    let src = text.as_bytes();
     let mut skips = Skips::new(path, opts);
-    skips.report.sha256 = sha256_hex(&src);
+    skips.report.sha256 = sha256_hex(src);
     skips.report.bytes = src.len() as u64;
-    let text = std::str::from_utf8(&src).map_err(|e| DataError::Malformed {
-        path: path.to_path_buf(),
-        line: line_of(&src, e.valid_up_to()),
-        reason: "not valid UTF-8".into(),
-    })?;
     let mut items: Vec<(u64, &str)> = Vec::new();
     if text.trim_start().starts_with('[') {
-        let records = json_array_items(text).map_err(|(line, e)| DataError::Malformed {
+        let records = json_array_items(&text).map_err(|(line, e)| DataError::Malformed {
             path: path.to_path_buf(),
             line,
             reason: format!("not a JSON array of listens: {e}"),
         })?;
-        for (at, r) in records {
-            items.push((line_of(&src, at), r));
-        }
+        items = records;
     } else {
         for (i, l) in text.lines().enumerate() {
             if !l.trim().is_empty() {

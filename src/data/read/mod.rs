@@ -333,6 +333,15 @@ pub(crate) fn read_small(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|e| DataError::io(path, e))
 }
 
+/// Reads a whole (small) text file; invalid UTF-8 is an error naming its line.
+pub(crate) fn read_small_text(path: &Path) -> Result<String, DataError> {
+    String::from_utf8(read_small(path)?).map_err(|e| DataError::Malformed {
+        path: path.to_path_buf(),
+        line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
+        reason: "not valid UTF-8".into(),
+    })
+}
+
 /// 1-based line number of byte offset `at` in `src`.
 pub(crate) fn line_of(src: &[u8], at: usize) -> u64 {
     memchr::memchr_iter(b'\n', &src[..at.min(src.len())]).count() as u64 + 1
@@ -400,9 +409,10 @@ pub fn read_file(
     }
 }
 
-/// Splits a JSON array into its elements' source text and byte offsets, so each element can be
-/// parsed (and reported) on its own. Errors carry the 1-based line.
-pub(crate) fn json_array_items(text: &str) -> Result<Vec<(usize, &str)>, (u64, String)> {
+/// Splits a JSON array into its elements' source text and 1-based starting lines (counted
+/// incrementally, one pass over the text), so each element can be parsed and reported on its
+/// own. Errors carry the 1-based line.
+pub(crate) fn json_array_items(text: &str) -> Result<Vec<(u64, &str)>, (u64, String)> {
     let bytes = text.as_bytes();
     let skip_ws = |mut i: usize| {
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
@@ -419,16 +429,19 @@ pub(crate) fn json_array_items(text: &str) -> Result<Vec<(usize, &str)>, (u64, S
     if bytes.get(i) == Some(&b']') {
         return Ok(out);
     }
+    let (mut line, mut counted) = (1u64, 0usize);
     loop {
+        line += memchr::memchr_iter(b'\n', &bytes[counted..i]).count() as u64;
+        counted = i;
         let mut de =
             serde_json::Deserializer::from_str(&text[i..]).into_iter::<serde::de::IgnoredAny>();
         match de.next() {
             Some(Ok(_)) => {}
-            Some(Err(e)) => return Err((line_of(bytes, i) + e.line() as u64 - 1, e.to_string())),
-            None => return Err((line_of(bytes, i), "unexpected end of the array".into())),
+            Some(Err(e)) => return Err((line + e.line() as u64 - 1, e.to_string())),
+            None => return Err((line, "unexpected end of the array".into())),
         }
         let end = i + de.byte_offset();
-        out.push((i, &text[i..end]));
+        out.push((line, &text[i..end]));
         i = skip_ws(end);
         match bytes.get(i) {
             Some(b',') => i = skip_ws(i + 1),

@@ -5,7 +5,8 @@
 //! of a stream; the event time is its start (end minus time played).
 
 use super::{
-    DataError, ReadOptions, ReadReport, Skips, json_array_items, line_of, read_small, sha256_hex,
+    DataError, ReadOptions, ReadReport, Skips, json_array_items, line_of, read_small_text,
+    sha256_hex,
 };
 use crate::data::log::{EventLog, RawEvent, name_key};
 use crate::data::time::parse_datetime;
@@ -37,24 +38,19 @@ pub fn read_spotify(
     log: &mut EventLog,
     opts: &ReadOptions,
 ) -> Result<ReadReport, DataError> {
-    let src = read_small(path)?;
+    let text = read_small_text(path)?;
+    let src = text.as_bytes();
     let mut skips = Skips::new(path, opts);
-    skips.report.sha256 = sha256_hex(&src);
+    skips.report.sha256 = sha256_hex(src);
     skips.report.bytes = src.len() as u64;
-    skips.report.lines = line_of(&src, src.len()) - u64::from(src.ends_with(b"\n"));
-    let text = std::str::from_utf8(&src).map_err(|e| DataError::Malformed {
-        path: path.to_path_buf(),
-        line: line_of(&src, e.valid_up_to()),
-        reason: "not valid UTF-8".into(),
-    })?;
-    let records = json_array_items(text).map_err(|(line, e)| DataError::Malformed {
+    skips.report.lines = line_of(src, src.len()) - u64::from(src.ends_with(b"\n"));
+    let records = json_array_items(&text).map_err(|(line, e)| DataError::Malformed {
         path: path.to_path_buf(),
         line,
         reason: format!("not a JSON array of streams: {e}"),
     })?;
     let mut key = String::new();
-    for (at, raw) in records {
-        let line = line_of(&src, at);
+    for (line, raw) in records {
         let r: Record = match serde_json::from_str(raw) {
             Ok(r) => r,
             Err(e) => {
