@@ -55,6 +55,19 @@ impl TrackCompletion {
     };
 }
 
+/// Over the plays that have a ratio: how many, their mean and the share below `skip_threshold`
+/// (NaN when none has one). One pass, no copy.
+pub fn ratio_summary(ratios: &[f32], skip_threshold: f32) -> (u64, f64, f64) {
+    let (mut n, mut sum, mut skips) = (0u64, 0f64, 0u64);
+    for &r in ratios.iter().filter(|r| r.is_finite()) {
+        n += 1;
+        sum += f64::from(r);
+        skips += u64::from(r < skip_threshold);
+    }
+    let share = |x: f64| if n == 0 { f64::NAN } else { x / n as f64 };
+    (n, share(sum), share(skips as f64))
+}
+
 /// Mean, median and skip rate per track of the log.
 pub fn track_completion(
     log: &EventLog,

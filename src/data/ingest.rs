@@ -1,6 +1,7 @@
 //! `encore data ingest`: read logs (or their cached binary form), attach durations, run a
 //! preset, and write the processed dataset with its statistics.
 
+use super::completion::ratio_summary;
 use super::preprocess::{Preset, Processed, StepStats, preprocess};
 use super::read::{self, DataError, Format, ReadOptions, ReadReport, UserProfile};
 use super::store::{code_version, write_atomic};
@@ -235,27 +236,17 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
         raw_mean_ratio,
         raw_tracks_with_duration,
     } = processed;
-    let ratios: Vec<f64> = d
-        .completion
-        .iter()
-        .filter(|r| r.is_finite())
-        .map(|&r| f64::from(r))
-        .collect();
+    let (plays_with_ratio, mean, skip_rate) =
+        ratio_summary(&d.completion, opts.preset.skip_threshold);
     let finite = |x: f64| x.is_finite().then_some(x);
     let completion = CompletionStats {
         duration_source,
         tracks_with_duration: raw_tracks_with_duration,
         raw_plays_with_ratio,
         raw_mean: finite(raw_mean_ratio),
-        plays_with_ratio: ratios.len() as u64,
-        mean: finite(ratios.iter().sum::<f64>() / ratios.len() as f64),
-        skip_rate: finite(
-            ratios
-                .iter()
-                .filter(|&&r| r < f64::from(opts.preset.skip_threshold))
-                .count() as f64
-                / ratios.len() as f64,
-        ),
+        plays_with_ratio,
+        mean: finite(mean),
+        skip_rate: finite(skip_rate),
     };
     let files = write_dataset(&opts.out, &d, profiles.as_deref())?;
     let mut stats = IngestStats {

@@ -1,7 +1,7 @@
 //! Preprocessing presets and the pipeline that turns a raw [`EventLog`] into a [`Dataset`]:
 //! filters, sessions, de-duplication, with the counts after every step.
 
-use super::completion::{TrackCompletion, completion_ratios, track_completion};
+use super::completion::{TrackCompletion, completion_ratios, ratio_summary, track_completion};
 use super::intern::Interner;
 use super::log::{EventLog, TextColumn};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,23 @@ pub const BUILTIN_PRESETS: &str = include_str!("presets.toml");
 /// Parses a presets file (a TOML table per preset).
 pub fn parse_presets(text: &str) -> Result<std::collections::BTreeMap<String, Preset>, String> {
     toml::from_str(text).map_err(|e| e.to_string())
+}
+
+impl Preset {
+    /// Every filter off: the log is only cut into sessions at gaps longer than `session_gap_s`.
+    pub fn sessions_only(session_gap_s: i64) -> Self {
+        Self {
+            session_gap_s,
+            min_user_plays: 0,
+            min_track_plays: 0,
+            k_core: 0,
+            dedupe_in_session: false,
+            min_session_len: 1,
+            max_session_len: 0,
+            min_user_sessions: 0,
+            skip_threshold: 0.5,
+        }
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -137,17 +154,28 @@ fn filter_by_count(keep: &mut Vec<u32>, key: &[u32], n_keys: usize, min: u32) ->
     keep.len() != before
 }
 
+/// Keeps the plays (and their session numbers, a parallel column) for which `f(play, session)`
+/// holds, in order.
+fn retain_plays(keep: &mut Vec<u32>, sess: &mut Vec<u32>, mut f: impl FnMut(u32, u32) -> bool) {
+    let mut w = 0;
+    for k in 0..keep.len() {
+        if f(keep[k], sess[k]) {
+            keep[w] = keep[k];
+            sess[w] = sess[k];
+            w += 1;
+        }
+    }
+    keep.truncate(w);
+    sess.truncate(w);
+}
+
 /// Runs the preset's steps on `log`. `progress` is called with each finished step's name.
 pub fn preprocess(log: &EventLog, p: &Preset, mut progress: impl FnMut(&str)) -> Processed {
     let order = log.chronological();
     progress("sort");
     let ratios = completion_ratios(log, &order, p.session_gap_s);
     let raw_completion = track_completion(log, &ratios, p.skip_threshold);
-    let with: Vec<f64> = ratios
-        .iter()
-        .filter(|r| r.is_finite())
-        .map(|&r| f64::from(r))
-        .collect();
+    let (raw_plays_with_ratio, raw_mean_ratio, _) = ratio_summary(&ratios, p.skip_threshold);
     progress("completion");
 
     let mut steps = vec![count(log, &order, None, "read")];
@@ -192,18 +220,12 @@ pub fn preprocess(log: &EventLog, p: &Preset, mut progress: impl FnMut(&str)) ->
     progress("sessions");
     if p.dedupe_in_session {
         let mut seen = vec![u32::MAX; log.tracks.len()];
-        let mut w = 0;
-        for k in 0..keep.len() {
-            let t = log.track[keep[k] as usize] as usize;
-            if seen[t] != sess[k] {
-                seen[t] = sess[k];
-                keep[w] = keep[k];
-                sess[w] = sess[k];
-                w += 1;
-            }
-        }
-        keep.truncate(w);
-        sess.truncate(w);
+        retain_plays(&mut keep, &mut sess, |i, s| {
+            let t = log.track[i as usize] as usize;
+            let first = seen[t] != s;
+            seen[t] = s;
+            first
+        });
         steps.push(count(
             log,
             &keep,
@@ -245,16 +267,9 @@ pub fn preprocess(log: &EventLog, p: &Preset, mut progress: impl FnMut(&str)) ->
                 per_user[log.user[keep[k] as usize] as usize] += 1;
             }
         }
-        let mut w = 0;
-        for k in 0..keep.len() {
-            if per_user[log.user[keep[k] as usize] as usize] >= p.min_user_sessions {
-                keep[w] = keep[k];
-                sess[w] = sess[k];
-                w += 1;
-            }
-        }
-        keep.truncate(w);
-        sess.truncate(w);
+        retain_plays(&mut keep, &mut sess, |i, _| {
+            per_user[log.user[i as usize] as usize] >= p.min_user_sessions
+        });
         steps.push(count(
             log,
             &keep,
@@ -268,12 +283,8 @@ pub fn preprocess(log: &EventLog, p: &Preset, mut progress: impl FnMut(&str)) ->
     Processed {
         dataset,
         steps,
-        raw_plays_with_ratio: with.len() as u64,
-        raw_mean_ratio: if with.is_empty() {
-            f64::NAN
-        } else {
-            with.iter().sum::<f64>() / with.len() as f64
-        },
+        raw_plays_with_ratio,
+        raw_mean_ratio,
         raw_tracks_with_duration: log.track_duration.iter().filter(|d| d.is_finite()).count()
             as u64,
     }

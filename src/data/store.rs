@@ -46,6 +46,35 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// A fixed-width number stored in a column: its type tag and little-endian encoding.
+pub trait Scalar: Copy {
+    const TYPE: u8;
+    const WIDTH: usize;
+    fn put_le(self, out: &mut Vec<u8>);
+    /// Decodes `WIDTH` bytes.
+    fn get_le(b: &[u8]) -> Self;
+}
+
+macro_rules! scalar {
+    ($($t:ty => $tag:expr),*) => {$(
+        impl Scalar for $t {
+            const TYPE: u8 = $tag;
+            const WIDTH: usize = std::mem::size_of::<$t>();
+            fn put_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get_le(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b.try_into().expect("a chunk of WIDTH bytes"))
+            }
+        }
+    )*};
+}
+
+scalar!(u32 => 1, i64 => 2, f32 => 3);
+
+/// Type tag of a UTF-8 text column.
+const TEXT: u8 = 4;
+
 /// Builds a column file in memory-bounded chunks.
 pub struct ColumnWriter<'a, W: Write> {
     w: &'a mut W,
@@ -68,35 +97,32 @@ impl<'a, W: Write> ColumnWriter<'a, W> {
         self.w.write_all(&count.to_le_bytes())
     }
 
-    pub fn u32s(&mut self, name: &str, v: &[u32]) -> std::io::Result<()> {
-        self.head(name, 1, v.len() as u64)?;
+    /// A column of fixed-width numbers, little-endian.
+    pub fn values<T: Scalar>(&mut self, name: &str, v: &[T]) -> std::io::Result<()> {
+        self.head(name, T::TYPE, v.len() as u64)?;
+        let mut b = Vec::with_capacity(8192 * T::WIDTH);
         for c in v.chunks(8192) {
-            let b: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
+            b.clear();
+            c.iter().for_each(|x| x.put_le(&mut b));
             self.w.write_all(&b)?;
         }
         Ok(())
+    }
+
+    pub fn u32s(&mut self, name: &str, v: &[u32]) -> std::io::Result<()> {
+        self.values(name, v)
     }
 
     pub fn i64s(&mut self, name: &str, v: &[i64]) -> std::io::Result<()> {
-        self.head(name, 2, v.len() as u64)?;
-        for c in v.chunks(8192) {
-            let b: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
-            self.w.write_all(&b)?;
-        }
-        Ok(())
+        self.values(name, v)
     }
 
     pub fn f32s(&mut self, name: &str, v: &[f32]) -> std::io::Result<()> {
-        self.head(name, 3, v.len() as u64)?;
-        for c in v.chunks(8192) {
-            let b: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
-            self.w.write_all(&b)?;
-        }
-        Ok(())
+        self.values(name, v)
     }
 
     pub fn text(&mut self, name: &str, s: &str) -> std::io::Result<()> {
-        self.head(name, 4, s.len() as u64)?;
+        self.head(name, TEXT, s.len() as u64)?;
         self.w.write_all(s.as_bytes())
     }
 }
@@ -151,9 +177,10 @@ impl Columns {
             let ty = bytes[take(&mut at, 1)?][0];
             let count = u64::from_le_bytes(bytes[take(&mut at, 8)?].try_into().unwrap()) as usize;
             let width = match ty {
-                1 | 3 => 4,
-                2 => 8,
-                4 => 1,
+                u32::TYPE => u32::WIDTH,
+                i64::TYPE => i64::WIDTH,
+                f32::TYPE => f32::WIDTH,
+                TEXT => 1,
                 _ => return Err(bad("unknown column type")),
             };
             let r = take(
@@ -187,32 +214,29 @@ impl Columns {
         self.cols.iter().any(|(n, _, _)| n == name)
     }
 
-    pub fn u32s(&self, name: &str) -> Result<Vec<u32>, DataError> {
+    /// A column of fixed-width numbers of type `T`.
+    pub fn values<T: Scalar>(&self, name: &str) -> Result<Vec<T>, DataError> {
         Ok(self
-            .col(name, 1)?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .col(name, T::TYPE)?
+            .chunks_exact(T::WIDTH)
+            .map(T::get_le)
             .collect())
+    }
+
+    pub fn u32s(&self, name: &str) -> Result<Vec<u32>, DataError> {
+        self.values(name)
     }
 
     pub fn i64s(&self, name: &str) -> Result<Vec<i64>, DataError> {
-        Ok(self
-            .col(name, 2)?
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect())
+        self.values(name)
     }
 
     pub fn f32s(&self, name: &str) -> Result<Vec<f32>, DataError> {
-        Ok(self
-            .col(name, 3)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect())
+        self.values(name)
     }
 
     pub fn text(&self, name: &str) -> Result<String, DataError> {
-        String::from_utf8(self.col(name, 4)?.to_vec())
+        String::from_utf8(self.col(name, TEXT)?.to_vec())
             .map_err(|_| DataError::invalid(&self.path, format!("column '{name}' is not UTF-8")))
     }
 

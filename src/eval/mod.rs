@@ -124,17 +124,7 @@ mod tests {
                 });
             }
         }
-        let p = crate::data::Preset {
-            session_gap_s: 1200,
-            min_user_plays: 0,
-            min_track_plays: 0,
-            k_core: 0,
-            dedupe_in_session: false,
-            min_session_len: 1,
-            max_session_len: 0,
-            min_user_sessions: 0,
-            skip_threshold: 0.5,
-        };
+        let p = crate::data::Preset::sessions_only(1200);
         preprocess(&log, &p, |_| {}).dataset
     }
 

@@ -13,17 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn off() -> Preset {
-    Preset {
-        session_gap_s: 1200,
-        min_user_plays: 0,
-        min_track_plays: 0,
-        k_core: 0,
-        dedupe_in_session: false,
-        min_session_len: 1,
-        max_session_len: 0,
-        min_user_sessions: 0,
-        skip_threshold: 0.5,
-    }
+    Preset::sessions_only(1200)
 }
 
 fn play(
@@ -173,6 +163,13 @@ fn synth_log(dir: &Path, cfg: &SynthConfig) -> std::path::PathBuf {
     p
 }
 
+/// A synthetic log ingested with `preset` in `dir/out`, loaded back.
+fn synth_dataset(dir: &Path, cfg: &SynthConfig, preset: &str) -> encore::data::Dataset {
+    let input = synth_log(dir, cfg);
+    ingest(&ingest_opts(&input, &dir.join("out"), preset, None)).unwrap();
+    load_dataset(&dir.join("out")).unwrap().0
+}
+
 fn ingest_opts(input: &Path, out: &Path, preset: &str, cache: Option<&Path>) -> IngestOptions {
     IngestOptions {
         format: Format::Lastfm1k,
@@ -250,15 +247,7 @@ fn splits_never_leak_the_future_and_candidates_are_clean() {
         users: 30,
         ..SynthConfig::scaled(60_000, 3)
     };
-    let input = synth_log(dir.path(), &cfg);
-    ingest(&ingest_opts(
-        &input,
-        &dir.path().join("out"),
-        "default",
-        None,
-    ))
-    .unwrap();
-    let (d, _) = load_dataset(&dir.path().join("out")).unwrap();
+    let d = synth_dataset(dir.path(), &cfg, "default");
     let s = split::temporal(&d, 0.9, 0.1, 42);
     let (tc, vc) = (s.test_cutoff.unwrap(), s.valid_cutoff.unwrap());
     assert!(vc < tc);
@@ -554,15 +543,7 @@ fn baselines_on_a_synthetic_log_with_a_temporal_split() {
         users: 60,
         ..SynthConfig::scaled(120_000, 11)
     };
-    let input = synth_log(dir.path(), &cfg);
-    ingest(&ingest_opts(
-        &input,
-        &dir.path().join("out"),
-        "default",
-        None,
-    ))
-    .unwrap();
-    let (d, _) = load_dataset(&dir.path().join("out")).unwrap();
+    let d = synth_dataset(dir.path(), &cfg, "default");
     let s = split::temporal(&d, 0.9, 0.1, 0);
     let ends = train_end(&d, &s, Stage::Test);
     // Training sessions: each session cut at its user's training end.
