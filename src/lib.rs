@@ -9,7 +9,11 @@
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod model;
 pub mod smoke;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;

@@ -2,6 +2,7 @@
 
 mod data;
 mod doctor;
+mod train;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,12 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Listening data: ingest logs, synthesize logs, make splits, show statistics
     Data(Box<data::DataArgs>),
+    /// Train SASRec, BERT4Rec or GRU4Rec over K seeds and evaluate them (results.json, .md, curves.svg)
+    Train(Box<train::TrainArgs>),
+    /// Re-evaluate a run folder from its saved models; prints full-catalogue scoring throughput
+    Eval(train::EvalArgs),
+    /// Paired per-user test between two runs on the same data and protocol (bootstrap and Wilcoxon)
+    Compare(train::CompareArgs),
 }
 
 /// Parses `--device auto|cpu|wgpu|cuda`.
@@ -41,6 +48,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Data(args) => data::run(*args),
+        Command::Train(args) => train::run_train(*args),
+        Command::Eval(args) => train::run_eval(args),
+        Command::Compare(args) => train::run_compare(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,11 @@
 
 pub mod baselines;
 pub mod metrics;
+pub mod model;
+pub mod protocol;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod report;
+pub mod stats;
 
 use crate::data::Dataset;
 use crate::data::split::{Case, Scheme, Split};
@@ -14,6 +19,17 @@ pub trait Scorer {
     fn n_items(&self) -> usize;
     /// Writes one score per item into `out` (`out.len() == n_items()`); higher is better.
     fn score_all(&self, history: &[u32], out: &mut [f32]);
+    /// Scores several histories at once into `out` (`histories.len() * n_items()`, row-major).
+    fn score_batch(&self, histories: &[&[u32]], out: &mut [f32]) {
+        let n = self.n_items();
+        for (h, row) in histories.iter().zip(out.chunks_mut(n)) {
+            self.score_all(h, row);
+        }
+    }
+    /// How many histories [`score_batch`](Self::score_batch) should get at once.
+    fn batch_hint(&self) -> usize {
+        1
+    }
 }
 
 /// Which stage of a split a model is trained for.
@@ -63,42 +79,48 @@ pub fn evaluate(
     candidates: Option<&[Vec<u32>]>,
     mask_heard: bool,
 ) -> Ranks {
+    let n = scorer.n_items();
     let mut out = Ranks::default();
-    let mut scores = vec![0f32; scorer.n_items()];
-    let mut heard = vec![false; scorer.n_items()];
-    for (i, c) in cases.iter().enumerate() {
-        let history = c.history(d);
-        scorer.score_all(history, &mut scores);
-        let target = scores[c.target as usize];
-        let r = match candidates {
-            Some(cands) => {
-                let list = &cands[i];
-                debug_assert_eq!(list[0], c.target, "candidate lists start with the positive");
-                rank(target, list[1..].iter().map(|&t| scores[t as usize]))
-            }
-            None => {
-                if mask_heard {
-                    for &t in history {
-                        heard[t as usize] = true;
-                    }
+    let chunk = scorer.batch_hint().max(1);
+    let mut scores = vec![0f32; chunk * n];
+    let mut heard = vec![false; n];
+    for (ci, group) in cases.chunks(chunk).enumerate() {
+        let histories: Vec<&[u32]> = group.iter().map(|c| c.history(d)).collect();
+        let block = &mut scores[..group.len() * n];
+        scorer.score_batch(&histories, block);
+        for (j, c) in group.iter().enumerate() {
+            let i = ci * chunk + j;
+            let row = &block[j * n..(j + 1) * n];
+            let target = row[c.target as usize];
+            let r = match candidates {
+                Some(cands) => {
+                    let list = &cands[i];
+                    debug_assert_eq!(list[0], c.target, "candidate lists start with the positive");
+                    rank(target, list[1..].iter().map(|&t| row[t as usize]))
                 }
-                let r = rank(
-                    target,
-                    scores
-                        .iter()
-                        .enumerate()
-                        .filter(|&(t, _)| t != c.target as usize && !heard[t])
-                        .map(|(_, &s)| s),
-                );
-                if mask_heard {
-                    for &t in history {
-                        heard[t as usize] = false;
+                None => {
+                    if mask_heard {
+                        for &t in histories[j] {
+                            heard[t as usize] = true;
+                        }
                     }
+                    let r = rank(
+                        target,
+                        row.iter()
+                            .enumerate()
+                            .filter(|&(t, _)| t != c.target as usize && !heard[t])
+                            .map(|(_, &s)| s),
+                    );
+                    if mask_heard {
+                        for &t in histories[j] {
+                            heard[t as usize] = false;
+                        }
+                    }
+                    r
                 }
-                r
-            }
-        };
-        out.push(c.user, r);
+            };
+            out.push(c.user, r);
+        }
     }
     out
 }

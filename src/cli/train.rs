@@ -1,0 +1,254 @@
+//! `encore train`, `encore eval` and `encore compare`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::device::{self, DeviceChoice};
+use crate::eval::report::{HEADLINE, compare};
+use crate::model::ModelConfig;
+use crate::train::loss::Loss;
+use crate::train::run::{RunSpec, reevaluate, run, seed_ranks};
+use crate::train::{Decay, TrainConfig};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The listening data: a log file, or a folder written by `encore data ingest`
+    #[arg(long)]
+    data: PathBuf,
+    /// encore (an ingested folder), s3rec, recbole, lastfm1k, spotify or listenbrainz
+    #[arg(long, default_value = "encore")]
+    format: String,
+    /// Preprocessing preset for log formats (`none`: only order the plays; `paper`, `default`)
+    #[arg(long, default_value = "none")]
+    preset: String,
+    /// sasrec, bert4rec or gru4rec
+    #[arg(long)]
+    model: String,
+    /// loo-sampled99, temporal-sampled200, full (= temporal-full), loo-full,
+    /// loo-sampled-N, temporal-sampled-N
+    #[arg(long, default_value = "temporal-sampled200")]
+    protocol: String,
+    /// Negatives per user in S3-Rec's `_sample.txt` format (loo-sampled99's published negatives)
+    #[arg(long)]
+    samples: Option<PathBuf>,
+    /// Number of seeds (0, 1, ..., K-1) to train and evaluate
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Seed of the split and sampled candidates (kept fixed across model seeds)
+    #[arg(long, default_value_t = 0)]
+    split_seed: u64,
+    /// The run folder (results.json, results.md, curves.svg, seed-K/ checkpoints)
+    #[arg(short = 'o', long)]
+    out: PathBuf,
+    /// Model hyper-parameter overrides: d_model, d_ff, n_layers, n_heads, max_len, dropout,
+    /// mask_prob (bert4rec), d_hidden (gru4rec); e.g. `--set dropout=0.5 --set max_len=100`
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[arg(long, default_value_t = 200)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Linear warm-up over this many optimiser steps
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// Learning-rate decay after warm-up: none, linear or cosine
+    #[arg(long, default_value = "linear")]
+    decay: Decay,
+    /// Largest gradient norm per parameter tensor (0 = no clipping)
+    #[arg(long, default_value_t = 5.0)]
+    grad_clip: f32,
+    /// ce (full softmax), sampled-softmax[:N] (logQ-corrected), bce[:N]; bert4rec trains by cloze with ce
+    #[arg(long, default_value = "ce")]
+    loss: Loss,
+    /// Stop after this many validations without improvement
+    #[arg(long, default_value_t = 20)]
+    patience: usize,
+    #[arg(long, default_value_t = 1)]
+    eval_every: usize,
+    /// Validation metric that picks the best epoch
+    #[arg(long, default_value = "NDCG@10")]
+    valid_metric: String,
+    /// auto, cpu, wgpu or cuda
+    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A run folder written by `encore train`
+    run: PathBuf,
+    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The baseline run folder
+    a: PathBuf,
+    /// The run compared with it
+    b: PathBuf,
+    /// Which metrics (default: a headline set)
+    #[arg(long = "metric")]
+    metrics: Vec<String>,
+    /// Compare under `protocol`, `full` or `full-unheard` ranking
+    #[arg(long, default_value = "protocol")]
+    ranking: String,
+    /// Also write the comparison as JSON here
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn select_device(choice: DeviceChoice) -> anyhow::Result<(burn::tensor::Device, String)> {
+    let sel = device::select(choice)?;
+    let label = format!("{} ({})", sel.backend.label(), sel.adapter);
+    if let Some(why) = &sel.fallback_reason {
+        eprintln!("device: {label} ({why})");
+    }
+    Ok((sel.device, label))
+}
+
+fn progress() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    // The catalogue size is set by `run` once the data is read.
+    let mut model = ModelConfig::defaults(&a.model, 0).map_err(anyhow::Error::msg)?;
+    for s in &a.sets {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s}: expected KEY=VALUE"))?;
+        let v: f64 = v
+            .parse()
+            .with_context(|| format!("--set {s}: '{v}' is not a number"))?;
+        model.set(k, v).map_err(anyhow::Error::msg)?;
+    }
+    let loss = match (&model, a.loss) {
+        (ModelConfig::Bert4rec(_), Loss::Bce { .. }) => {
+            bail!("bert4rec trains by cloze; use --loss ce or sampled-softmax")
+        }
+        (_, l) => l,
+    };
+    let spec = RunSpec {
+        data: a.data.clone(),
+        format: a.format.clone(),
+        preset: a.preset.clone(),
+        protocol: a.protocol.clone(),
+        samples: a.samples.clone(),
+        model,
+        train: TrainConfig {
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            weight_decay: a.weight_decay,
+            warmup_steps: a.warmup,
+            decay: a.decay,
+            grad_clip: (a.grad_clip > 0.0).then_some(a.grad_clip),
+            loss,
+            patience: a.patience,
+            eval_every: a.eval_every,
+            valid_metric: a.valid_metric.clone(),
+        },
+        seeds: (0..a.seeds).collect(),
+        split_seed: a.split_seed,
+    };
+    let (device, label) = select_device(a.device)?;
+    let r = run(spec, &a.out, &device, &label, progress()).map_err(anyhow::Error::msg)?;
+    print!("{}", r.to_markdown());
+    println!(
+        "\nwrote {}/results.json, results.md, curves.svg",
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
+    let (device, label) = select_device(a.device)?;
+    let r = reevaluate(&a.run, &device, &label).map_err(anyhow::Error::msg)?;
+    print!("{}", r.to_markdown());
+    println!(
+        "full-catalogue evaluation: {} users x {} tracks, {:.3e} scores per second on {label}",
+        r.protocol.test_cases, r.dataset.items, r.eval_user_items_per_s
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    let (ra, sa) = seed_ranks(&a.a).map_err(anyhow::Error::msg)?;
+    let (rb, sb) = seed_ranks(&a.b).map_err(anyhow::Error::msg)?;
+    if ra.dataset.sha256 != rb.dataset.sha256 || ra.protocol.name != rb.protocol.name {
+        bail!(
+            "the runs differ in data or protocol ({} / {} vs {} / {}): a paired test needs the same cases",
+            ra.dataset.name,
+            ra.protocol.name,
+            rb.dataset.name,
+            rb.protocol.name
+        );
+    }
+    let pick = |s: &[crate::eval::report::SeedRanks]| -> anyhow::Result<Vec<crate::eval::Ranks>> {
+        Ok(s.iter()
+            .map(|r| match a.ranking.as_str() {
+                "protocol" => Ok(r.protocol.clone()),
+                "full" => Ok(r.full.clone()),
+                "full-unheard" => Ok(r.full_unheard.clone()),
+                o => bail!("unknown ranking '{o}' (protocol, full, full-unheard)"),
+            })
+            .collect::<anyhow::Result<_>>()?)
+    };
+    let metrics: Vec<String> = if a.metrics.is_empty() {
+        HEADLINE.iter().map(|s| s.to_string()).collect()
+    } else {
+        a.metrics.clone()
+    };
+    for m in &metrics {
+        if crate::eval::Ranks::default().values(m).is_none() {
+            bail!("unknown metric '{m}' (HR@K, Recall@K, NDCG@K, MRR@K, MRR)");
+        }
+    }
+    let names: Vec<&str> = metrics.iter().map(String::as_str).collect();
+    let out = compare(&pick(&sa)?, &pick(&sb)?, &names, 0);
+    println!(
+        "A = {} ({}, {} seeds), B = {} ({}, {} seeds); {} ranking on {}, paired per user (values averaged over seeds)",
+        a.a.display(),
+        ra.model.name,
+        ra.seeds.len(),
+        a.b.display(),
+        rb.model.name,
+        rb.seeds.len(),
+        a.ranking,
+        ra.dataset.name
+    );
+    println!(
+        "\n| metric | users | A | B | B - A | 95 % CI (bootstrap) | p (bootstrap) | p (Wilcoxon) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for c in &out {
+        let t = &c.test;
+        println!(
+            "| {} | {} | {:.4} | {:.4} | {:+.4} | [{:+.4}, {:+.4}] | {:.4} | {:.4} |",
+            c.metric,
+            t.n,
+            t.mean_a,
+            t.mean_b,
+            t.diff,
+            t.ci95[0],
+            t.ci95[1],
+            t.p_bootstrap,
+            t.p_wilcoxon
+        );
+    }
+    if let Some(p) = &a.json {
+        crate::data::ingest::write_json(p, &out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,216 @@
+//! Named evaluation protocols: which split, which candidates, and what a model may train on.
+//!
+//! * `loo-sampled99`: leave-one-out, the target ranked against 99 negatives (S3-Rec's protocol;
+//!   with `--samples NAME_sample.txt` its published negatives, else 99 sampled unheard tracks).
+//! * `temporal-sampled200`: the paper's global temporal split, 200 candidates (the positive
+//!   exactly once plus 199 unheard tracks).
+//! * `loo-full`, `temporal-full` (and `full` = `temporal-full`): every track is a candidate.
+//! * `loo-sampled-N`, `temporal-sampled-N`: N candidates in all (the positive and N-1 negatives).
+//!
+//! Every run also reports full-catalogue ranking, with and without the tracks the user already
+//! heard, whatever its main protocol (sampled metrics can reorder models).
+
+use crate::data::Dataset;
+use crate::data::split::{self, Candidates, Case, Scheme, Split};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Protocol {
+    pub name: String,
+    pub split: Scheme,
+    pub candidates: Candidates,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let err = || {
+            format!(
+                "unknown protocol '{s}' (loo-sampled99, temporal-sampled200, full, loo-full, \
+                 temporal-full, loo-sampled-N, temporal-sampled-N)"
+            )
+        };
+        let (scheme, rest) = match s {
+            "full" => (Scheme::Temporal, "full"),
+            _ => {
+                let (a, b) = s.split_once('-').ok_or_else(err)?;
+                (a.parse::<Scheme>().map_err(|_| err())?, b)
+            }
+        };
+        let candidates = match (scheme, rest) {
+            (Scheme::LeaveOneOut, "sampled99") => Candidates::Sampled(100),
+            (Scheme::Temporal, "sampled200") => Candidates::Sampled(200),
+            (_, "full") => Candidates::Full,
+            (_, r) if r.starts_with("sampled-") => r.parse().map_err(|_| err())?,
+            _ => return Err(err()),
+        };
+        Ok(Self {
+            name: s.to_string(),
+            split: scheme,
+            candidates,
+        })
+    }
+}
+
+impl Protocol {
+    /// One line for reports: what exactly was measured.
+    pub fn describe(&self) -> String {
+        let split = match self.split {
+            Scheme::LeaveOneOut => "leave-one-out (last play test, second to last validation)",
+            Scheme::Temporal => "global temporal (90th-percentile cutoffs, 10 % validation users)",
+        };
+        let cands = match self.candidates {
+            Candidates::Full => "every track".to_string(),
+            Candidates::Sampled(n) => {
+                format!("{n} candidates (the positive once + {} negatives)", n - 1)
+            }
+        };
+        format!(
+            "{}: {split}; {cands}; conservative ranks (ties count against the model)",
+            self.name
+        )
+    }
+}
+
+/// Everything a training run needs from a protocol on one dataset.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub split: Split,
+    /// Per user, the play index (exclusive) up to which plays are training data.
+    pub fit_end: Vec<u32>,
+    pub valid_candidates: Option<Vec<Vec<u32>>>,
+    pub test_candidates: Option<Vec<Vec<u32>>>,
+}
+
+/// Splits `d`, draws candidates (or maps the negatives of `samples`: per original user id, its
+/// negative original track ids), and sets the training cut-offs: leave-one-out trains on all but
+/// the last two plays; temporal trains validation users up to the validation cutoff and all other
+/// users up to the test cutoff.
+pub fn prepare(
+    d: &Dataset,
+    p: &Protocol,
+    seed: u64,
+    samples: Option<&[(u32, Vec<u32>)]>,
+) -> Result<Prepared, String> {
+    let split = match p.split {
+        Scheme::LeaveOneOut => split::leave_one_out(d),
+        Scheme::Temporal => split::temporal(d, 0.9, 0.1, seed),
+    };
+    let fit_end = match p.split {
+        Scheme::LeaveOneOut => super::train_end(d, &split, super::Stage::Valid),
+        Scheme::Temporal => {
+            let mut e = super::train_end(d, &split, super::Stage::Test);
+            let v = super::train_end(d, &split, super::Stage::Valid);
+            for &u in &split.valid_users {
+                e[u as usize] = v[u as usize];
+            }
+            e
+        }
+    };
+    let (valid_candidates, test_candidates) = match (p.candidates, samples) {
+        (Candidates::Full, _) => (None, None),
+        (Candidates::Sampled(n), Some(rows)) => {
+            let by_user = map_samples(d, rows, n)?;
+            let pick = |cases: &[Case]| -> Result<Vec<Vec<u32>>, String> {
+                cases
+                    .iter()
+                    .map(|c| {
+                        let negs = by_user[c.user as usize].as_ref().ok_or_else(|| {
+                            format!(
+                                "the samples file has no line for user {}",
+                                d.users.get(c.user)
+                            )
+                        })?;
+                        if negs.contains(&c.target) {
+                            return Err(format!(
+                                "the samples file lists user {}'s target {} as a negative",
+                                d.users.get(c.user),
+                                d.tracks.get(c.target)
+                            ));
+                        }
+                        Ok(std::iter::once(c.target)
+                            .chain(negs.iter().copied())
+                            .collect())
+                    })
+                    .collect()
+            };
+            (Some(pick(&split.valid)?), Some(pick(&split.test)?))
+        }
+        (Candidates::Sampled(n), None) => (
+            Some(split::sample_candidates(
+                d,
+                &split.valid,
+                n,
+                seed ^ 0x7a11d,
+            )?),
+            Some(split::sample_candidates(d, &split.test, n, seed)?),
+        ),
+    };
+    Ok(Prepared {
+        split,
+        fit_end,
+        valid_candidates,
+        test_candidates,
+    })
+}
+
+/// Per dataset user, its negatives from a samples file as dataset track ids.
+fn map_samples(
+    d: &Dataset,
+    rows: &[(u32, Vec<u32>)],
+    n: usize,
+) -> Result<Vec<Option<Vec<u32>>>, String> {
+    let mut out = vec![None; d.n_users()];
+    for (line, (u, negs)) in rows.iter().enumerate() {
+        let Some(uid) = d.users.lookup(&u.to_string()) else {
+            continue; // a user the preprocessing dropped
+        };
+        if negs.len() != n - 1 {
+            return Err(format!(
+                "line {}: user {u} has {} negatives, the protocol needs {}",
+                line + 1,
+                negs.len(),
+                n - 1
+            ));
+        }
+        let mapped = negs
+            .iter()
+            .map(|t| {
+                d.tracks.lookup(&t.to_string()).ok_or_else(|| {
+                    format!("line {}: track {t} does not occur in the data", line + 1)
+                })
+            })
+            .collect::<Result<Vec<u32>, String>>()?;
+        out[uid as usize] = Some(mapped);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_names() {
+        let p: Protocol = "loo-sampled99".parse().unwrap();
+        assert_eq!(
+            (p.split, p.candidates),
+            (Scheme::LeaveOneOut, Candidates::Sampled(100))
+        );
+        let p: Protocol = "temporal-sampled200".parse().unwrap();
+        assert_eq!(
+            (p.split, p.candidates),
+            (Scheme::Temporal, Candidates::Sampled(200))
+        );
+        let p: Protocol = "full".parse().unwrap();
+        assert_eq!(
+            (p.split, p.candidates),
+            (Scheme::Temporal, Candidates::Full)
+        );
+        let p: Protocol = "loo-sampled-50".parse().unwrap();
+        assert_eq!(p.candidates, Candidates::Sampled(50));
+        for bad in ["loo", "loo-sampled", "random-full", "temporal-sampled99x"] {
+            assert!(bad.parse::<Protocol>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! A run's results: `results.json` (dataset, protocol, model and training config, seeds, code
+//! version, and every metric as mean, 95 % CI and per-seed values), `results.md` (the same as
+//! tables), `curves.svg` (training loss and validation metric per epoch and seed), and the
+//! paired comparison of two runs.
+
+use super::metrics::Ranks;
+use super::stats::{Paired, paired, summarize};
+use crate::model::ModelConfig;
+use crate::train::{EpochLog, TrainConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub path: String,
+    pub format: String,
+    pub sha256: String,
+    pub users: usize,
+    pub items: usize,
+    pub plays: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolInfo {
+    pub name: String,
+    pub description: String,
+    /// The samples file whose negatives were used, with its sha256.
+    pub samples: Option<(String, String)>,
+    pub test_cases: usize,
+    pub valid_cases: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub config: ModelConfig,
+    pub train: TrainConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricSummary {
+    pub mean: f64,
+    pub ci95: [f64; 2],
+    pub per_seed: Vec<f64>,
+}
+
+/// Per seed: how training went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedTraining {
+    pub seed: u64,
+    pub best_epoch: usize,
+    pub best_valid: f64,
+    pub epochs: usize,
+    pub seconds: f64,
+    /// Training windows (sequences) per second, over all epochs.
+    pub seq_per_s: f64,
+    pub curve: Vec<EpochLog>,
+}
+
+/// Per seed, the test ranks under each protocol variant (`RUN/seed-K/ranks.json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeedRanks {
+    pub protocol: Ranks,
+    pub full: Ranks,
+    pub full_unheard: Ranks,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub dataset: DatasetInfo,
+    pub protocol: ProtocolInfo,
+    pub model: ModelInfo,
+    pub seeds: Vec<u64>,
+    pub code_version: String,
+    pub device: String,
+    /// The protocol's metrics.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    /// Every track a candidate.
+    pub metrics_full: BTreeMap<String, MetricSummary>,
+    /// Every track the user has not heard before a candidate.
+    pub metrics_full_unheard: BTreeMap<String, MetricSummary>,
+    pub training: Vec<SeedTraining>,
+    /// Full-catalogue scoring throughput: users x items per second.
+    pub eval_user_items_per_s: f64,
+}
+
+/// Mean, CI and per-seed values of every metric over the seeds' ranks.
+pub fn summarize_metrics(per_seed: &[&Ranks]) -> BTreeMap<String, MetricSummary> {
+    Ranks::metric_names()
+        .into_iter()
+        .map(|name| {
+            let v: Vec<f64> = per_seed
+                .iter()
+                .map(|r| r.mean(&name).expect("known metric"))
+                .collect();
+            let s = summarize(&v);
+            (
+                name,
+                MetricSummary {
+                    mean: s.mean,
+                    ci95: s.ci95,
+                    per_seed: v,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The metrics the compact tables show.
+pub const HEADLINE: [&str; 9] = [
+    "HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR", "HR@100",
+];
+
+fn table(out: &mut String, title: &str, m: &BTreeMap<String, MetricSummary>, names: &[&str]) {
+    let _ = writeln!(out, "\n### {title}\n");
+    let _ = writeln!(out, "| metric | mean | 95 % CI | per seed |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for n in names {
+        if let Some(s) = m.get(*n) {
+            let seeds: Vec<String> = s.per_seed.iter().map(|v| format!("{v:.4}")).collect();
+            let _ = writeln!(
+                out,
+                "| {n} | {:.4} | [{:.4}, {:.4}] | {} |",
+                s.mean,
+                s.ci95[0],
+                s.ci95[1],
+                seeds.join(" ")
+            );
+        }
+    }
+}
+
+impl Results {
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# {} on {} ({} seeds)\n",
+            self.model.name,
+            self.dataset.name,
+            self.seeds.len()
+        );
+        let _ = writeln!(
+            s,
+            "- data: `{}` ({}), sha256 `{}`: {} users, {} tracks, {} plays",
+            self.dataset.path,
+            self.dataset.format,
+            &self.dataset.sha256[..self.dataset.sha256.len().min(16)],
+            self.dataset.users,
+            self.dataset.items,
+            self.dataset.plays
+        );
+        let _ = writeln!(
+            s,
+            "- protocol: {} ({} test cases, {} validation cases)",
+            self.protocol.description, self.protocol.test_cases, self.protocol.valid_cases
+        );
+        if let Some((p, sha)) = &self.protocol.samples {
+            let _ = writeln!(
+                s,
+                "- negatives from `{p}` (sha256 `{}`)",
+                &sha[..sha.len().min(16)]
+            );
+        }
+        let _ = writeln!(
+            s,
+            "- model: `{}`",
+            serde_json::to_string(&self.model.config).unwrap_or_default()
+        );
+        let _ = writeln!(
+            s,
+            "- training: `{}`",
+            serde_json::to_string(&self.model.train).unwrap_or_default()
+        );
+        let _ = writeln!(
+            s,
+            "- seeds {:?} on {}; code {}",
+            self.seeds, self.device, self.code_version
+        );
+        let mut all: Vec<String> = Ranks::metric_names();
+        all.sort_by_key(|n| {
+            (
+                n.split('@').next().map(str::to_string),
+                n.split('@').nth(1).and_then(|k| k.parse::<usize>().ok()),
+            )
+        });
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        table(
+            &mut s,
+            &format!("{} (the protocol)", self.protocol.name),
+            &self.metrics,
+            &all,
+        );
+        table(&mut s, "full catalogue", &self.metrics_full, &HEADLINE);
+        table(
+            &mut s,
+            "full catalogue, tracks already heard left out",
+            &self.metrics_full_unheard,
+            &HEADLINE,
+        );
+        let _ = writeln!(s, "\n### training\n");
+        let _ = writeln!(
+            s,
+            "| seed | best epoch | best valid {} | epochs | seconds | seq/s |",
+            self.model.train.valid_metric
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for t in &self.training {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.4} | {} | {:.1} | {:.0} |",
+                t.seed, t.best_epoch, t.best_valid, t.epochs, t.seconds, t.seq_per_s
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nFull-catalogue scoring: {:.3e} user x item scores per second.",
+            self.eval_user_items_per_s
+        );
+        s
+    }
+}
+
+/// Training curves as an SVG: loss (left) and the validation metric (right) per epoch, one line
+/// per seed.
+pub fn curves_svg(training: &[SeedTraining], metric: &str) -> String {
+    const W: f64 = 420.0;
+    const H: f64 = 260.0;
+    const PAD: f64 = 45.0;
+    let colours = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+    ];
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">"#,
+        2.0 * W,
+        H + 20.0
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let panels: [(&str, Box<dyn Fn(&EpochLog) -> Option<f64>>); 2] = [
+        ("training loss", Box::new(|e: &EpochLog| Some(e.loss))),
+        (metric, Box::new(|e: &EpochLog| e.valid)),
+    ];
+    for (pi, (title, f)) in panels.iter().enumerate() {
+        let x0 = pi as f64 * W;
+        let pts: Vec<Vec<(f64, f64)>> = training
+            .iter()
+            .map(|t| {
+                t.curve
+                    .iter()
+                    .filter_map(|e| f(e).filter(|v| v.is_finite()).map(|v| (e.epoch as f64, v)))
+                    .collect()
+            })
+            .collect();
+        let all = pts.iter().flatten();
+        let (mut xmax, mut ymin, mut ymax) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        for &(x, y) in all {
+            xmax = xmax.max(x);
+            ymin = ymin.min(y);
+            ymax = ymax.max(y);
+        }
+        if !ymin.is_finite() {
+            (ymin, ymax) = (0.0, 1.0);
+        }
+        if ymax - ymin < 1e-9 {
+            ymax = ymin + 1.0;
+        }
+        let sx = |x: f64| x0 + PAD + (x - 1.0) / (xmax - 1.0).max(1.0) * (W - 1.5 * PAD);
+        let sy = |y: f64| H - PAD + 10.0 - (y - ymin) / (ymax - ymin) * (H - 1.5 * PAD);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="15" text-anchor="middle" font-size="13">{title}</text>"#,
+            x0 + W / 2.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
+            sx(1.0),
+            sy(ymin),
+            sx(xmax),
+            sy(ymin),
+            sx(1.0),
+            sy(ymin),
+            sx(1.0),
+            sy(ymax)
+        );
+        for (v, anchor) in [(ymin, "end"), (ymax, "end")] {
+            let _ = writeln!(
+                s,
+                r#"<text x="{}" y="{}" text-anchor="{anchor}">{v:.4}</text>"#,
+                sx(1.0) - 4.0,
+                sy(v) + 4.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">epoch (1 to {xmax})</text>"#,
+            x0 + W / 2.0,
+            H + 5.0
+        );
+        for (i, line) in pts.iter().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let d: Vec<String> = line
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .collect();
+            let _ = writeln!(
+                s,
+                r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"><title>seed {}</title></polyline>"#,
+                colours[i % colours.len()],
+                d.join(" "),
+                training[i].seed
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Writes `results.json`, `results.md` and `curves.svg` into `dir` (each atomically).
+pub fn write_results(dir: &Path, r: &Results) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(r).map_err(std::io::Error::other)?;
+    for (name, text) in [
+        ("results.json", json),
+        ("results.md", r.to_markdown()),
+        (
+            "curves.svg",
+            curves_svg(&r.training, &r.model.train.valid_metric),
+        ),
+    ] {
+        crate::data::store::write_atomic(&dir.join(name), |w| {
+            std::io::Write::write_all(w, text.as_bytes())
+        })
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A paired comparison of two runs on one metric, per user (each user's value averaged over the
+/// run's seeds), over the users both runs evaluated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricComparison {
+    pub metric: String,
+    #[serde(flatten)]
+    pub test: Paired,
+}
+
+/// Per user, a metric's mean over seeds.
+pub fn per_user(seeds: &[Ranks], metric: &str) -> BTreeMap<u32, f64> {
+    let mut sum: BTreeMap<u32, (f64, usize)> = BTreeMap::new();
+    for r in seeds {
+        let v = r.values(metric).expect("known metric");
+        for (u, x) in r.users.iter().zip(v) {
+            let e = sum.entry(*u).or_default();
+            e.0 += x;
+            e.1 += 1;
+        }
+    }
+    sum.into_iter()
+        .map(|(u, (s, n))| (u, s / n as f64))
+        .collect()
+}
+
+pub fn compare(a: &[Ranks], b: &[Ranks], metrics: &[&str], seed: u64) -> Vec<MetricComparison> {
+    metrics
+        .iter()
+        .map(|m| {
+            let (ua, ub) = (per_user(a, m), per_user(b, m));
+            let (va, vb): (Vec<f64>, Vec<f64>) = ua
+                .iter()
+                .filter_map(|(u, x)| ub.get(u).map(|y| (*x, *y)))
+                .unzip();
+            MetricComparison {
+                metric: m.to_string(),
+                test: paired(&va, &vb, 10_000, seed),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_user_values_average_over_seeds() {
+        let mut a = Ranks::default();
+        a.push(0, 1);
+        a.push(1, 20);
+        let mut b = Ranks::default();
+        b.push(0, 3);
+        b.push(1, 1);
+        let m = per_user(&[a, b], "HR@1");
+        assert_eq!(m[&0], 0.5);
+        assert_eq!(m[&1], 0.5);
+    }
+}

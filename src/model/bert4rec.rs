@@ -1,0 +1,160 @@
+//! BERT4Rec (Sun et al., CIKM 2019): a bidirectional Transformer trained by cloze.
+//!
+//! Random positions of a window are replaced by a mask id and predicted from both sides. At
+//! inference the mask is appended after the history and its output is scored. The output head
+//! (dense + GELU + LayerNorm) is tied to the item embeddings plus a per-item bias.
+
+use super::sasrec::emb_init;
+use super::{padding_mask, positions};
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Gelu, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::tensor::{Device, Int, Tensor};
+
+#[derive(Config, Debug, PartialEq)]
+pub struct Bert4RecConfig {
+    /// Number of tracks (ids `1..=n_items`; `0` is padding, `n_items + 1` the mask).
+    pub n_items: usize,
+    #[config(default = 64)]
+    pub d_model: usize,
+    #[config(default = 256)]
+    pub d_ff: usize,
+    #[config(default = 2)]
+    pub n_layers: usize,
+    #[config(default = 2)]
+    pub n_heads: usize,
+    /// Longest window (at inference: `max_len - 1` history items and the mask).
+    #[config(default = 50)]
+    pub max_len: usize,
+    #[config(default = 0.2)]
+    pub dropout: f64,
+    /// Share of positions masked during training.
+    #[config(default = 0.2)]
+    pub mask_prob: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct Bert4Rec {
+    pub item_emb: Embedding,
+    pub pos_emb: Embedding,
+    pub emb_norm: LayerNorm,
+    pub dropout: Dropout,
+    pub encoder: TransformerEncoder,
+    pub head: Linear,
+    pub head_act: Gelu,
+    pub head_norm: LayerNorm,
+    pub out_bias: Param<Tensor<1>>,
+    pub n_items: usize,
+}
+
+impl Bert4RecConfig {
+    pub fn init(&self, device: &Device) -> Bert4Rec {
+        Bert4Rec {
+            item_emb: EmbeddingConfig::new(self.n_items + 2, self.d_model)
+                .with_initializer(emb_init())
+                .init(device),
+            pos_emb: EmbeddingConfig::new(self.max_len, self.d_model)
+                .with_initializer(emb_init())
+                .init(device),
+            emb_norm: LayerNormConfig::new(self.d_model)
+                .with_epsilon(1e-12)
+                .init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            encoder: TransformerEncoderConfig::new(
+                self.d_model,
+                self.d_ff,
+                self.n_heads,
+                self.n_layers,
+            )
+            .with_dropout(self.dropout)
+            .with_layer_norm_eps(1e-12)
+            .init(device),
+            head: LinearConfig::new(self.d_model, self.d_model).init(device),
+            head_act: Gelu::new(),
+            head_norm: LayerNormConfig::new(self.d_model)
+                .with_epsilon(1e-12)
+                .init(device),
+            out_bias: Param::from_tensor(Tensor::zeros([self.n_items], device)),
+            n_items: self.n_items,
+        }
+    }
+}
+
+impl Bert4Rec {
+    /// The id that stands for a masked position.
+    pub fn mask_id(&self) -> i64 {
+        self.n_items as i64 + 1
+    }
+
+    /// # Shapes
+    /// - ids: `[batch, len]`, left-padded, masked positions hold [`mask_id`](Self::mask_id)
+    /// - output: `[batch, len, d_model]`
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [batch, len] = ids.dims();
+        let device = ids.device();
+        let pad = padding_mask(&ids);
+        let x = self.item_emb.forward(ids) + self.pos_emb.forward(positions(batch, len, &device));
+        let x = self.dropout.forward(self.emb_norm.forward(x));
+        self.encoder
+            .forward(TransformerEncoderInput::new(x).mask_pad(pad))
+    }
+
+    /// The output head applied before scoring.
+    ///
+    /// # Shapes
+    /// - hidden: `[n, d_model]`
+    /// - output: `[n, d_model]`
+    pub fn project(&self, hidden: Tensor<2>) -> Tensor<2> {
+        self.head_norm
+            .forward(self.head_act.forward(self.head.forward(hidden)))
+    }
+
+    /// # Shapes
+    /// - output: `[n_items, d_model]`
+    pub fn item_table(&self) -> Tensor<2> {
+        self.item_emb.weight.val().narrow(0, 1, self.n_items)
+    }
+
+    /// # Shapes
+    /// - output: `[n_items]`
+    pub fn item_bias(&self) -> Tensor<1> {
+        self.out_bias.val()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn attention_is_bidirectional() {
+        let d = Device::flex();
+        let m = Bert4RecConfig::new(20).with_max_len(5).init(&d).valid();
+        let a = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 3, 21, 5, 6], [1, 5]), &d);
+        let b = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 3, 21, 5, 9], [1, 5]), &d);
+        let ha: Vec<f32> = m
+            .forward(a)
+            .narrow(1, 2, 1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let hb: Vec<f32> = m
+            .forward(b)
+            .narrow(1, 2, 1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let diff: f32 = ha.iter().zip(&hb).map(|(x, y)| (x - y).abs()).sum();
+        assert!(
+            diff > 1e-4,
+            "a later item changes the masked position's state"
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! Sequential next-track models: SASRec, BERT4Rec and GRU4Rec, one file each, behind one enum
+//! so training, evaluation and export treat them alike.
+//!
+//! Item ids inside models: `0` is padding and track `t` (a dataset track id) is `t + 1`.
+//! Every model maps a left-padded window of ids `[batch, len]` to hidden states
+//! `[batch, len, d]` and scores a hidden state against the item embedding table (tied output),
+//! either against every item or against a candidate list.
+
+pub mod bert4rec;
+pub mod gru4rec;
+pub mod sasrec;
+
+use burn::module::Module;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+pub use bert4rec::{Bert4Rec, Bert4RecConfig};
+pub use gru4rec::{Gru4Rec, Gru4RecConfig};
+pub use sasrec::{SasRec, SasRecConfig};
+
+/// Padding id.
+pub const PAD: i64 = 0;
+
+/// A model's name and full configuration (what `results.json` records).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum ModelConfig {
+    Sasrec(SasRecConfig),
+    Bert4rec(Bert4RecConfig),
+    Gru4rec(Gru4RecConfig),
+}
+
+/// The model names `--model` accepts.
+pub const MODEL_NAMES: [&str; 3] = ["sasrec", "bert4rec", "gru4rec"];
+
+impl ModelConfig {
+    /// The papers' defaults for `name` over `n_items` tracks.
+    pub fn defaults(name: &str, n_items: usize) -> Result<Self, String> {
+        Ok(match name {
+            "sasrec" => Self::Sasrec(SasRecConfig::new(n_items)),
+            "bert4rec" => Self::Bert4rec(Bert4RecConfig::new(n_items)),
+            "gru4rec" => Self::Gru4rec(Gru4RecConfig::new(n_items)),
+            _ => {
+                return Err(format!(
+                    "unknown model '{name}' ({})",
+                    MODEL_NAMES.join(", ")
+                ));
+            }
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sasrec(_) => "sasrec",
+            Self::Bert4rec(_) => "bert4rec",
+            Self::Gru4rec(_) => "gru4rec",
+        }
+    }
+
+    /// Sets the catalogue size (known once the data is loaded).
+    pub fn set_n_items(&mut self, n: usize) {
+        match self {
+            Self::Sasrec(c) => c.n_items = n,
+            Self::Bert4rec(c) => c.n_items = n,
+            Self::Gru4rec(c) => c.n_items = n,
+        }
+    }
+
+    pub fn n_items(&self) -> usize {
+        match self {
+            Self::Sasrec(c) => c.n_items,
+            Self::Bert4rec(c) => c.n_items,
+            Self::Gru4rec(c) => c.n_items,
+        }
+    }
+
+    /// Longest history window the model reads.
+    pub fn max_len(&self) -> usize {
+        match self {
+            Self::Sasrec(c) => c.max_len,
+            Self::Bert4rec(c) => c.max_len,
+            Self::Gru4rec(c) => c.max_len,
+        }
+    }
+
+    /// Whether the model is trained by cloze (masked positions) rather than next-item.
+    pub fn is_cloze(&self) -> bool {
+        matches!(self, Self::Bert4rec(_))
+    }
+
+    /// Sets one hyper-parameter by name (`d_model`, `max_len`, `dropout`, `n_layers`,
+    /// `n_heads`, `d_ff`, `mask_prob`, `d_hidden`); used by the command line's overrides.
+    pub fn set(&mut self, key: &str, value: f64) -> Result<(), String> {
+        let v = value as usize;
+        let name = self.name();
+        match (self, key) {
+            (Self::Sasrec(c), "d_model") => c.d_model = v,
+            (Self::Sasrec(c), "max_len") => c.max_len = v,
+            (Self::Sasrec(c), "dropout") => c.dropout = value,
+            (Self::Sasrec(c), "n_layers") => c.n_layers = v,
+            (Self::Sasrec(c), "n_heads") => c.n_heads = v,
+            (Self::Sasrec(c), "d_ff") => c.d_ff = v,
+            (Self::Bert4rec(c), "d_model") => c.d_model = v,
+            (Self::Bert4rec(c), "max_len") => c.max_len = v,
+            (Self::Bert4rec(c), "dropout") => c.dropout = value,
+            (Self::Bert4rec(c), "n_layers") => c.n_layers = v,
+            (Self::Bert4rec(c), "n_heads") => c.n_heads = v,
+            (Self::Bert4rec(c), "d_ff") => c.d_ff = v,
+            (Self::Bert4rec(c), "mask_prob") => c.mask_prob = value,
+            (Self::Gru4rec(c), "d_model") => c.d_model = v,
+            (Self::Gru4rec(c), "d_hidden") => c.d_hidden = v,
+            (Self::Gru4rec(c), "max_len") => c.max_len = v,
+            (Self::Gru4rec(c), "dropout") => c.dropout = value,
+            (Self::Gru4rec(c), "n_layers") => c.n_layers = v,
+            _ => return Err(format!("{name} has no hyper-parameter '{key}'")),
+        }
+        Ok(())
+    }
+
+    pub fn init(&self, device: &Device) -> SeqModel {
+        match self {
+            Self::Sasrec(c) => SeqModel::SasRec(c.init(device)),
+            Self::Bert4rec(c) => SeqModel::Bert4Rec(c.init(device)),
+            Self::Gru4rec(c) => SeqModel::Gru4Rec(c.init(device)),
+        }
+    }
+}
+
+/// Any of the sequential models.
+#[derive(Module, Debug)]
+pub enum SeqModel {
+    SasRec(SasRec),
+    Bert4Rec(Bert4Rec),
+    Gru4Rec(Gru4Rec),
+}
+
+impl SeqModel {
+    /// Hidden states of a left-padded window.
+    ///
+    /// # Shapes
+    /// - ids: `[batch, len]` (`0` = padding, track `t` = `t + 1`; BERT4Rec also takes its mask id)
+    /// - output: `[batch, len, d]`
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        match self {
+            Self::SasRec(m) => m.forward(ids),
+            Self::Bert4Rec(m) => m.forward(ids),
+            Self::Gru4Rec(m) => m.forward(ids),
+        }
+    }
+
+    /// The output embedding of every track, row `t` for track `t` (padding and mask rows left out).
+    ///
+    /// # Shapes
+    /// - output: `[n_items, d]`
+    pub fn item_table(&self) -> Tensor<2> {
+        match self {
+            Self::SasRec(m) => m.item_table(),
+            Self::Bert4Rec(m) => m.item_table(),
+            Self::Gru4Rec(m) => m.item_table(),
+        }
+    }
+
+    /// Per-track output bias, where the model has one.
+    ///
+    /// # Shapes
+    /// - output: `[n_items]`
+    pub fn item_bias(&self) -> Option<Tensor<1>> {
+        match self {
+            Self::Bert4Rec(m) => Some(m.item_bias()),
+            _ => None,
+        }
+    }
+
+    /// The representation that is scored against items, from hidden states.
+    ///
+    /// # Shapes
+    /// - hidden: `[n, d]`
+    /// - output: `[n, d]`
+    pub fn project(&self, hidden: Tensor<2>) -> Tensor<2> {
+        match self {
+            Self::Bert4Rec(m) => m.project(hidden),
+            _ => hidden,
+        }
+    }
+
+    /// Scores every track for each state (tied output).
+    ///
+    /// # Shapes
+    /// - state: `[n, d]` (already [`project`](Self::project)ed)
+    /// - output: `[n, n_items]`
+    pub fn score_all(&self, state: Tensor<2>) -> Tensor<2> {
+        let s = state.matmul(self.item_table().transpose());
+        match self.item_bias() {
+            Some(b) => s + b.unsqueeze_dim(0),
+            None => s,
+        }
+    }
+
+    /// Scores a candidate list (dataset track ids) for each state.
+    ///
+    /// # Shapes
+    /// - state: `[n, d]`
+    /// - candidates: `[n, c]` track ids (not shifted)
+    /// - output: `[n, c]`
+    pub fn score_candidates(&self, state: Tensor<2>, candidates: Tensor<2, Int>) -> Tensor<2> {
+        let [n, c] = candidates.dims();
+        let d = state.dims()[1];
+        let flat = candidates.reshape([n * c]);
+        let emb = self.item_table().select(0, flat.clone()).reshape([n, c, d]);
+        let s = emb.matmul(state.unsqueeze_dim::<3>(2)).reshape([n, c]);
+        match self.item_bias() {
+            Some(b) => s + b.select(0, flat).reshape([n, c]),
+            None => s,
+        }
+    }
+
+    /// The state after each history: its last position (BERT4Rec: a mask appended).
+    ///
+    /// # Shapes
+    /// - histories: `n` slices of track ids in time order (the last `max_len` are used)
+    /// - output: `[n, d]`
+    pub fn history_state(
+        &self,
+        histories: &[&[u32]],
+        max_len: usize,
+        device: &Device,
+    ) -> Tensor<2> {
+        let mask_id = match self {
+            Self::Bert4Rec(m) => Some(m.mask_id()),
+            _ => None,
+        };
+        let ids = history_window(histories, max_len, mask_id, device);
+        let h = self.forward(ids);
+        let [n, len, d] = h.dims();
+        let last = h.narrow(1, len - 1, 1).reshape([n, d]);
+        self.project(last)
+    }
+}
+
+/// Left-pads the last `max_len` items of each history (shifted by one: `0` is padding). With
+/// `mask_id`, the last slot holds the mask and only `max_len - 1` history items fit.
+///
+/// # Shapes
+/// - output: `[histories.len(), max_len]`
+pub fn history_window(
+    histories: &[&[u32]],
+    max_len: usize,
+    mask_id: Option<i64>,
+    device: &Device,
+) -> Tensor<2, Int> {
+    let room = max_len - usize::from(mask_id.is_some());
+    let mut ids = vec![PAD; histories.len() * max_len];
+    for (row, h) in histories.iter().enumerate() {
+        let take = &h[h.len().saturating_sub(room)..];
+        let out = &mut ids[row * max_len..(row + 1) * max_len];
+        let start = room - take.len();
+        for (slot, &t) in out[start..room].iter_mut().zip(take) {
+            *slot = i64::from(t) + 1;
+        }
+        if let Some(m) = mask_id {
+            out[max_len - 1] = m;
+        }
+    }
+    Tensor::from_data(TensorData::new(ids, [histories.len(), max_len]), device)
+}
+
+/// `true` where `ids` is padding.
+///
+/// # Shapes
+/// - ids: `[batch, len]`
+/// - output: `[batch, len]`
+pub fn padding_mask(ids: &Tensor<2, Int>) -> Tensor<2, Bool> {
+    ids.clone().equal_elem(PAD)
+}
+
+/// Positions `0..len` for every row.
+///
+/// # Shapes
+/// - output: `[batch, len]`
+pub fn positions(batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
+    Tensor::<1, Int>::arange(0..len as i64, device)
+        .unsqueeze_dim::<2>(0)
+        .expand([batch, len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_keep_the_latest_items_on_the_right() {
+        let d = Device::flex();
+        let w = history_window(&[&[5, 6, 7], &[1]], 2, None, &d);
+        let v: Vec<i64> = w.into_data().convert::<i64>().try_to_vec().unwrap();
+        assert_eq!(v, vec![7, 8, 0, 2]);
+        let w = history_window(&[&[5, 6, 7]], 3, Some(99), &d);
+        let v: Vec<i64> = w.into_data().convert::<i64>().try_to_vec().unwrap();
+        assert_eq!(v, vec![7, 8, 99]);
+    }
+
+    #[test]
+    fn every_model_scores_candidates_as_it_scores_all() {
+        let d = Device::flex();
+        for name in MODEL_NAMES {
+            let cfg = ModelConfig::defaults(name, 30).unwrap();
+            let m = cfg.init(&d).valid();
+            let hist: [&[u32]; 2] = [&[1, 2, 3, 4], &[29, 0]];
+            let state = m.history_state(&hist, cfg.max_len(), &d);
+            let all: Vec<f32> = m.score_all(state.clone()).into_data().try_to_vec().unwrap();
+            let cands = [3i64, 0, 29, 7, 3, 11];
+            let c = Tensor::<2, Int>::from_data(TensorData::new(cands.to_vec(), [2, 3]), &d);
+            let got: Vec<f32> = m
+                .score_candidates(state, c)
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+            for (i, &t) in cands.iter().enumerate() {
+                let want = all[(i / 3) * 30 + t as usize];
+                assert!((got[i] - want).abs() < 1e-4, "{name}: {} vs {want}", got[i]);
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Training objectives over the positions of a batch that have a target.
+//!
+//! * `ce`: full-softmax cross-entropy over every track (the default; Klenitskiy & Vasilev 2023
+//!   found it beats BCE for SASRec).
+//! * `sampled-softmax`: softmax over the target and N negatives shared by the batch, drawn from
+//!   popularity^0.75 and corrected by `log(N q(item))` (logQ correction), accidental hits masked.
+//! * `bce`: binary cross-entropy with N uniform negatives per position (the original SASRec).
+//! * cloze training is `ce` over the masked positions (the batch decides which positions count).
+
+use crate::data::rng::{Alias, Rng};
+use crate::model::SeqModel;
+use burn::tensor::activation::{log_sigmoid, log_softmax};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Loss {
+    Ce,
+    SampledSoftmax { negatives: usize },
+    Bce { negatives: usize },
+}
+
+impl std::str::FromStr for Loss {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, n) = match s.split_once(':') {
+            Some((a, b)) => (
+                a,
+                Some(
+                    b.parse::<usize>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("'{b}' is not a positive number of negatives"))?,
+                ),
+            ),
+            None => (s, None),
+        };
+        match name {
+            "ce" => Ok(Self::Ce),
+            "sampled-softmax" => Ok(Self::SampledSoftmax {
+                negatives: n.unwrap_or(256),
+            }),
+            "bce" => Ok(Self::Bce {
+                negatives: n.unwrap_or(1),
+            }),
+            _ => Err(format!(
+                "unknown loss '{s}' (ce, sampled-softmax[:N], bce[:N])"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ce => f.write_str("ce"),
+            Self::SampledSoftmax { negatives } => write!(f, "sampled-softmax:{negatives}"),
+            Self::Bce { negatives } => write!(f, "bce:{negatives}"),
+        }
+    }
+}
+
+/// Popularity sampler for sampled softmax: `q(i) ∝ (count_i + 1)^0.75`.
+pub struct NegativeSampler {
+    alias: Alias,
+    log_q: Vec<f32>,
+}
+
+impl NegativeSampler {
+    pub fn new(counts: &[u32]) -> Self {
+        let w: Vec<f64> = counts
+            .iter()
+            .map(|&c| (f64::from(c) + 1.0).powf(0.75))
+            .collect();
+        let total: f64 = w.iter().sum();
+        Self {
+            log_q: w.iter().map(|x| (x / total).ln() as f32).collect(),
+            alias: Alias::new(&w),
+        }
+    }
+}
+
+/// Mean loss over the given target positions.
+///
+/// # Shapes
+/// - hidden: `[batch, len, d]` (the model's output for the batch)
+/// - positions: row-major indices into `batch * len` of the positions with a target
+/// - targets: their track ids
+/// - output: `[1]`
+pub fn loss(
+    model: &SeqModel,
+    kind: Loss,
+    hidden: Tensor<3>,
+    positions: &[i64],
+    targets: &[u32],
+    sampler: Option<&NegativeSampler>,
+    rng: &mut Rng,
+) -> Tensor<1> {
+    let device = hidden.device();
+    let [b, l, d] = hidden.dims();
+    let n = positions.len();
+    let pos = Tensor::<1, Int>::from_data(TensorData::new(positions.to_vec(), [n]), &device);
+    let h = model.project(hidden.reshape([b * l, d]).select(0, pos));
+    let n_items = model.item_table().dims()[0];
+    match kind {
+        Loss::Ce => {
+            let logp = log_softmax(model.score_all(h), 1);
+            let t = int_tensor(
+                targets.iter().map(|&t| i64::from(t)).collect(),
+                [n, 1],
+                &device,
+            );
+            -logp.gather(1, t).mean()
+        }
+        Loss::SampledSoftmax { negatives: k } => {
+            let sampler = sampler.expect("sampled softmax needs a sampler");
+            let negs: Vec<u32> = (0..k).map(|_| sampler.alias.sample(rng) as u32).collect();
+            let mut cands = Vec::with_capacity(n * (k + 1));
+            let mut hit = Vec::with_capacity(n * (k + 1));
+            let mut corr = Vec::with_capacity(n * (k + 1));
+            let ln_k = (k as f32).ln();
+            for &t in targets {
+                cands.push(i64::from(t));
+                hit.push(false);
+                corr.push(sampler.log_q[t as usize] + ln_k);
+                for &g in &negs {
+                    cands.push(i64::from(g));
+                    hit.push(g == t);
+                    corr.push(sampler.log_q[g as usize] + ln_k);
+                }
+            }
+            let c = int_tensor(cands, [n, k + 1], &device);
+            let logits = model.score_candidates(h, c)
+                - Tensor::<2>::from_data(TensorData::new(corr, [n, k + 1]), &device);
+            let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k + 1]), &device);
+            let logp = log_softmax(logits.mask_fill(hit, -1e9), 1);
+            -logp.narrow(1, 0, 1).mean()
+        }
+        Loss::Bce { negatives: k } => {
+            let mut cands = Vec::with_capacity(n * (k + 1));
+            for &t in targets {
+                cands.push(i64::from(t));
+                for _ in 0..k {
+                    let g = loop {
+                        let g = rng.below(n_items as u64) as u32;
+                        if g != t || n_items == 1 {
+                            break g;
+                        }
+                    };
+                    cands.push(i64::from(g));
+                }
+            }
+            let s = model.score_candidates(h, int_tensor(cands, [n, k + 1], &device));
+            let pos = -log_sigmoid(s.clone().narrow(1, 0, 1)).mean();
+            let neg = -log_sigmoid(-s.narrow(1, 1, k)).mean();
+            pos + neg
+        }
+    }
+}
+
+fn int_tensor(v: Vec<i64>, shape: [usize; 2], device: &Device) -> Tensor<2, Int> {
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_names_parse() {
+        assert_eq!("ce".parse::<Loss>(), Ok(Loss::Ce));
+        assert_eq!(
+            "sampled-softmax:64".parse::<Loss>(),
+            Ok(Loss::SampledSoftmax { negatives: 64 })
+        );
+        assert_eq!("bce".parse::<Loss>(), Ok(Loss::Bce { negatives: 1 }));
+        assert!("bce:0".parse::<Loss>().is_err());
+        assert!("hinge".parse::<Loss>().is_err());
+        for l in ["ce", "sampled-softmax:8", "bce:3"] {
+            assert_eq!(l.parse::<Loss>().unwrap().to_string(), l);
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! A run: one dataset, one protocol, one model configuration, K seeds. Each seed trains in
+//! `RUN/seed-K/` (resumable), then its test ranks under the protocol and under full-catalogue
+//! ranking (with and without heard tracks) go to `seed-K/ranks.json`; the seeds are summarised
+//! into `results.json`, `results.md` and `curves.svg`. `run.json` records how the run was asked
+//! for, so `encore eval RUN` can rebuild the data and re-score the saved models.
+
+use super::{TrainConfig, TrainError, TrainJob, load_model, rank_cases, train};
+use crate::data::read::{self, Format, ReadOptions, sha256_hex};
+use crate::data::{Dataset, EventLog, Preset, preprocess};
+use crate::eval::protocol::{Prepared, Protocol, prepare};
+use crate::eval::report::{
+    DatasetInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining, summarize_metrics,
+    write_results,
+};
+use crate::model::{ModelConfig, SeqModel};
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How a run was asked for (`RUN/run.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub data: PathBuf,
+    /// `encore` (a folder from `encore data ingest`) or a log format.
+    pub format: String,
+    /// Preprocessing preset for logs (by name), `none` to only order plays.
+    pub preset: String,
+    pub protocol: String,
+    pub samples: Option<PathBuf>,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub seeds: Vec<u64>,
+    /// Seed of the split and of sampled candidates (fixed across model seeds).
+    pub split_seed: u64,
+}
+
+/// Loads training data: an `encore data ingest` folder, or a log read and preprocessed.
+pub fn load_data(
+    path: &Path,
+    format: &str,
+    preset: &str,
+) -> Result<(Dataset, DatasetInfo), String> {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (d, sha) = if format == "encore" {
+        let (d, _) = crate::data::ingest::load_dataset(path).map_err(|e| e.to_string())?;
+        let bin = path.join("dataset.bin");
+        let bytes = std::fs::read(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+        (d, sha256_hex(&bytes))
+    } else {
+        let f: Format = format.parse()?;
+        let mut log = EventLog::default();
+        let report = read::read_file(f, path, &mut log, &ReadOptions::default())
+            .map_err(|e| e.to_string())?;
+        if report.skipped > 0 {
+            eprintln!(
+                "warning: {} malformed lines skipped in {} (first: {})",
+                report.skipped,
+                path.display(),
+                report
+                    .issues
+                    .first()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default()
+            );
+        }
+        let p = match preset {
+            "none" => Preset::sessions_only(i64::MAX / 4),
+            name => Preset::builtin(name)?,
+        };
+        (preprocess(&log, &p, |_| {}).dataset, report.sha256)
+    };
+    let info = DatasetInfo {
+        name,
+        path: path.display().to_string(),
+        format: format.to_string(),
+        sha256: sha,
+        users: d.n_users(),
+        items: d.n_tracks(),
+        plays: d.n_plays(),
+    };
+    Ok((d, info))
+}
+
+/// Reads a samples file (S3-Rec `_sample.txt`) and its sha256.
+pub fn load_samples(path: &Path) -> Result<(Vec<(u32, Vec<u32>)>, String), String> {
+    let rows = read::read_samples(path).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((rows, sha256_hex(&bytes)))
+}
+
+/// Everything loaded for a run.
+pub struct Loaded {
+    pub data: Dataset,
+    pub info: DatasetInfo,
+    pub protocol: Protocol,
+    pub prepared: Prepared,
+    pub samples: Option<(String, String)>,
+}
+
+pub fn load(spec: &RunSpec) -> Result<Loaded, String> {
+    let (data, info) = load_data(&spec.data, &spec.format, &spec.preset)?;
+    let protocol: Protocol = spec.protocol.parse()?;
+    let (rows, samples) = match &spec.samples {
+        Some(p) => {
+            let (rows, sha) = load_samples(p)?;
+            (Some(rows), Some((p.display().to_string(), sha)))
+        }
+        None => (None, None),
+    };
+    let prepared = prepare(&data, &protocol, spec.split_seed, rows.as_deref()).map_err(|e| {
+        match &spec.samples {
+            Some(p) => format!("{}: {e}", p.display()),
+            None => e,
+        }
+    })?;
+    Ok(Loaded {
+        data,
+        info,
+        protocol,
+        prepared,
+        samples,
+    })
+}
+
+/// Test ranks of one model under the protocol and full ranking; returns them and the full
+/// ranking throughput (user x item scores per second).
+pub fn test_ranks(
+    l: &Loaded,
+    model: &SeqModel,
+    cfg: &ModelConfig,
+    device: &Device,
+) -> (SeedRanks, f64) {
+    let cases = &l.prepared.split.test;
+    let protocol = rank_cases(
+        model,
+        cfg,
+        &l.data,
+        cases,
+        l.prepared.test_candidates.as_deref(),
+        false,
+        device,
+    );
+    let t0 = Instant::now();
+    let full = rank_cases(model, cfg, &l.data, cases, None, false, device);
+    let per_s = (cases.len() * l.data.n_tracks()) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    let full_unheard = rank_cases(model, cfg, &l.data, cases, None, true, device);
+    (
+        SeedRanks {
+            protocol,
+            full,
+            full_unheard,
+        },
+        per_s,
+    )
+}
+
+fn seed_dir(run: &Path, seed: u64) -> PathBuf {
+    run.join(format!("seed-{seed}"))
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
+    crate::data::ingest::write_json(path, v).map_err(|e| e.to_string())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Trains (or resumes) every seed of `spec` in `run`, evaluates, and writes the results.
+pub fn run(
+    mut spec: RunSpec,
+    run: &Path,
+    device: &Device,
+    device_label: &str,
+    progress: bool,
+) -> Result<Results, String> {
+    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+    let l = load(&spec)?;
+    spec.model.set_n_items(l.info.items);
+    let spec = &spec;
+    let spec_path = run.join("run.json");
+    if spec_path.exists() {
+        let old: RunSpec = read_json(&spec_path)?;
+        if old.data != spec.data
+            || old.format != spec.format
+            || old.preset != spec.preset
+            || old.protocol != spec.protocol
+            || old.model != spec.model
+            || old.train != spec.train
+        {
+            return Err(format!(
+                "{} holds a run with other settings; write to a new folder (-o) or remove it",
+                run.display()
+            ));
+        }
+    }
+    write_json(&spec_path, spec)?;
+    eprintln!(
+        "{}: {} users, {} tracks, {} plays; {} ({} test, {} validation cases)",
+        l.info.name,
+        l.info.users,
+        l.info.items,
+        l.info.plays,
+        l.protocol.name,
+        l.prepared.split.test.len(),
+        l.prepared.split.valid.len()
+    );
+    let mut trained = Vec::new();
+    for &seed in &spec.seeds {
+        let dir = seed_dir(run, seed);
+        let job = TrainJob {
+            data: &l.data,
+            prepared: &l.prepared,
+            model: spec.model.clone(),
+            train: spec.train.clone(),
+            seed,
+            device: device.clone(),
+            dir: dir.clone(),
+            progress,
+            stop_after: None,
+        };
+        let t = train(&job).map_err(|e: TrainError| e.to_string())?;
+        let best = dir.join("best.bpk");
+        t.model
+            .clone()
+            .save_file(&best)
+            .map_err(|e| format!("{}: {e}", best.display()))?;
+        let seconds: f64 = t.curve.iter().map(|e| e.seconds).sum();
+        let windows: f64 = t.curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
+        trained.push(SeedTraining {
+            seed,
+            best_epoch: t.best_epoch,
+            best_valid: t.best_valid,
+            epochs: t.curve.len(),
+            seconds,
+            seq_per_s: windows / seconds.max(1e-9),
+            curve: t.curve,
+        });
+    }
+    evaluate_run(spec, run, &l, trained, device, device_label)
+}
+
+/// Scores every seed's best model on the test cases and writes the results.
+pub fn evaluate_run(
+    spec: &RunSpec,
+    run: &Path,
+    l: &Loaded,
+    training: Vec<SeedTraining>,
+    device: &Device,
+    device_label: &str,
+) -> Result<Results, String> {
+    let mut ranks = Vec::new();
+    let mut throughput = Vec::new();
+    for &seed in &spec.seeds {
+        let dir = seed_dir(run, seed);
+        let model =
+            load_model(&spec.model, &dir.join("best.bpk"), device).map_err(|e| e.to_string())?;
+        let (r, per_s) = test_ranks(l, &model, &spec.model, device);
+        write_json(&dir.join("ranks.json"), &r)?;
+        ranks.push(r);
+        throughput.push(per_s);
+    }
+    let pick = |f: fn(&SeedRanks) -> &crate::eval::Ranks| -> Vec<&crate::eval::Ranks> {
+        ranks.iter().map(f).collect()
+    };
+    let results = Results {
+        dataset: l.info.clone(),
+        protocol: ProtocolInfo {
+            name: l.protocol.name.clone(),
+            description: l.protocol.describe(),
+            samples: l.samples.clone(),
+            test_cases: l.prepared.split.test.len(),
+            valid_cases: l.prepared.split.valid.len(),
+        },
+        model: ModelInfo {
+            name: spec.model.name().to_string(),
+            config: spec.model.clone(),
+            train: spec.train.clone(),
+        },
+        seeds: spec.seeds.clone(),
+        code_version: crate::data::store::code_version(),
+        device: device_label.to_string(),
+        metrics: summarize_metrics(&pick(|r| &r.protocol)),
+        metrics_full: summarize_metrics(&pick(|r| &r.full)),
+        metrics_full_unheard: summarize_metrics(&pick(|r| &r.full_unheard)),
+        training,
+        eval_user_items_per_s: crate::eval::stats::mean(&throughput),
+    };
+    write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
+    Ok(results)
+}
+
+/// Re-evaluates a finished run from its saved models (`encore eval RUN`).
+pub fn reevaluate(run: &Path, device: &Device, device_label: &str) -> Result<Results, String> {
+    let spec: RunSpec = read_json(&run.join("run.json"))?;
+    let old: Results = read_json(&run.join("results.json"))?;
+    let l = load(&spec)?;
+    if l.info.sha256 != old.dataset.sha256 {
+        return Err(format!(
+            "{} changed since the run (sha256 {} now, {} then)",
+            spec.data.display(),
+            l.info.sha256,
+            old.dataset.sha256
+        ));
+    }
+    evaluate_run(&spec, run, &l, old.training, device, device_label)
+}
+
+/// The per-seed ranks of a finished run (for `encore compare`).
+pub fn seed_ranks(run: &Path) -> Result<(Results, Vec<SeedRanks>), String> {
+    let r: Results = read_json(&run.join("results.json"))?;
+    let ranks = r
+        .seeds
+        .iter()
+        .map(|&s| read_json(&seed_dir(run, s).join("ranks.json")))
+        .collect::<Result<Vec<SeedRanks>, String>>()?;
+    Ok((r, ranks))
+}

@@ -1,0 +1,319 @@
+//! Training on flex: every backbone learns a deterministic pattern, checkpoints round-trip, a
+//! killed run resumes to the same result, and `encore train | eval | compare` work end to end.
+#![cfg(not(target_arch = "wasm32"))]
+
+use burn::tensor::Device;
+use encore::data::{Dataset, EventLog, Preset, RawEvent, preprocess};
+use encore::eval::protocol::{Protocol, prepare};
+use encore::model::{MODEL_NAMES, ModelConfig};
+use encore::train::{TrainConfig, TrainJob, load_model, rank_cases, train};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// burn's flex generator is process-wide: trainings in parallel test threads would draw from it
+/// in an unpredictable order, so the tests that train take turns.
+static TRAINING: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Users walk a fixed cycle over `n_items` tracks, each from its own starting point.
+fn cyclic_sequences(users: usize, len: usize, n_items: usize) -> Vec<Vec<u32>> {
+    (0..users)
+        .map(|u| (0..len).map(|i| ((u * 7 + i) % n_items) as u32).collect())
+        .collect()
+}
+
+fn dataset(seqs: &[Vec<u32>]) -> Dataset {
+    let mut log = EventLog::default();
+    for (u, s) in seqs.iter().enumerate() {
+        let user = format!("u{u}");
+        for (i, t) in s.iter().enumerate() {
+            let key = format!("t{t}");
+            log.push(&RawEvent {
+                user: &user,
+                ts: i as i64,
+                track_key: &key,
+                track_name: &key,
+                ..Default::default()
+            });
+        }
+    }
+    preprocess(&log, &Preset::sessions_only(i64::MAX / 4), |_| {}).dataset
+}
+
+fn quick(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 16,
+        lr: 5e-3,
+        warmup_steps: 5,
+        patience: 1000,
+        ..Default::default()
+    }
+}
+
+fn small(name: &str, n_items: usize) -> ModelConfig {
+    let mut m = ModelConfig::defaults(name, n_items).unwrap();
+    m.set("d_model", 32.0).unwrap();
+    m.set("max_len", 12.0).unwrap();
+    if name != "gru4rec" {
+        m.set("d_ff", 64.0).unwrap();
+    } else {
+        m.set("d_hidden", 32.0).unwrap();
+    }
+    m.set("dropout", 0.1).unwrap();
+    m
+}
+
+#[test]
+fn every_backbone_learns_a_cycle() {
+    let _turn = one_at_a_time();
+    let d = dataset(&cyclic_sequences(40, 24, 15));
+    let p: Protocol = "loo-full".parse().unwrap();
+    let prep = prepare(&d, &p, 0, None).unwrap();
+    let dev = Device::flex();
+    for name in MODEL_NAMES {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = small(name, d.n_tracks());
+        let job = TrainJob {
+            data: &d,
+            prepared: &prep,
+            model: cfg.clone(),
+            train: quick(if name == "bert4rec" { 80 } else { 20 }),
+            seed: 1,
+            device: dev.clone(),
+            dir: dir.path().to_path_buf(),
+            progress: false,
+            stop_after: None,
+        };
+        let t = train(&job).unwrap();
+        let r = rank_cases(&t.model, &cfg, &d, &prep.split.test, None, false, &dev);
+        let hr1 = r.mean("HR@1").unwrap();
+        assert!(
+            hr1 > 0.95,
+            "{name}: HR@1 {hr1} after {} epochs",
+            t.curve.len()
+        );
+        assert!(
+            t.curve.first().unwrap().loss > t.curve.last().unwrap().loss,
+            "{name}: loss falls"
+        );
+    }
+}
+
+#[test]
+fn losses_train_and_checkpoints_round_trip() {
+    let _turn = one_at_a_time();
+    let d = dataset(&cyclic_sequences(30, 20, 40));
+    let p: Protocol = "loo-sampled-5".parse().unwrap();
+    let prep = prepare(&d, &p, 0, None).unwrap();
+    let dev = Device::flex();
+    for loss in ["sampled-softmax:6", "bce:2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = small("sasrec", d.n_tracks());
+        let job = TrainJob {
+            data: &d,
+            prepared: &prep,
+            model: cfg.clone(),
+            train: TrainConfig {
+                loss: loss.parse().unwrap(),
+                ..quick(25)
+            },
+            seed: 3,
+            device: dev.clone(),
+            dir: dir.path().to_path_buf(),
+            progress: false,
+            stop_after: None,
+        };
+        let t = train(&job).unwrap();
+        let cands = prep.test_candidates.as_deref();
+        let r = rank_cases(&t.model, &cfg, &d, &prep.split.test, cands, false, &dev);
+        assert!(
+            r.mean("HR@1").unwrap() > 0.9,
+            "{loss}: {:?}",
+            r.mean("HR@1")
+        );
+        // Save, load, score again: identical scores.
+        let path = dir.path().join("m.bpk");
+        burn::module::Module::save_file(t.model.clone(), &path).unwrap();
+        let back = load_model(&cfg, &path, &dev).unwrap();
+        let h: [&[u32]; 2] = [&[1, 2, 3], &[5]];
+        let a: Vec<f32> = t
+            .model
+            .score_all(t.model.history_state(&h, 12, &dev))
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let b: Vec<f32> = back
+            .score_all(back.history_state(&h, 12, &dev))
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(a, b, "{loss}");
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_result() {
+    let _turn = one_at_a_time();
+    let d = dataset(&cyclic_sequences(24, 18, 10));
+    let p: Protocol = "loo-full".parse().unwrap();
+    let prep = prepare(&d, &p, 0, None).unwrap();
+    let dev = Device::flex();
+    let cfg = small("sasrec", d.n_tracks());
+    let job = |dir: &std::path::Path, stop_after| TrainJob {
+        data: &d,
+        prepared: &prep,
+        model: cfg.clone(),
+        train: quick(6),
+        seed: 9,
+        device: dev.clone(),
+        dir: dir.to_path_buf(),
+        progress: false,
+        stop_after,
+    };
+    let whole = tempfile::tempdir().unwrap();
+    let a = train(&job(whole.path(), None)).unwrap();
+    let parts = tempfile::tempdir().unwrap();
+    let first = train(&job(parts.path(), Some(2))).unwrap();
+    assert!(!first.finished);
+    assert_eq!(first.curve.len(), 2);
+    // A kill between the checkpoint's two renames leaves only ckpt.old: still resumable.
+    std::fs::rename(parts.path().join("ckpt"), parts.path().join("ckpt.old")).unwrap();
+    let b = train(&job(parts.path(), None)).unwrap();
+    assert!(b.finished);
+    let losses = |t: &encore::train::Trained| t.curve.iter().map(|e| e.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!(a.best_epoch, b.best_epoch);
+    let ra = rank_cases(&a.model, &cfg, &d, &prep.split.test, None, false, &dev);
+    let rb = rank_cases(&b.model, &cfg, &d, &prep.split.test, None, false, &dev);
+    assert_eq!(ra, rb);
+    // A checkpoint of another configuration is refused, not silently reused.
+    let other = TrainJob {
+        seed: 10,
+        ..job(parts.path(), None)
+    };
+    let err = train(&other).err().expect("refused").to_string();
+    assert!(err.contains("different run"), "{err}");
+}
+
+fn encore(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_encore"))
+        .args(args)
+        .output()
+        .expect("run encore");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn train_eval_and_compare_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("Cycle.txt");
+    let seqs = cyclic_sequences(30, 16, 150);
+    let text: String = seqs
+        .iter()
+        .enumerate()
+        .map(|(u, s)| {
+            let items: Vec<String> = s.iter().map(|t| (t + 1).to_string()).collect();
+            format!("{} {}\n", u + 1, items.join(" "))
+        })
+        .collect();
+    std::fs::write(&data, text).unwrap();
+    let run = |model: &str, out: &str| {
+        let out = dir.path().join(out);
+        let args = [
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "s3rec",
+            "--model",
+            model,
+            "--protocol",
+            "loo-sampled-20",
+            "--seeds",
+            "2",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "16",
+            "--set",
+            "d_model=16",
+            "--set",
+            "max_len=8",
+            "--device",
+            "cpu",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        let (code, stdout, stderr) = encore(&args);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(stdout.contains("| NDCG@10 |"), "{stdout}");
+        out
+    };
+    let a = run("gru4rec", "a");
+    let b = run("sasrec", "b");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["dataset"]["users"], 30);
+    assert_eq!(r["dataset"]["items"], 150);
+    assert_eq!(r["protocol"]["name"], "loo-sampled-20");
+    assert_eq!(r["model"]["config"]["name"], "gru4rec");
+    assert_eq!(r["seeds"].as_array().unwrap().len(), 2);
+    let hr = &r["metrics"]["HR@10"];
+    assert_eq!(hr["per_seed"].as_array().unwrap().len(), 2);
+    let (lo, mean, hi) = (
+        hr["ci95"][0].as_f64().unwrap(),
+        hr["mean"].as_f64().unwrap(),
+        hr["ci95"][1].as_f64().unwrap(),
+    );
+    assert!(lo <= mean && mean <= hi);
+    assert!(r["metrics_full_unheard"]["NDCG@10"]["mean"].is_number());
+    assert!(
+        std::fs::read_to_string(a.join("curves.svg"))
+            .unwrap()
+            .contains("<polyline")
+    );
+    // Re-evaluation from the saved models gives the same metrics.
+    let (code, stdout, stderr) = encore(&["eval", a.to_str().unwrap(), "--device", "cpu"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("scores per second"), "{stdout}");
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("results.json")).unwrap()).unwrap();
+    assert_eq!(again["metrics"], r["metrics"]);
+    // Training again into the same folder resumes (nothing to do) and agrees.
+    run("gru4rec", "a");
+    let (code, stdout, stderr) = encore(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--metric",
+        "NDCG@10",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("| NDCG@10 | 30 |"), "{stdout}");
+    // A folder holding another run is refused.
+    let (code, _, stderr) = encore(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "s3rec",
+        "--model",
+        "bert4rec",
+        "--protocol",
+        "loo-sampled-20",
+        "--epochs",
+        "1",
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("other settings"), "{stderr}");
+}
