@@ -225,7 +225,7 @@ fn train_eval_and_compare_from_the_command_line() {
         })
         .collect();
     std::fs::write(&data, text).unwrap();
-    let run = |model: &str, out: &str| {
+    let run = |model: &str, out: &str, jobs: &str| {
         let out = dir.path().join(out);
         let args = [
             "train",
@@ -257,8 +257,9 @@ fn train_eval_and_compare_from_the_command_line() {
         assert!(stdout.contains("| NDCG@10 |"), "{stdout}");
         out
     };
-    let a = run("gru4rec", "a");
-    let b = run("sasrec", "b");
+    let a = run("gru4rec", "a", "1");
+    // Seeds in two child processes at once.
+    let b = run("sasrec", "b", "2");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("results.json")).unwrap()).unwrap();
     assert_eq!(r["dataset"]["users"], 30);
@@ -288,7 +289,7 @@ fn train_eval_and_compare_from_the_command_line() {
         serde_json::from_str(&std::fs::read_to_string(a.join("results.json")).unwrap()).unwrap();
     assert_eq!(again["metrics"], r["metrics"]);
     // Training again into the same folder resumes (nothing to do) and agrees.
-    run("gru4rec", "a");
+    run("gru4rec", "a", "1");
     let (code, stdout, stderr) = encore(&[
         "compare",
         a.to_str().unwrap(),

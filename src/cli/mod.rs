@@ -30,6 +30,9 @@ enum Command {
     Data(Box<data::DataArgs>),
     /// Train SASRec, BERT4Rec or GRU4Rec over K seeds and evaluate them (results.json, .md, curves.svg)
     Train(Box<train::TrainArgs>),
+    /// One seed of a recorded run (started by `train --jobs`)
+    #[command(hide = true)]
+    TrainSeed(train::TrainSeedArgs),
     /// Re-evaluate a run folder from its saved models; prints full-catalogue scoring throughput
     Eval(train::EvalArgs),
     /// Paired per-user test between two runs on the same data and protocol (bootstrap and Wilcoxon)
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Data(args) => data::run(*args),
         Command::Train(args) => train::run_train(*args),
+        Command::TrainSeed(args) => train::run_train_seed(args),
         Command::Eval(args) => train::run_eval(args),
         Command::Compare(args) => train::run_compare(args),
     };

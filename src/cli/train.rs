@@ -10,7 +10,7 @@ use crate::device::{self, DeviceChoice};
 use crate::eval::report::{HEADLINE, compare};
 use crate::model::ModelConfig;
 use crate::train::loss::Loss;
-use crate::train::run::{RunSpec, reevaluate, run, seed_ranks};
+use crate::train::run::{Execution, RunSpec, reevaluate, run, seed_ranks};
 use crate::train::{Decay, TrainConfig};
 
 #[derive(Args, Debug)]
@@ -76,7 +76,18 @@ pub struct TrainArgs {
     #[arg(long, default_value = "NDCG@10")]
     valid_metric: String,
     /// auto, cpu, wgpu or cuda
-    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    #[arg(long = "device", default_value = "auto")]
+    device_arg: String,
+    /// Train this many seeds at once, each in its own process (CPU: up to one per core pair)
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainSeedArgs {
+    run: PathBuf,
+    seed: u64,
+    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
     device: DeviceChoice,
 }
 
@@ -162,13 +173,27 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         seeds: (0..a.seeds).collect(),
         split_seed: a.split_seed,
     };
-    let (device, label) = select_device(a.device)?;
-    let r = run(spec, &a.out, &device, &label, progress()).map_err(anyhow::Error::msg)?;
+    let (device, device_label) =
+        select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
+    let how = Execution {
+        device,
+        device_label,
+        device_arg: a.device_arg.clone(),
+        progress: progress(),
+        jobs: a.jobs,
+    };
+    let r = run(spec, &a.out, &how).map_err(anyhow::Error::msg)?;
     print!("{}", r.to_markdown());
     println!(
         "\nwrote {}/results.json, results.md, curves.svg",
         a.out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_train_seed(a: TrainSeedArgs) -> anyhow::Result<ExitCode> {
+    let (device, _) = select_device(a.device)?;
+    crate::train::run::train_recorded_seed(&a.run, a.seed, &device).map_err(anyhow::Error::msg)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -57,6 +57,9 @@ pub struct SeedTraining {
     pub seconds: f64,
     /// Training windows (sequences) per second, over all epochs.
     pub seq_per_s: f64,
+    /// Target positions (interactions predicted) per second, over all epochs.
+    #[serde(default)]
+    pub targets_per_s: f64,
     pub curve: Vec<EpochLog>,
 }
 
@@ -211,8 +214,14 @@ impl Results {
         for t in &self.training {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.4} | {} | {:.1} | {:.0} |",
-                t.seed, t.best_epoch, t.best_valid, t.epochs, t.seconds, t.seq_per_s
+                "| {} | {} | {:.4} | {} | {:.1} | {:.0} | {:.0} |",
+                t.seed,
+                t.best_epoch,
+                t.best_valid,
+                t.epochs,
+                t.seconds,
+                t.seq_per_s,
+                t.targets_per_s
             );
         }
         let _ = writeln!(

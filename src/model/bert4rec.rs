@@ -51,6 +51,7 @@ pub struct Bert4Rec {
     pub head_norm: LayerNorm,
     pub out_bias: Param<Tensor<1>>,
     pub n_items: usize,
+    pub max_len: usize,
 }
 
 impl Bert4RecConfig {
@@ -82,6 +83,7 @@ impl Bert4RecConfig {
                 .init(device),
             out_bias: Param::from_tensor(Tensor::zeros([self.n_items], device)),
             n_items: self.n_items,
+            max_len: self.max_len,
         }
     }
 }
@@ -99,7 +101,10 @@ impl Bert4Rec {
         let [batch, len] = ids.dims();
         let device = ids.device();
         let pad = padding_mask(&ids);
-        let x = self.item_emb.forward(ids) + self.pos_emb.forward(positions(batch, len, &device));
+        let x = self.item_emb.forward(ids)
+            + self
+                .pos_emb
+                .forward(positions(batch, len, self.max_len, &device));
         let x = self.dropout.forward(self.emb_norm.forward(x));
         self.encoder
             .forward(TransformerEncoderInput::new(x).mask_pad(pad))

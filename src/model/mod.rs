@@ -237,18 +237,22 @@ impl SeqModel {
     }
 }
 
-/// Left-pads the last `max_len` items of each history (shifted by one: `0` is padding). With
-/// `mask_id`, the last slot holds the mask and only `max_len - 1` history items fit.
+/// Left-pads the last `max_len` items of each history (shifted by one: `0` is padding) to the
+/// longest of them. With `mask_id`, the last slot holds the mask and only `max_len - 1` history
+/// items fit.
 ///
 /// # Shapes
-/// - output: `[histories.len(), max_len]`
+/// - output: `[histories.len(), len]`, `len <= max_len`
 pub fn history_window(
     histories: &[&[u32]],
     max_len: usize,
     mask_id: Option<i64>,
     device: &Device,
 ) -> Tensor<2, Int> {
-    let room = max_len - usize::from(mask_id.is_some());
+    let extra = usize::from(mask_id.is_some());
+    let longest = histories.iter().map(|h| h.len()).max().unwrap_or(0);
+    let room = longest.min(max_len - extra).max(1);
+    let max_len = room + extra;
     let mut ids = vec![PAD; histories.len() * max_len];
     for (row, h) in histories.iter().enumerate() {
         let take = &h[h.len().saturating_sub(room)..];
@@ -273,12 +277,13 @@ pub fn padding_mask(ids: &Tensor<2, Int>) -> Tensor<2, Bool> {
     ids.clone().equal_elem(PAD)
 }
 
-/// Positions `0..len` for every row.
+/// Right-aligned positions `max_len - len .. max_len` for every row: the latest item of a
+/// window always has position `max_len - 1`, however much padding the batch needs.
 ///
 /// # Shapes
 /// - output: `[batch, len]`
-pub fn positions(batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
-    Tensor::<1, Int>::arange(0..len as i64, device)
+pub fn positions(batch: usize, len: usize, max_len: usize, device: &Device) -> Tensor<2, Int> {
+    Tensor::<1, Int>::arange((max_len - len) as i64..max_len as i64, device)
         .unsqueeze_dim::<2>(0)
         .expand([batch, len])
 }
@@ -293,6 +298,10 @@ mod tests {
         let w = history_window(&[&[5, 6, 7], &[1]], 2, None, &d);
         let v: Vec<i64> = w.into_data().convert::<i64>().try_to_vec().unwrap();
         assert_eq!(v, vec![7, 8, 0, 2]);
+        // Padded to the longest history only.
+        let w = history_window(&[&[5], &[1, 2]], 50, None, &d);
+        let v: Vec<i64> = w.into_data().convert::<i64>().try_to_vec().unwrap();
+        assert_eq!(v, vec![0, 6, 2, 3]);
         let w = history_window(&[&[5, 6, 7]], 3, Some(99), &d);
         let v: Vec<i64> = w.into_data().convert::<i64>().try_to_vec().unwrap();
         assert_eq!(v, vec![7, 8, 99]);

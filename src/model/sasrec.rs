@@ -46,6 +46,7 @@ pub struct SasRec {
     pub dropout: Dropout,
     pub encoder: TransformerEncoder,
     pub n_items: usize,
+    pub max_len: usize,
 }
 
 /// Embedding initialisation shared by the transformer models (BERT-style N(0, 0.02)).
@@ -79,6 +80,7 @@ impl SasRecConfig {
             .with_layer_norm_eps(1e-12)
             .init(device),
             n_items: self.n_items,
+            max_len: self.max_len,
         }
     }
 }
@@ -91,7 +93,10 @@ impl SasRec {
         let [batch, len] = ids.dims();
         let device = ids.device();
         let pad = padding_mask(&ids);
-        let x = self.item_emb.forward(ids) + self.pos_emb.forward(positions(batch, len, &device));
+        let x = self.item_emb.forward(ids)
+            + self
+                .pos_emb
+                .forward(positions(batch, len, self.max_len, &device));
         let x = self.dropout.forward(self.emb_norm.forward(x));
         let input = TransformerEncoderInput::new(x)
             .mask_pad(pad)

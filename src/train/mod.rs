@@ -118,6 +118,9 @@ pub struct EpochLog {
     pub seconds: f64,
     /// Training windows (sequences) per second.
     pub seq_per_s: f64,
+    /// Target positions (interactions predicted) per second.
+    #[serde(default)]
+    pub targets_per_s: f64,
 }
 
 /// Everything one seed's training needs.
@@ -248,27 +251,38 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
         }
         let epoch = state.epoch + 1;
         job.device.seed(epoch_seed(job.seed, epoch));
+        // Batches of windows of similar length (padded only to their longest), in random order.
+        let mut shuffle = Rng::stream(job.seed, 0x5b0f_0000 + epoch as u64);
         let mut order: Vec<Window> = all_windows.clone();
-        Rng::stream(job.seed, 0x5b0f_0000 + epoch as u64).shuffle(&mut order);
+        shuffle.shuffle(&mut order);
+        order.sort_by_key(|w| w.end - w.start);
+        let mut batches: Vec<&[Window]> = order.chunks(t.batch_size).collect();
+        shuffle.shuffle(&mut batches);
         let mut rng = Rng::stream(job.seed, 0x4e60_0000 + epoch as u64);
         let t0 = Instant::now();
-        let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
+        let (mut loss_sum, mut loss_n, mut n_targets) = (0.0f64, 0usize, 0usize);
         let mut lr = t.lr;
         if let Some(b) = &bar {
             b.reset();
             b.set_prefix(format!("epoch {epoch}/{}", t.epochs));
         }
-        for chunk in order.chunks(t.batch_size) {
+        for chunk in batches {
+            let longest = chunk
+                .iter()
+                .map(|w| (w.end - w.start) as usize)
+                .max()
+                .unwrap_or(1);
             let b = if cloze {
                 let mask_id = job.model.n_items() as i64 + 1;
-                cloze_batch(&seqs, chunk, max_len, mask_prob, mask_id, &mut rng)
+                cloze_batch(&seqs, chunk, longest, mask_prob, mask_id, &mut rng)
             } else {
-                next_item_batch(&seqs, chunk, max_len)
+                next_item_batch(&seqs, chunk, longest - 1)
             };
             let (positions, targets) = b.target_positions();
             if positions.is_empty() {
                 continue;
             }
+            n_targets += positions.len();
             let hidden = model.forward(b.ids_tensor(&ad));
             let l = loss::loss(
                 &model,
@@ -303,6 +317,7 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
             valid: None,
             seconds,
             seq_per_s: all_windows.len() as f64 / seconds.max(1e-9),
+            targets_per_s: n_targets as f64 / seconds.max(1e-9),
         };
         if epoch % t.eval_every == 0 || epoch == t.epochs {
             let m = model.valid();
@@ -328,13 +343,14 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
         }
         if job.progress {
             eprintln!(
-                "seed {} epoch {epoch:>3}: loss {:.4}, {} {}, {:.1} s ({:.0} seq/s)",
+                "seed {} epoch {epoch:>3}: loss {:.4}, {} {}, {:.1} s ({:.0} seq/s, {:.0} targets/s)",
                 job.seed,
                 log.loss,
                 t.valid_metric,
                 log.valid.map_or("-".into(), |v| format!("{v:.4}")),
                 log.seconds,
-                log.seq_per_s
+                log.seq_per_s,
+                log.targets_per_s
             );
         }
         state.curve.push(log);

@@ -172,18 +172,40 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Trains (or resumes) every seed of `spec` in `run`, evaluates, and writes the results.
-pub fn run(
-    mut spec: RunSpec,
-    run: &Path,
-    device: &Device,
-    device_label: &str,
-    progress: bool,
-) -> Result<Results, String> {
+/// Trains (or resumes) every seed of `spec` in `run`, evaluates, and writes the results. With
+/// `jobs > 1`, seeds train in that many child processes (`encore train-seed`) at once: burn's CPU
+/// generator is process-wide, so separate processes keep every seed deterministic.
+pub fn run(spec: RunSpec, run: &Path, how: &Execution) -> Result<Results, String> {
+    let (spec, l) = start(spec, run)?;
+    if how.jobs > 1 {
+        train_in_children(&spec, run, how.jobs, &how.device_arg)?;
+    }
+    let mut trained = Vec::new();
+    for &seed in &spec.seeds {
+        trained.push(train_seed(&spec, &l, run, seed, &how.device, how.progress)?);
+    }
+    evaluate_run(&spec, run, &l, trained, &how.device, &how.device_label)
+}
+
+/// Where and how a run executes.
+pub struct Execution {
+    pub device: Device,
+    /// The device as reports name it.
+    pub device_label: String,
+    /// The `--device` value child processes get.
+    pub device_arg: String,
+    /// Progress bars and per-epoch lines on stderr.
+    pub progress: bool,
+    /// Seeds trained at once in child processes (1: in this process, one after another).
+    pub jobs: usize,
+}
+
+/// Loads the data, sets the catalogue size, and records the run (refusing a folder that holds a
+/// run with other settings).
+pub fn start(mut spec: RunSpec, run: &Path) -> Result<(RunSpec, Loaded), String> {
     std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
     let l = load(&spec)?;
     spec.model.set_n_items(l.info.items);
-    let spec = &spec;
     let spec_path = run.join("run.json");
     if spec_path.exists() {
         let old: RunSpec = read_json(&spec_path)?;
@@ -200,7 +222,7 @@ pub fn run(
             ));
         }
     }
-    write_json(&spec_path, spec)?;
+    write_json(&spec_path, &spec)?;
     eprintln!(
         "{}: {} users, {} tracks, {} plays; {} ({} test, {} validation cases)",
         l.info.name,
@@ -211,39 +233,107 @@ pub fn run(
         l.prepared.split.test.len(),
         l.prepared.split.valid.len()
     );
-    let mut trained = Vec::new();
-    for &seed in &spec.seeds {
-        let dir = seed_dir(run, seed);
-        let job = TrainJob {
-            data: &l.data,
-            prepared: &l.prepared,
-            model: spec.model.clone(),
-            train: spec.train.clone(),
-            seed,
-            device: device.clone(),
-            dir: dir.clone(),
-            progress,
-            stop_after: None,
-        };
-        let t = train(&job).map_err(|e: TrainError| e.to_string())?;
-        let best = dir.join("best.bpk");
-        t.model
-            .clone()
-            .save_file(&best)
-            .map_err(|e| format!("{}: {e}", best.display()))?;
-        let seconds: f64 = t.curve.iter().map(|e| e.seconds).sum();
-        let windows: f64 = t.curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
-        trained.push(SeedTraining {
-            seed,
-            best_epoch: t.best_epoch,
-            best_valid: t.best_valid,
-            epochs: t.curve.len(),
-            seconds,
-            seq_per_s: windows / seconds.max(1e-9),
-            curve: t.curve,
-        });
+    Ok((spec, l))
+}
+
+/// Trains (or resumes, or finds finished) one seed and saves its best model as `best.bpk`.
+pub fn train_seed(
+    spec: &RunSpec,
+    l: &Loaded,
+    run: &Path,
+    seed: u64,
+    device: &Device,
+    progress: bool,
+) -> Result<SeedTraining, String> {
+    let dir = seed_dir(run, seed);
+    let job = TrainJob {
+        data: &l.data,
+        prepared: &l.prepared,
+        model: spec.model.clone(),
+        train: spec.train.clone(),
+        seed,
+        device: device.clone(),
+        dir: dir.clone(),
+        progress,
+        stop_after: None,
+    };
+    let t = train(&job).map_err(|e: TrainError| e.to_string())?;
+    let best = dir.join("best.bpk");
+    t.model
+        .clone()
+        .save_file(&best)
+        .map_err(|e| format!("{}: {e}", best.display()))?;
+    let seconds: f64 = t.curve.iter().map(|e| e.seconds).sum();
+    let windows: f64 = t.curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
+    let targets: f64 = t.curve.iter().map(|e| e.targets_per_s * e.seconds).sum();
+    Ok(SeedTraining {
+        seed,
+        best_epoch: t.best_epoch,
+        best_valid: t.best_valid,
+        epochs: t.curve.len(),
+        seconds,
+        seq_per_s: windows / seconds.max(1e-9),
+        targets_per_s: targets / seconds.max(1e-9),
+        curve: t.curve,
+    })
+}
+
+/// Trains the seeds of a recorded run in up to `jobs` child processes of this program.
+fn train_in_children(spec: &RunSpec, run: &Path, jobs: usize, device: &str) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+    let mut pending: Vec<u64> = spec.seeds.iter().rev().copied().collect();
+    let mut running: Vec<(u64, std::process::Child)> = Vec::new();
+    let mut failed = Vec::new();
+    while !pending.is_empty() || !running.is_empty() {
+        while running.len() < jobs
+            && let Some(seed) = pending.pop()
+        {
+            let child = std::process::Command::new(&exe)
+                .arg("train-seed")
+                .arg(run)
+                .arg(seed.to_string())
+                .args(["--device", device])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+            eprintln!("seed {seed}: training in process {}", child.id());
+            running.push((seed, child));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].1.try_wait() {
+                Ok(Some(status)) => {
+                    let (seed, _) = running.swap_remove(i);
+                    eprintln!("seed {seed}: {status}");
+                    if !status.success() {
+                        failed.push(seed);
+                    }
+                }
+                Ok(None) => i += 1,
+                Err(e) => return Err(format!("waiting for seed {}: {e}", running[i].0)),
+            }
+        }
     }
-    evaluate_run(spec, run, &l, trained, device, device_label)
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "training failed for seeds {failed:?} (their messages are above)"
+        ))
+    }
+}
+
+/// `encore train-seed RUN SEED`: one seed of a recorded run (what `--jobs` starts).
+pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), String> {
+    let spec: RunSpec = read_json(&run.join("run.json"))?;
+    let l = load(&spec)?;
+    let t = train_seed(&spec, &l, run, seed, device, false)?;
+    eprintln!(
+        "seed {seed}: best {} {:.4} at epoch {} of {}, {:.0} s",
+        spec.train.valid_metric, t.best_valid, t.best_epoch, t.epochs, t.seconds
+    );
+    Ok(())
 }
 
 /// Scores every seed's best model on the test cases and writes the results.
