@@ -249,6 +249,8 @@ fn train_eval_and_compare_from_the_command_line() {
             "max_len=8",
             "--device",
             "cpu",
+            "--jobs",
+            jobs,
             "-o",
             out.to_str().unwrap(),
         ];

@@ -221,14 +221,14 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let pick = |s: &[crate::eval::report::SeedRanks]| -> anyhow::Result<Vec<crate::eval::Ranks>> {
-        Ok(s.iter()
+        s.iter()
             .map(|r| match a.ranking.as_str() {
                 "protocol" => Ok(r.protocol.clone()),
                 "full" => Ok(r.full.clone()),
                 "full-unheard" => Ok(r.full_unheard.clone()),
                 o => bail!("unknown ranking '{o}' (protocol, full, full-unheard)"),
             })
-            .collect::<anyhow::Result<_>>()?)
+            .collect()
     };
     let metrics: Vec<String> = if a.metrics.is_empty() {
         HEADLINE.iter().map(|s| s.to_string()).collect()

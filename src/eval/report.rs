@@ -250,7 +250,8 @@ pub fn curves_svg(training: &[SeedTraining], metric: &str) -> String {
         H + 20.0
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let panels: [(&str, Box<dyn Fn(&EpochLog) -> Option<f64>>); 2] = [
+    type Series = Box<dyn Fn(&EpochLog) -> Option<f64>>;
+    let panels: [(&str, Series); 2] = [
         ("training loss", Box::new(|e: &EpochLog| Some(e.loss))),
         (metric, Box::new(|e: &EpochLog| e.valid)),
     ];

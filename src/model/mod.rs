@@ -127,6 +127,8 @@ impl ModelConfig {
 }
 
 /// Any of the sequential models.
+// A model is built once and lives long: boxing the larger variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum SeqModel {
     SasRec(SasRec),

@@ -87,7 +87,10 @@ pub fn load_data(
 }
 
 /// Reads a samples file (S3-Rec `_sample.txt`) and its sha256.
-pub fn load_samples(path: &Path) -> Result<(Vec<(u32, Vec<u32>)>, String), String> {
+/// Per line of a samples file: the user and its negatives (original ids).
+pub type Samples = Vec<(u32, Vec<u32>)>;
+
+pub fn load_samples(path: &Path) -> Result<(Samples, String), String> {
     let rows = read::read_samples(path).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((rows, sha256_hex(&bytes)))
