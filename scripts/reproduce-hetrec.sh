@@ -14,6 +14,7 @@ models=("$@")
 ((${#models[@]})) || models=(sasrec bert4rec gru4rec)
 data="${ENCORE_SHARED_DATA:-$ENCORE_ROOT/../shared/data}/lastfm-hetrec-s3rec"
 [ -f "$data/LastFM.txt" ] || { echo "no $data/LastFM.txt (set ENCORE_SHARED_DATA)" >&2; exit 1; }
+data="$(realpath "$data")"   # run.json records the path; resuming compares it
 cargo build --locked --quiet
 encore="$CARGO_TARGET_DIR/debug/encore"
 runs="$ENCORE_CACHE/runs/hetrec"

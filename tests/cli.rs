@@ -1,19 +1,8 @@
 //! The `encore` binary, run as a user would.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::process::Command;
-
-fn encore(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_encore"))
-        .args(args)
-        .output()
-        .expect("run encore");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::encore;
 
 #[test]
 fn help_lists_every_subcommand() {

@@ -2,12 +2,14 @@
 //! killed run resumes to the same result, and `encore train | eval | compare` work end to end.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::encore;
+
 use burn::tensor::Device;
 use encore::data::{Dataset, EventLog, Preset, RawEvent, preprocess};
 use encore::eval::protocol::{Protocol, prepare};
 use encore::model::{MODEL_NAMES, ModelConfig};
 use encore::train::{TrainConfig, TrainJob, load_model, rank_cases, train};
-use std::process::Command;
 use std::sync::Mutex;
 
 /// burn's flex generator is process-wide: trainings in parallel test threads would draw from it
@@ -54,6 +56,28 @@ fn quick(epochs: usize) -> TrainConfig {
     }
 }
 
+/// A training job on flex with no progress output.
+fn job<'a>(
+    d: &'a Dataset,
+    prep: &'a encore::eval::protocol::Prepared,
+    model: &ModelConfig,
+    train: TrainConfig,
+    seed: u64,
+    dir: &std::path::Path,
+) -> TrainJob<'a> {
+    TrainJob {
+        data: d,
+        prepared: prep,
+        model: model.clone(),
+        train,
+        seed,
+        device: Device::flex(),
+        dir: dir.to_path_buf(),
+        progress: false,
+        stop_after: None,
+    }
+}
+
 fn small(name: &str, n_items: usize) -> ModelConfig {
     let mut m = ModelConfig::defaults(name, n_items).unwrap();
     m.set("d_model", 32.0).unwrap();
@@ -77,18 +101,8 @@ fn every_backbone_learns_a_cycle() {
     for name in MODEL_NAMES {
         let dir = tempfile::tempdir().unwrap();
         let cfg = small(name, d.n_tracks());
-        let job = TrainJob {
-            data: &d,
-            prepared: &prep,
-            model: cfg.clone(),
-            train: quick(if name == "bert4rec" { 80 } else { 20 }),
-            seed: 1,
-            device: dev.clone(),
-            dir: dir.path().to_path_buf(),
-            progress: false,
-            stop_after: None,
-        };
-        let t = train(&job).unwrap();
+        let epochs = if name == "bert4rec" { 80 } else { 20 };
+        let t = train(&job(&d, &prep, &cfg, quick(epochs), 1, dir.path())).unwrap();
         let r = rank_cases(&t.model, &cfg, &d, &prep.split.test, None, false, &dev);
         let hr1 = r.mean("HR@1").unwrap();
         assert!(
@@ -113,21 +127,11 @@ fn losses_train_and_checkpoints_round_trip() {
     for loss in ["sampled-softmax:6", "bce:2"] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = small("sasrec", d.n_tracks());
-        let job = TrainJob {
-            data: &d,
-            prepared: &prep,
-            model: cfg.clone(),
-            train: TrainConfig {
-                loss: loss.parse().unwrap(),
-                ..quick(25)
-            },
-            seed: 3,
-            device: dev.clone(),
-            dir: dir.path().to_path_buf(),
-            progress: false,
-            stop_after: None,
+        let t = TrainConfig {
+            loss: loss.parse().unwrap(),
+            ..quick(25)
         };
-        let t = train(&job).unwrap();
+        let t = train(&job(&d, &prep, &cfg, t, 3, dir.path())).unwrap();
         let cands = prep.test_candidates.as_deref();
         let r = rank_cases(&t.model, &cfg, &d, &prep.split.test, cands, false, &dev);
         assert!(
@@ -163,26 +167,19 @@ fn a_killed_run_resumes_to_the_same_result() {
     let prep = prepare(&d, &p, 0, None).unwrap();
     let dev = Device::flex();
     let cfg = small("sasrec", d.n_tracks());
-    let job = |dir: &std::path::Path, stop_after| TrainJob {
-        data: &d,
-        prepared: &prep,
-        model: cfg.clone(),
-        train: quick(6),
-        seed: 9,
-        device: dev.clone(),
-        dir: dir.to_path_buf(),
-        progress: false,
+    let job_at = |dir: &std::path::Path, stop_after| TrainJob {
         stop_after,
+        ..job(&d, &prep, &cfg, quick(6), 9, dir)
     };
     let whole = tempfile::tempdir().unwrap();
-    let a = train(&job(whole.path(), None)).unwrap();
+    let a = train(&job_at(whole.path(), None)).unwrap();
     let parts = tempfile::tempdir().unwrap();
-    let first = train(&job(parts.path(), Some(2))).unwrap();
+    let first = train(&job_at(parts.path(), Some(2))).unwrap();
     assert!(!first.finished);
     assert_eq!(first.curve.len(), 2);
     // A kill between the checkpoint's two renames leaves only ckpt.old: still resumable.
     std::fs::rename(parts.path().join("ckpt"), parts.path().join("ckpt.old")).unwrap();
-    let b = train(&job(parts.path(), None)).unwrap();
+    let b = train(&job_at(parts.path(), None)).unwrap();
     assert!(b.finished);
     let losses = |t: &encore::train::Trained| t.curve.iter().map(|e| e.loss).collect::<Vec<_>>();
     assert_eq!(losses(&a), losses(&b));
@@ -193,22 +190,10 @@ fn a_killed_run_resumes_to_the_same_result() {
     // A checkpoint of another configuration is refused, not silently reused.
     let other = TrainJob {
         seed: 10,
-        ..job(parts.path(), None)
+        ..job_at(parts.path(), None)
     };
     let err = train(&other).err().expect("refused").to_string();
     assert!(err.contains("different run"), "{err}");
-}
-
-fn encore(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_encore"))
-        .args(args)
-        .output()
-        .expect("run encore");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -4,17 +4,12 @@
 //! inference the mask is appended after the history and its output is scored. The output head
 //! (dense + GELU + LayerNorm) is tied to the item embeddings plus a per-item bias.
 
-use super::sasrec::emb_init;
-use super::{padding_mask, positions};
+use super::padding_mask;
+use super::transformer::{self, Dims};
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Gelu, LayerNorm, LayerNormConfig, Linear,
-    LinearConfig,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderInput};
+use burn::nn::{Dropout, Embedding, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
 #[derive(Config, Debug, PartialEq)]
@@ -56,26 +51,24 @@ pub struct Bert4Rec {
 
 impl Bert4RecConfig {
     pub fn init(&self, device: &Device) -> Bert4Rec {
+        let p = transformer::init(
+            &Dims {
+                n_embeddings: self.n_items + 2,
+                d_model: self.d_model,
+                d_ff: self.d_ff,
+                n_layers: self.n_layers,
+                n_heads: self.n_heads,
+                max_len: self.max_len,
+                dropout: self.dropout,
+            },
+            device,
+        );
         Bert4Rec {
-            item_emb: EmbeddingConfig::new(self.n_items + 2, self.d_model)
-                .with_initializer(emb_init())
-                .init(device),
-            pos_emb: EmbeddingConfig::new(self.max_len, self.d_model)
-                .with_initializer(emb_init())
-                .init(device),
-            emb_norm: LayerNormConfig::new(self.d_model)
-                .with_epsilon(1e-12)
-                .init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            encoder: TransformerEncoderConfig::new(
-                self.d_model,
-                self.d_ff,
-                self.n_heads,
-                self.n_layers,
-            )
-            .with_dropout(self.dropout)
-            .with_layer_norm_eps(1e-12)
-            .init(device),
+            item_emb: p.item_emb,
+            pos_emb: p.pos_emb,
+            emb_norm: p.emb_norm,
+            dropout: p.dropout,
+            encoder: p.encoder,
             head: LinearConfig::new(self.d_model, self.d_model).init(device),
             head_act: Gelu::new(),
             head_norm: LayerNormConfig::new(self.d_model)
@@ -98,14 +91,15 @@ impl Bert4Rec {
     /// - ids: `[batch, len]`, left-padded, masked positions hold [`mask_id`](Self::mask_id)
     /// - output: `[batch, len, d_model]`
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        let [batch, len] = ids.dims();
-        let device = ids.device();
         let pad = padding_mask(&ids);
-        let x = self.item_emb.forward(ids)
-            + self
-                .pos_emb
-                .forward(positions(batch, len, self.max_len, &device));
-        let x = self.dropout.forward(self.emb_norm.forward(x));
+        let x = transformer::embed(
+            &self.item_emb,
+            &self.pos_emb,
+            &self.emb_norm,
+            &self.dropout,
+            ids,
+            self.max_len,
+        );
         self.encoder
             .forward(TransformerEncoderInput::new(x).mask_pad(pad))
     }

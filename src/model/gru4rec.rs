@@ -2,7 +2,7 @@
 //! over the history, its state projected back to the embedding size and scored against the item
 //! embeddings (tied output, as RecBole's GRU4Rec).
 
-use super::sasrec::emb_init;
+use super::transformer::emb_init;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::gru::{Gru, GruConfig};

@@ -9,6 +9,7 @@
 pub mod bert4rec;
 pub mod gru4rec;
 pub mod sasrec;
+mod transformer;
 
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};

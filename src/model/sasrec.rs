@@ -4,16 +4,13 @@
 //! Transformer blocks with a causal mask and a padding mask (the layout RecBole's SASRec uses);
 //! position `i`'s output predicts the item at `i + 1`. Scores are tied to the item embeddings.
 
-use super::{padding_mask, positions};
+use super::padding_mask;
+use super::transformer::{self, Dims};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderInput};
+use burn::nn::{Dropout, Embedding, LayerNorm};
 use burn::tensor::{Device, Int, Tensor};
 
 #[derive(Config, Debug, PartialEq)]
@@ -49,36 +46,26 @@ pub struct SasRec {
     pub max_len: usize,
 }
 
-/// Embedding initialisation shared by the transformer models (BERT-style N(0, 0.02)).
-pub(crate) fn emb_init() -> Initializer {
-    Initializer::Normal {
-        mean: 0.0,
-        std: 0.02,
-    }
-}
-
 impl SasRecConfig {
     pub fn init(&self, device: &Device) -> SasRec {
+        let p = transformer::init(
+            &Dims {
+                n_embeddings: self.n_items + 1,
+                d_model: self.d_model,
+                d_ff: self.d_ff,
+                n_layers: self.n_layers,
+                n_heads: self.n_heads,
+                max_len: self.max_len,
+                dropout: self.dropout,
+            },
+            device,
+        );
         SasRec {
-            item_emb: EmbeddingConfig::new(self.n_items + 1, self.d_model)
-                .with_initializer(emb_init())
-                .init(device),
-            pos_emb: EmbeddingConfig::new(self.max_len, self.d_model)
-                .with_initializer(emb_init())
-                .init(device),
-            emb_norm: LayerNormConfig::new(self.d_model)
-                .with_epsilon(1e-12)
-                .init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            encoder: TransformerEncoderConfig::new(
-                self.d_model,
-                self.d_ff,
-                self.n_heads,
-                self.n_layers,
-            )
-            .with_dropout(self.dropout)
-            .with_layer_norm_eps(1e-12)
-            .init(device),
+            item_emb: p.item_emb,
+            pos_emb: p.pos_emb,
+            emb_norm: p.emb_norm,
+            dropout: p.dropout,
+            encoder: p.encoder,
             n_items: self.n_items,
             max_len: self.max_len,
         }
@@ -93,11 +80,14 @@ impl SasRec {
         let [batch, len] = ids.dims();
         let device = ids.device();
         let pad = padding_mask(&ids);
-        let x = self.item_emb.forward(ids)
-            + self
-                .pos_emb
-                .forward(positions(batch, len, self.max_len, &device));
-        let x = self.dropout.forward(self.emb_norm.forward(x));
+        let x = transformer::embed(
+            &self.item_emb,
+            &self.pos_emb,
+            &self.emb_norm,
+            &self.dropout,
+            ids,
+            self.max_len,
+        );
         let input = TransformerEncoderInput::new(x)
             .mask_pad(pad)
             .mask_attn(generate_autoregressive_mask(batch, len, &device));

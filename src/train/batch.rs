@@ -55,6 +55,16 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// `rows` windows of `len` positions, all padding.
+    pub fn empty(rows: usize, len: usize) -> Self {
+        Self {
+            rows,
+            len,
+            ids: vec![PAD; rows * len],
+            targets: vec![PAD; rows * len],
+        }
+    }
+
     /// Number of positions with a target.
     pub fn n_targets(&self) -> usize {
         self.targets.iter().filter(|&&t| t != PAD).count()
@@ -80,12 +90,7 @@ impl Batch {
 
 /// Next-item batch: inputs `seq[start..end-1]`, targets `seq[start+1..end]`, right-aligned.
 pub fn next_item_batch(seqs: &[&[u32]], ws: &[Window], len: usize) -> Batch {
-    let mut b = Batch {
-        rows: ws.len(),
-        len,
-        ids: vec![PAD; ws.len() * len],
-        targets: vec![PAD; ws.len() * len],
-    };
+    let mut b = Batch::empty(ws.len(), len);
     for (r, w) in ws.iter().enumerate() {
         let s = &seqs[w.seq as usize][w.start as usize..w.end as usize];
         let k = s.len() - 1;
@@ -108,12 +113,7 @@ pub fn cloze_batch(
     mask_id: i64,
     rng: &mut Rng,
 ) -> Batch {
-    let mut b = Batch {
-        rows: ws.len(),
-        len,
-        ids: vec![PAD; ws.len() * len],
-        targets: vec![PAD; ws.len() * len],
-    };
+    let mut b = Batch::empty(ws.len(), len);
     for (r, w) in ws.iter().enumerate() {
         let s = &seqs[w.seq as usize][w.start as usize..w.end as usize];
         let off = r * len + len - s.len();

@@ -1,6 +1,7 @@
 //! Sessions, completion ratios, the paper preset against a deliberately simple second
 //! implementation, splits and candidates, the binary store, and the `encore data` commands.
 
+use crate::common::encore;
 use encore::data::completion::completion_ratios;
 use encore::data::ingest::{IngestOptions, ingest, load_dataset};
 use encore::data::preprocess::{Preset, preprocess};
@@ -10,7 +11,6 @@ use encore::data::synth::{SynthConfig, catalog, generate};
 use encore::data::{EventLog, RawEvent};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::Command;
 
 fn off() -> Preset {
     Preset::sessions_only(1200)
@@ -380,18 +380,6 @@ fn a_failed_write_leaves_the_old_file_and_no_temporary() {
     assert!(r.is_err());
     assert_eq!(std::fs::read(&p).unwrap(), b"old");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-}
-
-fn encore(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_encore"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 #[test]
