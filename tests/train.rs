@@ -305,3 +305,69 @@ fn train_eval_and_compare_from_the_command_line() {
     assert_eq!(code, 1);
     assert!(stderr.contains("other settings"), "{stderr}");
 }
+
+/// S3-Rec's HetRec Last.fm files and its published negatives, where the workspace has them: the
+/// protocol maps every user's line of negatives onto the split, positive first, never a track the
+/// user played, and trains on all but each user's last two plays.
+#[test]
+fn hetrec_loo_sampled99_uses_the_published_negatives() {
+    let dirs = [
+        std::env::var_os("ENCORE_SHARED_DATA").map(std::path::PathBuf::from),
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")),
+    ];
+    let Some(dir) = dirs
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("lastfm-hetrec-s3rec"))
+        .find(|d| d.exists())
+    else {
+        eprintln!("skipped: no shared/data/lastfm-hetrec-s3rec (set ENCORE_SHARED_DATA)");
+        return;
+    };
+    let spec = encore::train::run::RunSpec {
+        data: dir.join("LastFM.txt"),
+        format: "s3rec".into(),
+        preset: "none".into(),
+        protocol: "loo-sampled99".into(),
+        samples: Some(dir.join("LastFM_sample.txt")),
+        model: ModelConfig::defaults("sasrec", 0).unwrap(),
+        train: TrainConfig::default(),
+        seeds: vec![0],
+        split_seed: 0,
+    };
+    let l = encore::train::run::load(&spec).unwrap();
+    let d = &l.data;
+    assert_eq!(
+        (d.n_users(), d.n_tracks(), d.n_plays()),
+        (1090, 3646, 52551)
+    );
+    let test = &l.prepared.split.test;
+    let cands = l.prepared.test_candidates.as_ref().unwrap();
+    assert_eq!(test.len(), 1090);
+    let text = std::fs::read_to_string(dir.join("LastFM.txt")).unwrap();
+    let last: std::collections::HashMap<&str, &str> = text
+        .lines()
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next().unwrap(), f.last().unwrap())
+        })
+        .collect();
+    for (c, list) in test.iter().zip(cands) {
+        let user = d.users.get(c.user);
+        assert_eq!(
+            d.tracks.get(c.target),
+            last[user],
+            "user {user}: the last play is the target"
+        );
+        assert_eq!(list.len(), 100);
+        assert_eq!(list[0], c.target);
+        let mut s = list.clone();
+        s.sort_unstable();
+        s.dedup();
+        assert_eq!(s.len(), 100, "user {user}: distinct candidates");
+        let played = d.sequence(c.user);
+        assert!(list[1..].iter().all(|t| !played.contains(t)), "user {user}");
+        let r = d.user_range(c.user);
+        assert_eq!(l.prepared.fit_end[c.user as usize] as usize, r.end - 2);
+    }
+}
