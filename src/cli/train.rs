@@ -47,12 +47,16 @@ pub struct TrainArgs {
     /// mask_prob (bert4rec), d_hidden (gru4rec); e.g. `--set dropout=0.5 --set max_len=100`
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Most training epochs (early stopping usually ends sooner)
     #[arg(long, default_value_t = 200)]
     epochs: usize,
+    /// Training windows per optimiser step
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Peak learning rate (AdamW)
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// AdamW's decoupled weight decay
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f32,
     /// Linear warm-up over this many optimiser steps
@@ -70,15 +74,16 @@ pub struct TrainArgs {
     /// Stop after this many validations without improvement
     #[arg(long, default_value_t = 20)]
     patience: usize,
+    /// Validate every this many epochs
     #[arg(long, default_value_t = 1)]
     eval_every: usize,
     /// Validation metric that picks the best epoch
     #[arg(long, default_value = "NDCG@10")]
     valid_metric: String,
     /// auto, cpu, wgpu or cuda
-    #[arg(long = "device", default_value = "auto")]
+    #[arg(long = "device", value_name = "DEVICE", default_value = "auto")]
     device_arg: String,
-    /// Train this many seeds at once, each in its own process (CPU: up to one per core pair)
+    /// Train this many seeds at once, each in its own process (on the CPU each keeps about one core busy)
     #[arg(long, default_value_t = 1)]
     jobs: usize,
 }

@@ -251,9 +251,10 @@ pub fn curves_svg(training: &[SeedTraining], metric: &str) -> String {
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     type Series = Box<dyn Fn(&EpochLog) -> Option<f64>>;
+    let valid_title = format!("validation {metric}");
     let panels: [(&str, Series); 2] = [
         ("training loss", Box::new(|e: &EpochLog| Some(e.loss))),
-        (metric, Box::new(|e: &EpochLog| e.valid)),
+        (&valid_title, Box::new(|e: &EpochLog| e.valid)),
     ];
     for (pi, (title, f)) in panels.iter().enumerate() {
         let x0 = pi as f64 * W;
