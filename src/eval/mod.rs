@@ -69,9 +69,15 @@ pub fn train_end(d: &Dataset, split: &Split, stage: Stage) -> Vec<u32> {
         .collect()
 }
 
-/// Ranks the target of every case. With `candidates` (one list per case, positive first) the
-/// target is ranked among its list; otherwise among every item, and with `mask_heard` the
-/// tracks in the case's history (other than the target) are left out of the ranking.
+/// One way of ranking a case's target: among its candidate list (positive first), or among
+/// every item, optionally leaving out the tracks in the case's history (other than the target).
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    pub candidates: Option<&'a [Vec<u32>]>,
+    pub mask_heard: bool,
+}
+
+/// Ranks the target of every case under one view (see [`View`]).
 pub fn evaluate(
     scorer: &dyn Scorer,
     d: &Dataset,
@@ -79,8 +85,22 @@ pub fn evaluate(
     candidates: Option<&[Vec<u32>]>,
     mask_heard: bool,
 ) -> Ranks {
+    let view = View {
+        candidates,
+        mask_heard,
+    };
+    evaluate_views(scorer, d, cases, &[view]).remove(0)
+}
+
+/// Ranks the target of every case under each view, scoring each case once.
+pub fn evaluate_views(
+    scorer: &dyn Scorer,
+    d: &Dataset,
+    cases: &[Case],
+    views: &[View],
+) -> Vec<Ranks> {
     let n = scorer.n_items();
-    let mut out = Ranks::default();
+    let mut out = vec![Ranks::default(); views.len()];
     let chunk = scorer.batch_hint().max(1);
     let mut scores = vec![0f32; chunk * n];
     let mut heard = vec![false; n];
@@ -92,34 +112,39 @@ pub fn evaluate(
             let i = ci * chunk + j;
             let row = &block[j * n..(j + 1) * n];
             let target = row[c.target as usize];
-            let r = match candidates {
-                Some(cands) => {
-                    let list = &cands[i];
-                    debug_assert_eq!(list[0], c.target, "candidate lists start with the positive");
-                    rank(target, list[1..].iter().map(|&t| row[t as usize]))
-                }
-                None => {
-                    if mask_heard {
-                        for &t in histories[j] {
-                            heard[t as usize] = true;
-                        }
+            for (view, ranks) in views.iter().zip(out.iter_mut()) {
+                let r = match view.candidates {
+                    Some(cands) => {
+                        let list = &cands[i];
+                        debug_assert_eq!(
+                            list[0], c.target,
+                            "candidate lists start with the positive"
+                        );
+                        rank(target, list[1..].iter().map(|&t| row[t as usize]))
                     }
-                    let r = rank(
-                        target,
-                        row.iter()
-                            .enumerate()
-                            .filter(|&(t, _)| t != c.target as usize && !heard[t])
-                            .map(|(_, &s)| s),
-                    );
-                    if mask_heard {
-                        for &t in histories[j] {
-                            heard[t as usize] = false;
+                    None => {
+                        if view.mask_heard {
+                            for &t in histories[j] {
+                                heard[t as usize] = true;
+                            }
                         }
+                        let r = rank(
+                            target,
+                            row.iter()
+                                .enumerate()
+                                .filter(|&(t, _)| t != c.target as usize && !heard[t])
+                                .map(|(_, &s)| s),
+                        );
+                        if view.mask_heard {
+                            for &t in histories[j] {
+                                heard[t as usize] = false;
+                            }
+                        }
+                        r
                     }
-                    r
-                }
-            };
-            out.push(c.user, r);
+                };
+                ranks.push(c.user, r);
+            }
         }
     }
     out

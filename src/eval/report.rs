@@ -86,7 +86,8 @@ pub struct Results {
     /// Every track the user has not heard before a candidate.
     pub metrics_full_unheard: BTreeMap<String, MetricSummary>,
     pub training: Vec<SeedTraining>,
-    /// Full-catalogue scoring throughput: users x items per second.
+    /// Test evaluation throughput: users x items per second, each user scored once over every
+    /// track and ranked under the protocol and both full-catalogue views.
     pub eval_user_items_per_s: f64,
 }
 
@@ -226,7 +227,7 @@ impl Results {
         }
         let _ = writeln!(
             s,
-            "\nFull-catalogue scoring: {:.3e} user x item scores per second.",
+            "\nEvaluation: {:.3e} user x item scores per second (every track scored once per user, ranked three ways).",
             self.eval_user_items_per_s
         );
         s

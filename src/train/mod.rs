@@ -58,7 +58,7 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// Linear warm-up from 0 over this many optimiser steps.
     pub warmup_steps: usize,
-    /// Decay from the peak to 0 at `epochs` (early stopping usually ends sooner).
+    /// Decay from the peak to 1 % of it at `epochs` (early stopping usually ends sooner).
     pub decay: Decay,
     /// Largest gradient L2 norm per parameter tensor; `None` disables clipping.
     pub grad_clip: Option<f32>,

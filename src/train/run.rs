@@ -4,14 +4,16 @@
 //! into `results.json`, `results.md` and `curves.svg`. `run.json` records how the run was asked
 //! for, so `encore eval RUN` can rebuild the data and re-score the saved models.
 
-use super::{TrainConfig, TrainError, TrainJob, load_model, rank_cases, train};
+use super::{TrainConfig, TrainError, TrainJob, load_model, train};
 use crate::data::read::{self, Format, ReadOptions, sha256_hex};
 use crate::data::{Dataset, EventLog, Preset, preprocess};
+use crate::eval::model::ModelScorer;
 use crate::eval::protocol::{Prepared, Protocol, prepare};
 use crate::eval::report::{
     DatasetInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining, summarize_metrics,
     write_results,
 };
+use crate::eval::{View, evaluate_views};
 use crate::model::{ModelConfig, SeqModel};
 use burn::module::Module;
 use burn::tensor::Device;
@@ -139,24 +141,28 @@ pub fn test_ranks(
     device: &Device,
 ) -> (SeedRanks, f64) {
     let cases = &l.prepared.split.test;
-    let protocol = rank_cases(
-        model,
-        cfg,
-        &l.data,
-        cases,
-        l.prepared.test_candidates.as_deref(),
-        false,
-        device,
-    );
+    let scorer = ModelScorer::new(model, cfg.max_len(), device.clone());
+    let full = |mask_heard| View {
+        candidates: None,
+        mask_heard,
+    };
+    let views = [
+        View {
+            candidates: l.prepared.test_candidates.as_deref(),
+            mask_heard: false,
+        },
+        full(false),
+        full(true),
+    ];
     let t0 = Instant::now();
-    let full = rank_cases(model, cfg, &l.data, cases, None, false, device);
+    let mut r = evaluate_views(&scorer, &l.data, cases, &views).into_iter();
     let per_s = (cases.len() * l.data.n_tracks()) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-    let full_unheard = rank_cases(model, cfg, &l.data, cases, None, true, device);
+    let mut next = || r.next().expect("one result per view");
     (
         SeedRanks {
-            protocol,
-            full,
-            full_unheard,
+            protocol: next(),
+            full: next(),
+            full_unheard: next(),
         },
         per_s,
     )
