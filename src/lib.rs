@@ -6,9 +6,14 @@
 
 #![recursion_limit = "256"]
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod audio;
+pub mod bundle;
+pub mod catalog;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod listen;
 pub mod model;
 pub mod smoke;
 

@@ -1,5 +1,6 @@
 //! The native command line: each subcommand parses its arguments and calls the library.
 
+mod catalog;
 mod data;
 mod doctor;
 mod train;
@@ -35,6 +36,10 @@ enum Command {
     TrainSeed(train::TrainSeedArgs),
     /// Re-evaluate a run folder from its saved models; prints full-catalogue scoring throughput
     Eval(train::EvalArgs),
+    /// Music catalogs: build one from audio folders, simulate listening sessions over it
+    Catalog(catalog::CatalogArgs),
+    /// Write a model bundle (weights, config, catalog, checksums) for the web app
+    Export(catalog::ExportArgs),
     /// Paired per-user test between two runs on the same data and protocol (bootstrap and Wilcoxon)
     Compare(train::CompareArgs),
 }
@@ -55,6 +60,8 @@ pub fn main() -> ExitCode {
         Command::TrainSeed(args) => train::run_train_seed(args),
         Command::Eval(args) => train::run_eval(args),
         Command::Compare(args) => train::run_compare(args),
+        Command::Catalog(args) => catalog::run(args),
+        Command::Export(args) => catalog::run_export(args),
     };
     match result {
         Ok(code) => code,

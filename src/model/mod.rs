@@ -228,11 +228,27 @@ impl SeqModel {
         max_len: usize,
         device: &Device,
     ) -> Tensor<2> {
+        self.history_state_padded(histories, max_len, false, device)
+    }
+
+    /// [`history_state`](Self::history_state), with every window padded to `max_len` when
+    /// `full` is set: one input shape for any history, so GPU kernels compile once (what an
+    /// app scoring one listener after every event wants). The attention models mask padding,
+    /// so the state is the same. GRU4Rec's recurrence runs through left padding (its state
+    /// moves with the biases), so it always gets the unpadded window.
+    pub fn history_state_padded(
+        &self,
+        histories: &[&[u32]],
+        max_len: usize,
+        full: bool,
+        device: &Device,
+    ) -> Tensor<2> {
         let mask_id = match self {
             Self::Bert4Rec(m) => Some(m.mask_id()),
             _ => None,
         };
-        let ids = history_window(histories, max_len, mask_id, device);
+        let full = full && !matches!(self, Self::Gru4Rec(_));
+        let ids = window(histories, max_len, mask_id, full, device);
         let h = self.forward(ids);
         let [n, len, d] = h.dims();
         let last = h.narrow(1, len - 1, 1).reshape([n, d]);
@@ -252,8 +268,22 @@ pub fn history_window(
     mask_id: Option<i64>,
     device: &Device,
 ) -> Tensor<2, Int> {
+    window(histories, max_len, mask_id, false, device)
+}
+
+fn window(
+    histories: &[&[u32]],
+    max_len: usize,
+    mask_id: Option<i64>,
+    full: bool,
+    device: &Device,
+) -> Tensor<2, Int> {
     let extra = usize::from(mask_id.is_some());
-    let longest = histories.iter().map(|h| h.len()).max().unwrap_or(0);
+    let longest = if full {
+        max_len
+    } else {
+        histories.iter().map(|h| h.len()).max().unwrap_or(0)
+    };
     let room = longest.min(max_len - extra).max(1);
     let max_len = room + extra;
     let mut ids = vec![PAD; histories.len() * max_len];
@@ -294,6 +324,31 @@ pub fn positions(batch: usize, len: usize, max_len: usize, device: &Device) -> T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padding_to_the_full_window_leaves_the_state_unchanged() {
+        let d = Device::flex();
+        for name in ["sasrec", "bert4rec", "gru4rec"] {
+            let m = ModelConfig::defaults(name, 30).unwrap().init(&d).valid();
+            let h: &[u32] = &[3, 7, 7, 12];
+            let a = m
+                .history_state(&[h], 50, &d)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let b = m
+                .history_state_padded(&[h], 50, true, &d)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let diff = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(diff < 1e-5, "{name}: max difference {diff}");
+        }
+    }
 
     #[test]
     fn windows_keep_the_latest_items_on_the_right() {

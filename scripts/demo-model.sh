@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The demo catalog and model bundles the web app serves (idempotent):
+#   1. catalog: the free tracks named in models/demo.toml (from the asset cache) -> models/music/
+#   2. sessions simulated from the tracks' content (no real listening log exists for them)
+#   3. SASRec trained on them (3 seeds, leave-one-out, full ranking)
+#   4. bundles: models/demo (q8, the default) and models/demo-fp32, listed in models/index.json
+#   scripts/demo-model.sh [--force]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+force=0
+[ "${1:-}" = "--force" ] && force=1
+if ((!force)) && [ -f models/demo/manifest.json ] && [ -f models/demo-fp32/manifest.json ] &&
+  [ models/demo/manifest.json -nt models/demo.toml ] && [ -f models/music/catalog.json ]; then
+  echo "demo bundles up to date (models/demo, models/demo-fp32; --force rebuilds)"
+  exit 0
+fi
+cargo build --locked --quiet
+encore="$CARGO_TARGET_DIR/debug/encore"
+work="$ENCORE_CACHE/demo-model"
+mkdir -p "$work"
+"$encore" catalog build --spec models/demo.toml -o models/music
+"$encore" catalog simulate models/music/catalog.json --listeners 400 --sessions 6 --seed 0 -o "$work/sessions.inter"
+"$encore" train --data "$work/sessions.inter" --format recbole --preset none --model sasrec \
+  --protocol loo-full --seeds 3 --epochs 60 --patience 10 --device cpu -o "$work/sasrec"
+"$encore" export "$work/sasrec" --catalog models/music/catalog.json --quantize q8 --simulated \
+  --name "Demo (SASRec, q8)" -o models/demo
+"$encore" export "$work/sasrec" --catalog models/music/catalog.json --quantize none --simulated \
+  --name "Demo (SASRec, float32)" -o models/demo-fp32

@@ -1,0 +1,203 @@
+//! `encore catalog` (build a catalog from audio folders, simulate sessions over it) and
+//! `encore export` (a model bundle for the web app).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Subcommand};
+
+use crate::bundle::{self, ExportOptions};
+use crate::catalog::Catalog;
+use crate::catalog::build::{build, read_spec};
+use crate::catalog::simulate::{SimConfig, simulate, write_inter};
+use crate::data::store::write_atomic;
+
+#[derive(Args, Debug)]
+pub struct CatalogArgs {
+    #[command(subcommand)]
+    command: CatalogCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogCommand {
+    /// Read the audio folders a TOML spec names (tags, durations) and write catalog.json beside
+    /// the audio
+    Build(BuildArgs),
+    /// Simulate listening sessions from a catalog's content (a RecBole .inter log)
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+struct BuildArgs {
+    /// The catalog spec (see models/demo.toml)
+    #[arg(long)]
+    spec: PathBuf,
+    /// Folder the spec's source paths are relative to [default: $ENCORE_ASSETS, else $ENCORE_CACHE/assets]
+    #[arg(long)]
+    assets: Option<PathBuf>,
+    /// Output folder: catalog.json and audio/
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct SimulateArgs {
+    /// catalog.json
+    catalog: PathBuf,
+    /// Output .inter file
+    #[arg(long, short)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 400)]
+    listeners: usize,
+    #[arg(long, default_value_t = 6)]
+    sessions: usize,
+    /// Mean session length (plays)
+    #[arg(long, default_value_t = 8.0)]
+    session_len: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A run folder from `encore train`
+    run: PathBuf,
+    /// The catalog the run's track ids come from
+    #[arg(long)]
+    catalog: PathBuf,
+    /// Weight format: none (float32), q8 or q4 (burn's post-training quantization, blocks of 32)
+    #[arg(long, default_value = "none")]
+    quantize: String,
+    /// Which seed's model [default: the run's first seed]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Name shown in the app [default: the output folder's name]
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// Record that the training log was simulated (the app says so)
+    #[arg(long)]
+    simulated: bool,
+    /// Output bundle folder (its parent's index.json lists it)
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+fn default_assets() -> PathBuf {
+    if let Some(a) = std::env::var_os("ENCORE_ASSETS") {
+        return PathBuf::from(a);
+    }
+    std::env::var_os("ENCORE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/encore")))
+        .unwrap_or_else(|| PathBuf::from(".cache/encore"))
+        .join("assets")
+}
+
+pub fn run(args: CatalogArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        CatalogCommand::Build(a) => {
+            let spec = read_spec(&a.spec).map_err(|e| anyhow!(e))?;
+            let assets = a.assets.unwrap_or_else(default_assets);
+            let bar = indicatif::ProgressBar::new_spinner();
+            let (catalog, skipped) = build(&spec, &assets, &a.out, |p| {
+                bar.set_message(
+                    p.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+                bar.tick();
+            })
+            .map_err(|e| anyhow!(e))?;
+            bar.finish_and_clear();
+            let path = a.out.join("catalog.json");
+            let text = serde_json::to_string_pretty(&catalog)?;
+            write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+            let minutes: f64 = catalog.tracks.iter().map(|t| t.duration_s).sum::<f64>() / 60.0;
+            println!(
+                "{}: {} tracks, {:.0} minutes, {} artists",
+                path.display(),
+                catalog.tracks.len(),
+                minutes,
+                catalog
+                    .tracks
+                    .iter()
+                    .map(|t| &t.artist)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+            );
+            for s in &skipped {
+                eprintln!("skipped {}: {}", s.path.display(), s.reason);
+            }
+            Ok(if skipped.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
+        }
+        CatalogCommand::Simulate(a) => {
+            let text = std::fs::read_to_string(&a.catalog)
+                .with_context(|| a.catalog.display().to_string())?;
+            let catalog: Catalog =
+                serde_json::from_str(&text).with_context(|| a.catalog.display().to_string())?;
+            if catalog.tracks.len() < 2 {
+                bail!(
+                    "{}: a catalog needs at least two tracks",
+                    a.catalog.display()
+                );
+            }
+            let cfg = SimConfig {
+                listeners: a.listeners,
+                sessions_per_listener: a.sessions,
+                session_len: a.session_len,
+                seed: a.seed,
+                ..SimConfig::default()
+            };
+            let plays = simulate(&catalog, &cfg);
+            write_atomic(&a.out, |w| write_inter(&catalog, &plays, w))?;
+            let skips = plays.iter().filter(|p| p.completion < 0.5).count();
+            println!(
+                "{}: {} plays by {} listeners ({:.0} % under half heard)",
+                a.out.display(),
+                plays.len(),
+                a.listeners,
+                100.0 * skips as f64 / plays.len().max(1) as f64
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
+    let opts = ExportOptions {
+        run: a.run,
+        seed: a.seed,
+        catalog: a.catalog,
+        quantize: a.quantize,
+        out: a.out.clone(),
+        name: a.name,
+        description: a.description,
+        simulated: a.simulated,
+    };
+    let manifest = bundle::export(&opts).map_err(|e| anyhow!(e))?;
+    let index = bundle::register(&a.out, &manifest).map_err(|e| anyhow!(e))?;
+    println!(
+        "{} ({}): {}",
+        a.out.display(),
+        manifest.quantization,
+        manifest.description
+    );
+    for f in &manifest.files {
+        println!(
+            "  {:<14} {:>10} bytes  sha256 {}",
+            f.path,
+            f.bytes,
+            &f.sha256[..16]
+        );
+    }
+    println!("listed in {}", index.display());
+    Ok(ExitCode::SUCCESS)
+}

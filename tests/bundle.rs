@@ -1,0 +1,220 @@
+//! The demo pipeline on the real music assets: catalog from tagged audio files, sessions
+//! simulated from content, SASRec trained on them, bundles exported (float32 and q8) and loaded
+//! the way the web app loads them.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use common::encore;
+use encore::bundle::{BundleConfig, Manifest, Recommender, verify};
+use encore::catalog::Catalog;
+
+fn assets() -> PathBuf {
+    let dir = std::env::var_os("ENCORE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/encore/assets")
+        });
+    assert!(
+        dir.join("wesnoth-music").is_dir(),
+        "no music assets in {} (scripts/setup.sh fetches them)",
+        dir.display()
+    );
+    dir
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = encore(args);
+    assert_eq!(code, 0, "encore {args:?}\nstdout: {out}\nstderr: {err}");
+    out
+}
+
+fn load(dir: &Path, device: &Device) -> (Manifest, Recommender) {
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let get = |name: &str| {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        verify(manifest.file(name).unwrap(), &bytes).unwrap();
+        bytes
+    };
+    let config: BundleConfig = serde_json::from_slice(&get("config.json")).unwrap();
+    let catalog: Catalog = serde_json::from_slice(&get("catalog.json")).unwrap();
+    let weights = get("model.bpk");
+    let rec = Recommender::new(config, catalog, weights, device).unwrap();
+    (manifest, rec)
+}
+
+#[test]
+fn demo_catalog_model_and_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let music = tmp.path().join("music");
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/models/demo.toml");
+    let assets = assets();
+    let out = ok(&[
+        "catalog",
+        "build",
+        "--spec",
+        spec,
+        "--assets",
+        assets.to_str().unwrap(),
+        "-o",
+        music.to_str().unwrap(),
+    ]);
+    assert!(out.contains("41 tracks"), "{out}");
+    let catalog: Catalog =
+        serde_json::from_slice(&std::fs::read(music.join("catalog.json")).unwrap()).unwrap();
+    let vibe = &catalog.tracks[catalog
+        .position("macleod/Kevin_MacLeod_-_Vibe_Ace")
+        .unwrap()];
+    assert_eq!(
+        (vibe.title.as_str(), vibe.artist.as_str()),
+        ("Vibe Ace", "Kevin MacLeod")
+    );
+    assert!((vibe.duration_s - 61.5).abs() < 0.5, "{}", vibe.duration_s);
+    assert!(
+        vibe.licence.contains("creativecommons.org/licenses/by/3.0"),
+        "{}",
+        vibe.licence
+    );
+    assert!(
+        catalog
+            .tracks
+            .iter()
+            .all(|t| music.join(&t.audio).is_file())
+    );
+    assert!(
+        catalog
+            .tracks
+            .iter()
+            .any(|t| t.id.starts_with("asc/") && t.audio.ends_with(".mp3"))
+    );
+    assert!(catalog.tracks.iter().all(|t| t.duration_s >= 20.0));
+
+    let inter = tmp.path().join("sessions.inter");
+    ok(&[
+        "catalog",
+        "simulate",
+        music.join("catalog.json").to_str().unwrap(),
+        "--listeners",
+        "200",
+        "-o",
+        inter.to_str().unwrap(),
+    ]);
+    let run = tmp.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        inter.to_str().unwrap(),
+        "--format",
+        "recbole",
+        "--preset",
+        "none",
+        "--model",
+        "sasrec",
+        "--protocol",
+        "loo-full",
+        "--seeds",
+        "1",
+        "--epochs",
+        "30",
+        "--device",
+        "cpu",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    let ndcg = results["metrics"]["NDCG@10"]["mean"].as_f64().unwrap();
+    // 41 tracks: a random ranking gives NDCG@10 of about 0.11; content-shaped sessions are learnt.
+    assert!(ndcg > 0.2, "NDCG@10 {ndcg}");
+
+    let mut bundles = Vec::new();
+    for q in ["none", "q8"] {
+        let dir = tmp.path().join(format!("demo-{q}"));
+        ok(&[
+            "export",
+            run.to_str().unwrap(),
+            "--catalog",
+            music.join("catalog.json").to_str().unwrap(),
+            "--quantize",
+            q,
+            "--simulated",
+            "-o",
+            dir.to_str().unwrap(),
+        ]);
+        bundles.push(dir);
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["bundles"].as_array().unwrap().len(), 2);
+    let device = Device::flex();
+    let (m32, fp32) = load(&bundles[0], &device);
+    let (m8, q8) = load(&bundles[1], &device);
+    let size = |m: &Manifest| m.file("model.bpk").unwrap().bytes as f64;
+    assert!(
+        size(&m8) < 0.35 * size(&m32),
+        "q8 {} vs fp32 {}",
+        size(&m8),
+        size(&m32)
+    );
+    assert!(fp32.config.provenance.simulated);
+    // Audio URLs reach the shared music folder from each bundle.
+    for t in &fp32.catalog.tracks {
+        assert!(bundles[0].join(&t.audio).is_file(), "{}", t.audio);
+    }
+    let history: Vec<usize> = (0..6).collect();
+    let a = pollster::block_on(fp32.recommend(&history, &history, 10)).unwrap();
+    let b = pollster::block_on(q8.recommend(&history, &history, 10)).unwrap();
+    assert_eq!(a.len(), 10);
+    assert!(a.iter().all(|r| !history.contains(&r.track)));
+    let top_a: Vec<usize> = a.iter().map(|r| r.track).collect();
+    let shared = b.iter().filter(|r| top_a.contains(&r.track)).count();
+    assert!(shared >= 8, "q8 keeps {shared} of the float32 top 10");
+    // Recommendations follow the history, in both formats.
+    for rec in [&fp32, &q8] {
+        let other: Vec<usize> = (30..36).collect();
+        let c = pollster::block_on(rec.recommend(&other, &history, 10)).unwrap();
+        let d = pollster::block_on(rec.recommend(&history, &history, 10)).unwrap();
+        assert_ne!(
+            c.iter().map(|r| r.track).collect::<Vec<_>>(),
+            d.iter().map(|r| r.track).collect::<Vec<_>>()
+        );
+    }
+
+    // A corrupted file is caught by its checksum.
+    let mut bytes = std::fs::read(bundles[0].join("model.bpk")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    let err = verify(m32.file("model.bpk").unwrap(), &bytes).unwrap_err();
+    assert!(err.contains("does not match the manifest"), "{err}");
+}
+
+#[test]
+fn catalog_build_reports_a_missing_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "name = \"x\"\n[[source]]\nid = \"a\"\npath = \"nowhere\"\norigin = \"o\"\nlicence = \"CC0\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = encore(&[
+        "catalog",
+        "build",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--assets",
+        tmp.path().to_str().unwrap(),
+        "-o",
+        tmp.path().join("out").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("source 'a'") && err.contains("nowhere"),
+        "{err}"
+    );
+}
