@@ -20,6 +20,8 @@ printf '\n\033[1m== native demo\033[0m: SASRec trained on it for 3 epochs, evalu
 cargo run --locked --quiet -- train --data "$demo/paper" --model sasrec --protocol temporal-sampled200 \
   --seeds 1 --epochs 3 --device cpu -o "$demo/sasrec"
 
+printf '\n\033[1m== web app\033[0m: the demo catalog and model bundles (models/)\n'
+bash scripts/demo-model.sh
 printf '\n\033[1m== web app\033[0m: trunk builds it, then serves it\n'
 echo "Encore will be served on http://127.0.0.1:8080 once built (Ctrl-C to stop)."
 echo "Open it in a browser with WebGPU (Chrome/Chromium 113+, Edge, Firefox 141+); others fall back to the CPU."

@@ -65,6 +65,7 @@ stage cuda-check env DOCS_RS=1 cargo check --all-targets --locked --features cud
 stage native cargo test --locked
 stage wasm env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   WASM_BINDGEN_TEST_TIMEOUT=600 cargo test --locked --target wasm32-unknown-unknown --test web
+stage demo-model bash scripts/demo-model.sh
 stage web-build trunk build --release --skip-version-check
 stage e2e node --test tests/e2e/
 

@@ -98,3 +98,113 @@ async fn webgpu_equals_flex_on_a_scoring_graph() {
     // The ranking is not trivial: rows differ.
     assert_ne!(gpu_top[..5], gpu_top[5..10]);
 }
+
+/// The listening history survives in IndexedDB: written, read back in order, replaced by id.
+#[wasm_bindgen_test]
+async fn history_round_trips_through_indexeddb() {
+    use encore::listen::{self, Started};
+    use encore::web::storage;
+    let db = storage::open().await.unwrap();
+    storage::clear(&db).await.unwrap();
+    let s = |id: &str, at: f64| Started {
+        track_id: id.into(),
+        title: id.to_uppercase(),
+        artist: "A".into(),
+        duration_s: 100.0,
+        started_ms: at,
+    };
+    let a = listen::finish_play(None, &s("a", 1.7e12), 20.0, false);
+    let b = listen::finish_play(Some(&a), &s("b", 1.7e12 + 30_000.0), 100.0, true);
+    storage::put_all(&db, &[b.clone(), a.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        storage::load(&db).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    // An import that fails validation never reaches the store.
+    assert!(
+        listen::import(
+            "bad.json",
+            "{\"format\": \"encore-history/1\", \"plays\": [{}]}"
+        )
+        .is_err()
+    );
+    let mut a2 = a.clone();
+    a2.completion = 0.5;
+    storage::put_all(&db, &[a2.clone()]).await.unwrap();
+    assert_eq!(storage::load(&db).await.unwrap(), vec![a2, b]);
+    storage::clear(&db).await.unwrap();
+    assert!(storage::load(&db).await.unwrap().is_empty());
+}
+
+/// A bundle's model recommends the same tracks on WebGPU as on flex.
+#[wasm_bindgen_test]
+async fn recommender_agrees_on_webgpu_and_flex() {
+    use burn::module::Module;
+    use encore::bundle::{BundleConfig, Provenance, Recommender};
+    use encore::catalog::{Catalog, Track};
+    use encore::model::ModelConfig;
+    let n = 30;
+    let tracks: Vec<Track> = (0..n)
+        .map(|i| Track {
+            id: format!("t{i}"),
+            title: format!("T{i}"),
+            artist: format!("A{}", i % 3),
+            album: String::new(),
+            genre: String::new(),
+            duration_s: 60.0,
+            audio: format!("audio/t{i}.ogg"),
+            licence: "CC0".into(),
+            attribution: String::new(),
+            tags: vec![],
+        })
+        .collect();
+    let catalog = Catalog {
+        name: "t".into(),
+        description: String::new(),
+        tracks,
+    };
+    let model = ModelConfig::defaults("sasrec", n).unwrap();
+    let weights = model
+        .init(&Device::flex())
+        .into_record()
+        .into_bytes()
+        .unwrap()
+        .to_vec();
+    let config = BundleConfig {
+        model,
+        // Model order differs from catalog order.
+        items: (0..n).rev().map(|i| format!("t{i}")).collect(),
+        popularity: (0..n as u32).collect(),
+        provenance: Provenance::default(),
+    };
+    let gpu = Recommender::new(
+        config.clone(),
+        catalog.clone(),
+        weights.clone(),
+        &webgpu().await,
+    )
+    .unwrap();
+    let cpu = Recommender::new(config, catalog, weights, &Device::flex()).unwrap();
+    let history = [3, 7, 7, 12];
+    let a = gpu.recommend(&history, &[12], 10).await.unwrap();
+    let b = cpu.recommend(&history, &[12], 10).await.unwrap();
+    assert_eq!(a.len(), 10);
+    assert!(a.iter().all(|r| r.track != 12));
+    let ta: Vec<usize> = a.iter().map(|r| r.track).collect();
+    let tb: Vec<usize> = b.iter().map(|r| r.track).collect();
+    assert_eq!(ta, tb);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x.score - y.score).abs() < 1e-4,
+            "{} vs {}",
+            x.score,
+            y.score
+        );
+    }
+    // An empty history falls back to popularity: item 29 (track t0) has the most plays.
+    let pop = cpu.recommend(&[], &[], n).await.unwrap();
+    assert_eq!(pop[0].track, 0);
+    assert_eq!(pop[n - 1].track, n - 1);
+}

@@ -1,6 +1,14 @@
-//! The list of model bundles served beside the app (`models/index.json`).
+//! Model bundles served beside the app: `models/index.json` lists them; each bundle's files are
+//! checked against its manifest before the model is built.
 
 use gloo::net::http::Request;
+use gloo::storage::{LocalStorage, Storage};
+
+use crate::bundle::{BundleConfig, Manifest, Recommender, verify};
+use crate::catalog::Catalog;
+use burn::tensor::Device;
+
+const CHOSEN_KEY: &str = "encore.bundle";
 
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct BundleEntry {
@@ -15,12 +23,32 @@ struct BundleIndex {
     bundles: Vec<BundleEntry>,
 }
 
-/// Fetches `models/index.json` from the app's own origin.
+/// A bundle's manifest and config, and the URL prefix of its files.
+#[derive(Debug, Clone)]
+pub struct LoadedBundle {
+    pub base: String,
+    pub manifest: Manifest,
+    pub config: BundleConfig,
+}
+
+/// The bundle the listener chose last (its folder name).
+pub fn chosen() -> Option<String> {
+    LocalStorage::get::<String>(CHOSEN_KEY).ok()
+}
+
+pub fn choose(path: &str) {
+    let _ = LocalStorage::set(CHOSEN_KEY, path);
+}
+
+/// Fetches `models/index.json` from the app's own origin (none yet: an empty list).
 pub async fn list() -> Result<Vec<BundleEntry>, String> {
     let response = Request::get("models/index.json")
         .send()
         .await
         .map_err(|e| format!("models/index.json: {e}"))?;
+    if response.status() == 404 {
+        return Ok(Vec::new());
+    }
     if !response.ok() {
         return Err(format!("models/index.json: HTTP {}", response.status()));
     }
@@ -29,4 +57,59 @@ pub async fn list() -> Result<Vec<BundleEntry>, String> {
         .await
         .map_err(|e| format!("models/index.json: {e}"))?;
     Ok(index.bundles)
+}
+
+async fn fetch(url: &str) -> Result<Vec<u8>, String> {
+    let response = Request::get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    response.binary().await.map_err(|e| format!("{url}: {e}"))
+}
+
+/// Downloads a bundle, verifies every file against the manifest and builds its model.
+pub async fn load(
+    entry: &BundleEntry,
+    device: &Device,
+) -> Result<(LoadedBundle, Recommender), String> {
+    let base = format!("models/{}/", entry.path);
+    let manifest_bytes = fetch(&format!("{base}manifest.json")).await?;
+    let manifest: Manifest =
+        serde_json::from_slice(&manifest_bytes).map_err(|e| format!("{base}manifest.json: {e}"))?;
+    if manifest.format != crate::bundle::FORMAT {
+        return Err(format!(
+            "{base}manifest.json: format '{}' is not {}",
+            manifest.format,
+            crate::bundle::FORMAT
+        ));
+    }
+    let get = async |name: &str| -> Result<Vec<u8>, String> {
+        let entry = manifest.file(name).map_err(|e| format!("{base}{e}"))?;
+        let bytes = fetch(&format!("{base}{name}")).await?;
+        verify(entry, &bytes).map_err(|e| format!("{base}{e}"))?;
+        Ok(bytes)
+    };
+    let config_bytes = get("config.json").await?;
+    let catalog_bytes = get("catalog.json").await?;
+    let weights = get("model.bpk").await?;
+    let config: BundleConfig =
+        serde_json::from_slice(&config_bytes).map_err(|e| format!("{base}config.json: {e}"))?;
+    let catalog: Catalog =
+        serde_json::from_slice(&catalog_bytes).map_err(|e| format!("{base}catalog.json: {e}"))?;
+    catalog
+        .validate()
+        .map_err(|e| format!("{base}catalog.json: {e}"))?;
+    let rec = Recommender::new(config.clone(), catalog, weights, device)
+        .map_err(|e| format!("{base}{e}"))?;
+    Ok((
+        LoadedBundle {
+            base,
+            manifest,
+            config,
+        },
+        rec,
+    ))
 }

@@ -3,6 +3,7 @@
 mod app;
 mod bundles;
 mod settings;
+pub mod storage;
 
 pub use app::App;
 

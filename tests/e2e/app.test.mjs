@@ -167,3 +167,122 @@ test('the page computes on WebGPU, then on the CPU when chosen, all from 127.0.0
   assert.deepEqual(errors, [], 'the page logged errors');
   await page.close();
 });
+
+const history = (page) =>
+  page.locator('[data-testid="history-play"]').evaluateAll((els) =>
+    els.map((e) => ({
+      id: e.dataset.trackId,
+      completion: Number(e.dataset.completion),
+      skipped: e.dataset.skipped === 'true',
+      session: Number(e.dataset.session),
+    })),
+  );
+const recs = (page) =>
+  page.locator('[data-testid="rec"]').evaluateAll((els) => els.map((e) => e.dataset.trackId));
+
+async function bundleReady(page) {
+  await page.waitForSelector('[data-testid="bundle-status"]:not([data-state="pending"])', { timeout: 180_000 });
+  const status = page.locator('[data-testid="bundle-status"]');
+  assert.equal(await status.getAttribute('data-state'), 'ready', await status.textContent());
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="rec"]').length > 0, null, { timeout: 60_000 });
+}
+
+test('a listener plays, skips, reloads, exports and imports; recommendations follow on WebGPU', async () => {
+  const page = await browser.newPage({ viewport: { width: 1300, height: 900 }, acceptDownloads: true });
+  const requests = [];
+  const errors = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+
+  await page.goto(base);
+  await bundleReady(page);
+  assert.match((await page.locator('[data-testid="backend"]').textContent()).trim(), /^WebGPU · /);
+  const tracks = await page.locator('[data-testid="track"]').evaluateAll((els) => els.map((e) => e.dataset.trackId));
+  assert.ok(tracks.length >= 40, `catalog has ${tracks.length} tracks`);
+  assert.ok(await page.locator('[data-testid="simulated-note"]').isVisible());
+  const before = await recs(page);
+  await page.check('[data-testid="mute"]');
+
+  // Play the first catalog track for a few seconds, then skip it.
+  const first = tracks[0];
+  await page.locator(`[data-testid="track"][data-track-id="${first}"] [data-testid="play"]`).click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="audio"]').currentTime > 3, null, { timeout: 60_000 });
+  const title = (await page.locator('[data-testid="now-playing"]').textContent()).trim();
+  assert.notEqual(title, 'Nothing playing');
+  const upNext = await recs(page);
+  assert.ok(!upNext.includes(first), 'the playing track is not recommended');
+  await page.click('[data-testid="skip"]');
+  // The skip moved on to the first recommendation; let it play to its end, fast.
+  await page.waitForFunction((id) => {
+    const a = document.querySelector('[data-testid="audio"]');
+    return decodeURIComponent(a.currentSrc).includes(id.split('/')[1]) && !a.paused;
+  }, upNext[0], { timeout: 60_000 });
+  await page.evaluate(() => { document.querySelector('[data-testid="audio"]').playbackRate = 16; });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="history-play"]').length >= 2, null, { timeout: 120_000 });
+  let plays = await history(page);
+  // Newest first.
+  assert.equal(plays[1].id, first);
+  assert.ok(plays[1].skipped, 'the early skip is flagged');
+  assert.ok(plays[1].completion > 0 && plays[1].completion < 0.2, `skip completion ${plays[1].completion}`);
+  assert.equal(plays[0].id, upNext[0]);
+  assert.ok(!plays[0].skipped);
+  assert.ok(plays[0].completion > 0.9, `full play completion ${plays[0].completion}`);
+  assert.equal(plays[0].session, plays[1].session);
+  const after = await recs(page);
+  assert.notDeepEqual(after, before, 'recommendations changed with the history');
+  const latency = Number(await page.locator('[data-testid="latency-ms"]').textContent());
+  assert.ok(latency > 0, `latency ${latency}`);
+  await page.screenshot({ path: path.join(shots, 'player-webgpu.png'), fullPage: true });
+
+  // The history survives a reload.
+  await page.reload();
+  await bundleReady(page);
+  plays = await history(page);
+  assert.deepEqual(plays.map((p) => p.id), [upNext[0], first], 'history kept across a reload');
+  const kept = plays.length;
+
+  // Export, then a malformed import changes nothing, then a valid one adds its plays.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="history-export"]')]);
+  const exported = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+  assert.equal(exported.format, 'encore-history/1');
+  assert.equal(exported.plays.length, kept);
+  await page.setInputFiles('[data-testid="history-import"]', {
+    name: 'broken.json', mimeType: 'application/json', buffer: Buffer.from('{"format": "encore-history/1", "plays": [{"id": 1,'),
+  });
+  await page.waitForSelector('[data-testid="import-status"][data-state="error"]');
+  assert.match(await page.locator('[data-testid="import-status"]').textContent(), /broken\.json: line 1/);
+  assert.equal((await history(page)).length, kept, 'a malformed import left the history alone');
+  const extra = { ...exported.plays[0], id: exported.plays[0].id + 3_600_000, started_ms: exported.plays[0].started_ms + 3_600_000 };
+  await page.setInputFiles('[data-testid="history-import"]', {
+    name: 'mine.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ ...exported, plays: [...exported.plays, extra] })),
+  });
+  await page.waitForSelector('[data-testid="import-status"][data-state="ok"]');
+  assert.equal((await history(page)).length, kept + 1);
+  await page.reload();
+  await bundleReady(page);
+  assert.equal((await history(page)).length, kept + 1, 'the import was stored');
+  await page.screenshot({ path: path.join(shots, 'history.png'), fullPage: true });
+
+  const outside = requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
+  assert.deepEqual(outside, [], 'requests left 127.0.0.1');
+  assert.deepEqual(errors, [], 'the page logged errors');
+  await page.close();
+});
+
+test("the page's Content-Security-Policy keeps it on its own origin", async () => {
+  const page = await browser.newPage();
+  await page.goto(base);
+  const csp = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content');
+  assert.match(csp, /default-src 'self'/);
+  assert.match(csp, /connect-src 'self'/);
+  const outcome = await page.evaluate(async () => {
+    const violation = new Promise((resolve) =>
+      document.addEventListener('securitypolicyviolation', (e) => resolve(e.effectiveDirective), { once: true }),
+    );
+    const fetched = await fetch('http://192.0.2.1/collect').then(() => 'sent', () => 'blocked');
+    return { fetched, directive: await violation };
+  });
+  assert.deepEqual(outcome, { fetched: 'blocked', directive: 'connect-src' });
+  await page.close();
+});
