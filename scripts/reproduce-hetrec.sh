@@ -19,7 +19,7 @@ cargo build --locked --quiet
 encore="$CARGO_TARGET_DIR/debug/encore"
 runs="$ENCORE_CACHE/runs/hetrec"
 mkdir -p "$runs"
-jobs=$(( $(nproc) < seeds ? $(nproc) : seeds ))
+jobs="${ENCORE_JOBS:-$(( $(nproc) < seeds ? $(nproc) : seeds ))}"   # ENCORE_JOBS=N overrides
 for m in "${models[@]}"; do
   case "$m" in
     sasrec) extra=(--set dropout=0.5) ;;

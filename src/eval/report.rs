@@ -208,10 +208,10 @@ impl Results {
         let _ = writeln!(s, "\n### training\n");
         let _ = writeln!(
             s,
-            "| seed | best epoch | best valid {} | epochs | seconds | seq/s |",
+            "| seed | best epoch | best valid {} | epochs | seconds | seq/s | targets/s |",
             self.model.train.valid_metric
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
         for t in &self.training {
             let _ = writeln!(
                 s,
