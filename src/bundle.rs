@@ -32,6 +32,19 @@ pub struct Manifest {
     /// `none`, `q8` or `q4`.
     pub quantization: String,
     pub files: Vec<FileEntry>,
+    /// For a quantized bundle: test metrics of the float and the quantized weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization_effect: Option<QuantizationEffect>,
+}
+
+/// What quantization did to the exported seed's test metrics (its run's protocol).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizationEffect {
+    pub protocol: String,
+    /// Metric name -> [float32, quantized].
+    pub metrics: std::collections::BTreeMap<String, [f64; 2]>,
+    /// Weight file bytes, float32 and quantized.
+    pub bytes: [u64; 2],
 }
 
 impl Manifest {
@@ -277,7 +290,7 @@ mod native {
         })
     }
 
-    /// The quantizer for `q8` (8-bit symmetric, blocks of 32) or `q4`.
+    /// The quantizer for `q8` (8-bit symmetric, blocks of 64 with an f32 scale each) or `q4`.
     pub fn quantizer(kind: &str) -> Result<Option<Quantizer>, String> {
         let value = match kind {
             "none" => return Ok(None),
@@ -288,7 +301,7 @@ mod native {
         let scheme = QuantScheme::default()
             .with_value(value)
             .with_store(QuantStore::PackedU32(0))
-            .per_block([32], ScaleDtype::F32);
+            .per_block([64], ScaleDtype::F32);
         Ok(Some(Quantizer::new(Calibration::MinMax, scheme)))
     }
 
@@ -362,14 +375,37 @@ mod native {
         let device = Device::flex();
         let model = crate::train::load_model(&spec.model, &weights_path, &device)
             .map_err(|e| e.to_string())?;
-        let model = match quantizer(&opts.quantize)? {
-            Some(mut q) => model.quantize_weights(&mut q),
-            None => model,
+        let serialise = |m: SeqModel| {
+            m.into_record()
+                .into_bytes()
+                .map_err(|e| format!("serialising the model: {e}"))
         };
-        let weights = model
-            .into_record()
-            .into_bytes()
-            .map_err(|e| format!("serialising the model: {e}"))?;
+        let (weights, quantization_effect) = match quantizer(&opts.quantize)? {
+            None => (serialise(model)?, None),
+            Some(mut q) => {
+                let float_bytes = serialise(model.clone())?.len() as u64;
+                let weights = serialise(model.clone().quantize_weights(&mut q))?;
+                // Score the test cases with both, the quantized model loaded as the app loads it.
+                let loaded = crate::train::run::load(&spec)?;
+                let restored = load_weights(&spec.model, weights.to_vec(), &device)?;
+                let (a, _) = crate::train::run::test_ranks(&loaded, &model, &spec.model, &device);
+                let (b, _) =
+                    crate::train::run::test_ranks(&loaded, &restored, &spec.model, &device);
+                let metrics = ["HR@10", "NDCG@10", "MRR"]
+                    .iter()
+                    .map(|m| {
+                        let v = |r: &crate::eval::Ranks| r.mean(m).unwrap_or(f64::NAN);
+                        (m.to_string(), [v(&a.protocol), v(&b.protocol)])
+                    })
+                    .collect();
+                let effect = QuantizationEffect {
+                    protocol: spec.protocol.clone(),
+                    metrics,
+                    bytes: [float_bytes, weights.len() as u64],
+                };
+                (weights, Some(effect))
+            }
+        };
         let mut metrics = std::collections::BTreeMap::new();
         if let Ok(text) = std::fs::read_to_string(opts.run.join("results.json"))
             && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
@@ -441,6 +477,7 @@ mod native {
             name,
             quantization: opts.quantize.clone(),
             files,
+            quantization_effect,
         };
         let text = serde_json::to_string_pretty(&manifest).unwrap();
         write_atomic(&opts.out.join("manifest.json"), |w| {

@@ -162,6 +162,23 @@ fn demo_catalog_model_and_bundles() {
         size(&m32)
     );
     assert!(fp32.config.provenance.simulated);
+    assert!(m32.quantization_effect.is_none());
+    let effect = m8
+        .quantization_effect
+        .as_ref()
+        .expect("q8 reports its effect");
+    let [a, b] = effect.metrics["NDCG@10"];
+    assert!(
+        a > 0.2 && (a - b).abs() < 0.02,
+        "NDCG@10 float32 {a}, q8 {b}"
+    );
+    assert_eq!(
+        effect.bytes,
+        [
+            m32.file("model.bpk").unwrap().bytes,
+            m8.file("model.bpk").unwrap().bytes
+        ]
+    );
     // Audio URLs reach the shared music folder from each bundle.
     for t in &fp32.catalog.tracks {
         assert!(bundles[0].join(&t.audio).is_file(), "{}", t.audio);

@@ -66,7 +66,8 @@ pub struct ExportArgs {
     /// The catalog the run's track ids come from
     #[arg(long)]
     catalog: PathBuf,
-    /// Weight format: none (float32), q8 or q4 (burn's post-training quantization, blocks of 32)
+    /// Weight format: none (float32), q8 or q4 (burn's post-training quantization, blocks of 64);
+    /// a quantized export prints its test metrics beside the float model's
     #[arg(long, default_value = "none")]
     quantize: String,
     /// Which seed's model [default: the run's first seed]
@@ -197,6 +198,22 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
             f.bytes,
             &f.sha256[..16]
         );
+    }
+    if let Some(q) = &manifest.quantization_effect {
+        println!(
+            "  weights {} -> {} bytes ({:.2}x); test metrics ({}), float32 -> {}:",
+            q.bytes[0],
+            q.bytes[1],
+            q.bytes[1] as f64 / q.bytes[0] as f64,
+            q.protocol,
+            manifest.quantization
+        );
+        for (m, [a, b]) in &q.metrics {
+            println!(
+                "    {m:<8} {a:.4} -> {b:.4} ({:+.2} %)",
+                100.0 * (b - a) / a
+            );
+        }
     }
     println!("listed in {}", index.display());
     Ok(ExitCode::SUCCESS)

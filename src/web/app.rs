@@ -88,6 +88,8 @@ struct Ctx {
     playing: RwSignal<bool>,
     recs: RwSignal<Vec<Rec>>,
     latency: RwSignal<Option<f64>>,
+    /// How many recommendation lists were computed (tests and benchmarks wait on it).
+    computed: RwSignal<u32>,
     rec_error: RwSignal<Option<String>>,
     history_error: RwSignal<Option<String>>,
 }
@@ -142,6 +144,7 @@ impl Ctx {
                         .collect();
                     self.recs.set(rows);
                     self.latency.set(Some(elapsed));
+                    self.computed.update(|n| *n += 1);
                     self.rec_error.set(None);
                 }
                 Err(e) => self.rec_error.set(Some(e)),
@@ -239,6 +242,7 @@ pub fn App() -> impl IntoView {
         playing: RwSignal::new(false),
         recs: RwSignal::new(Vec::new()),
         latency: RwSignal::new(None),
+        computed: RwSignal::new(0),
         rec_error: RwSignal::new(None),
         history_error: RwSignal::new(None),
     };
@@ -609,7 +613,7 @@ pub fn App() -> impl IntoView {
                     "Computed in this page on "
                     <span data-testid="backend">{backend_text}</span>
                     " in "
-                    <span data-testid="latency-ms">{move || ctx.latency.get().map(|l| format!("{l:.1}")).unwrap_or_default()}</span>
+                    <span data-testid="latency-ms" data-count=move || ctx.computed.get().to_string()>{move || ctx.latency.get().map(|l| format!("{l:.1}")).unwrap_or_default()}</span>
                     " ms"
                 </p>
                 {move || ctx.rec_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
