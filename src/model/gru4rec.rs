@@ -58,13 +58,30 @@ impl Gru4RecConfig {
 }
 
 impl Gru4Rec {
+    /// A masked recurrence: the state stays at zero through the left padding, so a history's
+    /// state does not depend on how much padding its batch needed.
+    ///
     /// # Shapes
-    /// - ids: `[batch, len]`, left-padded (the state runs over the padding first)
-    /// - output: `[batch, len, d_model]`
+    /// - ids: `[batch, len]`, left-padded
+    /// - output: `[batch, len, d_model]` (zeros before the first item)
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let pad = super::padding_mask(&ids);
         let mut x = self.dropout.forward(self.item_emb.forward(ids));
+        let [batch, len, _] = x.dims();
+        let device = x.device();
         for gru in &self.layers {
-            x = gru.forward(x, None);
+            let d = gru.d_hidden;
+            let mut h = Tensor::<2>::zeros([batch, d], &device);
+            let mut steps = Vec::with_capacity(len);
+            for t in 0..len {
+                let next = gru
+                    .forward(x.clone().narrow(1, t, 1), Some(h.clone()))
+                    .reshape([batch, d]);
+                let keep = pad.clone().narrow(1, t, 1).expand([batch, d]);
+                h = next.mask_where(keep, h);
+                steps.push(h.clone().unsqueeze_dim::<3>(1));
+            }
+            x = Tensor::cat(steps, 1);
         }
         self.out.forward(x)
     }

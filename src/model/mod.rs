@@ -233,9 +233,8 @@ impl SeqModel {
 
     /// [`history_state`](Self::history_state), with every window padded to `max_len` when
     /// `full` is set: one input shape for any history, so GPU kernels compile once (what an
-    /// app scoring one listener after every event wants). The attention models mask padding,
-    /// so the state is the same. GRU4Rec's recurrence runs through left padding (its state
-    /// moves with the biases), so it always gets the unpadded window.
+    /// app scoring one listener after every event wants). Every model masks padding, so the
+    /// state is the same.
     pub fn history_state_padded(
         &self,
         histories: &[&[u32]],
@@ -247,7 +246,6 @@ impl SeqModel {
             Self::Bert4Rec(m) => Some(m.mask_id()),
             _ => None,
         };
-        let full = full && !matches!(self, Self::Gru4Rec(_));
         let ids = window(histories, max_len, mask_id, full, device);
         let h = self.forward(ids);
         let [n, len, d] = h.dims();
@@ -331,6 +329,12 @@ mod tests {
         for name in ["sasrec", "bert4rec", "gru4rec"] {
             let m = ModelConfig::defaults(name, 30).unwrap().init(&d).valid();
             let h: &[u32] = &[3, 7, 7, 12];
+            // Batched with a longer history (more padding for `h`) gives the same state too.
+            let long: Vec<u32> = (0..20).collect();
+            let batched = m.history_state(&[h, &long], 50, &d).narrow(0, 0, 1);
+            let single = m.history_state(&[h], 50, &d);
+            let diff: f32 = (batched - single).abs().max().into_scalar();
+            assert!(diff < 1e-5, "{name}: batched vs single {diff}");
             let a = m
                 .history_state(&[h], 50, &d)
                 .into_data()
