@@ -10,7 +10,8 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use crate::data::sha256_hex;
 
 use crate::catalog::Catalog;
 use crate::model::{ModelConfig, SeqModel};
@@ -48,6 +49,19 @@ pub struct QuantizationEffect {
 }
 
 impl Manifest {
+    /// Reads `manifest.json`, refusing another bundle format.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| format!("manifest.json: {e}"))?;
+        if m.format != FORMAT {
+            return Err(format!(
+                "manifest.json: format '{}' is not {FORMAT}",
+                m.format
+            ));
+        }
+        Ok(m)
+    }
+
     pub fn file(&self, path: &str) -> Result<&FileEntry, String> {
         self.files
             .iter()
@@ -79,14 +93,6 @@ pub struct BundleConfig {
     pub provenance: Provenance,
 }
 
-/// SHA-256 of bytes, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Checks downloaded bytes against their manifest entry.
 pub fn verify(entry: &FileEntry, bytes: &[u8]) -> Result<(), String> {
     if bytes.len() as u64 != entry.bytes {
@@ -105,6 +111,32 @@ pub fn verify(entry: &FileEntry, bytes: &[u8]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Checks a bundle's files against its manifest, reads its config and catalog and builds the
+/// recommender on `device`: what the app does with the bytes it downloaded. Errors name the file.
+pub fn open(
+    manifest: &Manifest,
+    config: &[u8],
+    catalog: &[u8],
+    weights: Vec<u8>,
+    device: &Device,
+) -> Result<Recommender, String> {
+    for (name, bytes) in [
+        ("config.json", config),
+        ("catalog.json", catalog),
+        ("model.bpk", &weights[..]),
+    ] {
+        verify(manifest.file(name)?, bytes)?;
+    }
+    let config: BundleConfig =
+        serde_json::from_slice(config).map_err(|e| format!("config.json: {e}"))?;
+    let catalog: Catalog =
+        serde_json::from_slice(catalog).map_err(|e| format!("catalog.json: {e}"))?;
+    catalog
+        .validate()
+        .map_err(|e| format!("catalog.json: {e}"))?;
+    Recommender::new(config, catalog, weights, device)
 }
 
 /// Turns quantized parameters back into float ones (a module mapper).
@@ -267,7 +299,7 @@ mod native {
     use std::path::{Path, PathBuf};
 
     use crate::data::store::write_atomic;
-    use crate::train::run::{RunSpec, load_data};
+    use crate::train::run::{RunSpec, load, test_ranks};
 
     pub struct ExportOptions {
         pub run: PathBuf,
@@ -360,7 +392,9 @@ mod native {
             .validate()
             .map_err(|e| format!("{}: {e}", opts.catalog.display()))?;
         place_audio(&mut catalog, &opts.catalog, &opts.out)?;
-        let (data, info) = load_data(&spec.data, &spec.format, &spec.preset)?;
+        // The run's data and split: item order and popularity, and the test cases below.
+        let loaded = load(&spec)?;
+        let data = &loaded.data;
         let items: Vec<String> = data.tracks.iter().map(str::to_string).collect();
         if let Some(missing) = items.iter().find(|id| catalog.position(id).is_none()) {
             return Err(format!(
@@ -386,11 +420,9 @@ mod native {
                 let float_bytes = serialise(model.clone())?.len() as u64;
                 let weights = serialise(model.clone().quantize_weights(&mut q))?;
                 // Score the test cases with both, the quantized model loaded as the app loads it.
-                let loaded = crate::train::run::load(&spec)?;
                 let restored = load_weights(&spec.model, weights.to_vec(), &device)?;
-                let (a, _) = crate::train::run::test_ranks(&loaded, &model, &spec.model, &device);
-                let (b, _) =
-                    crate::train::run::test_ranks(&loaded, &restored, &spec.model, &device);
+                let (a, _) = test_ranks(&loaded, &model, &spec.model, &device);
+                let (b, _) = test_ranks(&loaded, &restored, &spec.model, &device);
                 let metrics = ["HR@10", "NDCG@10", "MRR"]
                     .iter()
                     .map(|m| {
@@ -428,7 +460,7 @@ mod native {
             provenance: Provenance {
                 run: opts.run.display().to_string(),
                 seed,
-                dataset: info.name.clone(),
+                dataset: loaded.info.name.clone(),
                 simulated: opts.simulated,
                 protocol: spec.protocol.clone(),
                 metrics,

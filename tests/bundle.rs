@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use common::encore;
-use encore::bundle::{BundleConfig, Manifest, Recommender, verify};
+use encore::bundle::{Manifest, Recommender, open, verify};
 use encore::catalog::Catalog;
 
 fn assets() -> PathBuf {
@@ -34,17 +34,16 @@ fn ok(args: &[&str]) -> String {
 }
 
 fn load(dir: &Path, device: &Device) -> (Manifest, Recommender) {
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    let get = |name: &str| {
-        let bytes = std::fs::read(dir.join(name)).unwrap();
-        verify(manifest.file(name).unwrap(), &bytes).unwrap();
-        bytes
-    };
-    let config: BundleConfig = serde_json::from_slice(&get("config.json")).unwrap();
-    let catalog: Catalog = serde_json::from_slice(&get("catalog.json")).unwrap();
-    let weights = get("model.bpk");
-    let rec = Recommender::new(config, catalog, weights, device).unwrap();
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let manifest = Manifest::parse(&read("manifest.json")).unwrap();
+    let rec = open(
+        &manifest,
+        &read("config.json"),
+        &read("catalog.json"),
+        read("model.bpk"),
+        device,
+    )
+    .unwrap();
     (manifest, rec)
 }
 

@@ -4,8 +4,7 @@
 use gloo::net::http::Request;
 use gloo::storage::{LocalStorage, Storage};
 
-use crate::bundle::{BundleConfig, Manifest, Recommender, verify};
-use crate::catalog::Catalog;
+use crate::bundle::{BundleConfig, Manifest, Recommender, open};
 use burn::tensor::Device;
 
 const CHOSEN_KEY: &str = "encore.bundle";
@@ -76,34 +75,14 @@ pub async fn load(
     device: &Device,
 ) -> Result<(LoadedBundle, Recommender), String> {
     let base = format!("models/{}/", entry.path);
-    let manifest_bytes = fetch(&format!("{base}manifest.json")).await?;
-    let manifest: Manifest =
-        serde_json::from_slice(&manifest_bytes).map_err(|e| format!("{base}manifest.json: {e}"))?;
-    if manifest.format != crate::bundle::FORMAT {
-        return Err(format!(
-            "{base}manifest.json: format '{}' is not {}",
-            manifest.format,
-            crate::bundle::FORMAT
-        ));
-    }
-    let get = async |name: &str| -> Result<Vec<u8>, String> {
-        let entry = manifest.file(name).map_err(|e| format!("{base}{e}"))?;
-        let bytes = fetch(&format!("{base}{name}")).await?;
-        verify(entry, &bytes).map_err(|e| format!("{base}{e}"))?;
-        Ok(bytes)
-    };
-    let config_bytes = get("config.json").await?;
-    let catalog_bytes = get("catalog.json").await?;
-    let weights = get("model.bpk").await?;
-    let config: BundleConfig =
-        serde_json::from_slice(&config_bytes).map_err(|e| format!("{base}config.json: {e}"))?;
-    let catalog: Catalog =
-        serde_json::from_slice(&catalog_bytes).map_err(|e| format!("{base}catalog.json: {e}"))?;
-    catalog
-        .validate()
-        .map_err(|e| format!("{base}catalog.json: {e}"))?;
-    let rec = Recommender::new(config.clone(), catalog, weights, device)
+    let manifest = Manifest::parse(&fetch(&format!("{base}manifest.json")).await?)
         .map_err(|e| format!("{base}{e}"))?;
+    let config = fetch(&format!("{base}config.json")).await?;
+    let catalog = fetch(&format!("{base}catalog.json")).await?;
+    let weights = fetch(&format!("{base}model.bpk")).await?;
+    let rec =
+        open(&manifest, &config, &catalog, weights, device).map_err(|e| format!("{base}{e}"))?;
+    let config = rec.config.clone();
     Ok((
         LoadedBundle {
             base,

@@ -319,14 +319,8 @@ fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of a byte slice, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
+pub(crate) use super::hex;
+pub use super::sha256_hex;
 
 /// Reads a whole (small) file: JSON exports are arrays that must be parsed as a whole.
 pub(crate) fn read_small(path: &Path) -> Result<Vec<u8>, DataError> {
