@@ -29,6 +29,7 @@ APT_PACKAGES=(chromium chromium-driver mesa-vulkan-drivers libvulkan1 vulkan-too
 command -v node >/dev/null || APT_PACKAGES+=(nodejs npm)
 command -v python3 >/dev/null || APT_PACKAGES+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || APT_PACKAGES+=(python3-pip)
+python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -63,6 +64,14 @@ step "npm packages (playwright-core, binaryen's wasm-opt) from package-lock.json
   [ node_modules/.package-lock.json -nt package-lock.json ]; then echo "up to date"; else
   npm ci --no-audit --no-fund --loglevel=error; fi)
 wasm-opt --version
+
+step "numpy for the reference implementations in tests/reference ($ENCORE_CACHE/pyenv)"
+NUMPY_VERSION=2.2.6
+if ! "$ENCORE_CACHE/pyenv/bin/python" -c "import numpy, sys; sys.exit(numpy.__version__ != '$NUMPY_VERSION')" 2>/dev/null; then
+  python3 -m venv "$ENCORE_CACHE/pyenv"
+  "$ENCORE_CACHE/pyenv/bin/pip" install -q "numpy==$NUMPY_VERSION"
+fi
+"$ENCORE_CACHE/pyenv/bin/python" -c "import numpy; print('numpy', numpy.__version__)"
 
 if ((WITH_ASSETS)); then
   step "offline assets into $ENCORE_ASSETS"

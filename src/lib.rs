@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod features;
 pub mod listen;
 pub mod model;
 pub mod smoke;

@@ -1,6 +1,6 @@
 //! Audio files natively: container probing, tags and duration (symphonia).
 //!
-//! Decoding to PCM for content extraction builds on the same probe.
+//! [`decode`] gives the PCM that content extraction (musicnn) reads.
 
 use std::path::{Path, PathBuf};
 
@@ -134,4 +134,119 @@ pub fn probe(path: &Path) -> Result<AudioInfo, AudioError> {
         .filter(|d| d.is_finite() && *d > 0.0)
         .ok_or_else(|| err(path, "the duration cannot be determined"))?;
     Ok(info)
+}
+
+/// Decoded audio: interleaved f32 samples in [-1, 1].
+#[derive(Clone, Debug, Default)]
+pub struct Pcm {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+    pub channels: usize,
+}
+
+impl Pcm {
+    pub fn duration_s(&self) -> f64 {
+        if self.sample_rate == 0 || self.channels == 0 {
+            return 0.0;
+        }
+        (self.samples.len() / self.channels) as f64 / self.sample_rate as f64
+    }
+}
+
+/// Decodes a whole file to PCM. A file whose packets mostly fail to decode is corrupt; one that
+/// ends well before the duration its container states is truncated: both are errors naming the
+/// file. (A few undecodable packets are skipped, as players do.)
+pub fn decode(path: &Path) -> Result<Pcm, AudioError> {
+    use symphonia::core::codecs::audio::AudioDecoderOptions;
+    use symphonia::core::errors::Error;
+    let mut reader = open(path)?;
+    let track = reader
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| err(path, "no audio track"))?
+        .clone();
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|c| c.audio())
+        .ok_or_else(|| err(path, "no audio codec parameters"))?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(params, &AudioDecoderOptions::default())
+        .map_err(|e| err(path, format!("unsupported codec ({e})")))?;
+    let stated = track.duration.and_then(|d| {
+        let tb = track.time_base?;
+        Some(d.get() as f64 * tb.numer.get() as f64 / tb.denom.get() as f64)
+    });
+    let mut pcm = Pcm::default();
+    let mut chunk: Vec<f32> = Vec::new();
+    let (mut packets, mut failed) = (0usize, 0usize);
+    let mut stopped: Option<String> = None;
+    loop {
+        let packet = match reader.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                stopped = Some("unexpected end of file".into());
+                break;
+            }
+            Err(e) => {
+                stopped = Some(e.to_string());
+                break;
+            }
+        };
+        if packet.track_id != track.id {
+            continue;
+        }
+        packets += 1;
+        match decoder.decode(&packet) {
+            Ok(buf) => {
+                if pcm.channels == 0 {
+                    pcm.channels = buf.spec().channels().count();
+                    pcm.sample_rate = buf.spec().rate();
+                }
+                buf.copy_to_vec_interleaved(&mut chunk);
+                pcm.samples.extend_from_slice(&chunk);
+            }
+            Err(Error::DecodeError(_)) => failed += 1,
+            Err(e) => {
+                stopped = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if packets == 0 || pcm.samples.is_empty() {
+        return Err(err(
+            path,
+            format!(
+                "corrupt audio data: nothing decodes{}",
+                stopped.map(|s| format!(" ({s})")).unwrap_or_default()
+            ),
+        ));
+    }
+    if failed * 10 > packets {
+        return Err(err(
+            path,
+            format!("corrupt audio data: {failed} of {packets} packets fail to decode"),
+        ));
+    }
+    let got = pcm.duration_s();
+    if let Some(stated) = stated
+        && got + 1.0 < stated * 0.98
+    {
+        return Err(err(
+            path,
+            format!(
+                "truncated: audio ends after {got:.1} s of the {stated:.1} s its header states{}",
+                stopped.map(|s| format!(" ({s})")).unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(s) = stopped
+        && stated.is_none()
+    {
+        return Err(err(
+            path,
+            format!("corrupt or truncated after {got:.1} s ({s})"),
+        ));
+    }
+    Ok(pcm)
 }

@@ -86,7 +86,7 @@ pub struct ExportArgs {
     out: PathBuf,
 }
 
-fn default_assets() -> PathBuf {
+pub(crate) fn default_assets() -> PathBuf {
     if let Some(a) = std::env::var_os("ENCORE_ASSETS") {
         return PathBuf::from(a);
     }

@@ -3,6 +3,7 @@
 mod catalog;
 mod data;
 mod doctor;
+mod features;
 mod train;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Catalog(catalog::CatalogArgs),
     /// Write a model bundle (weights, config, catalog, checksums) for the web app
     Export(catalog::ExportArgs),
+    /// Content features: musicnn audio embeddings and tags, MiniLM text embeddings, imports, store info
+    Features(features::FeaturesArgs),
     /// Paired per-user test between two runs on the same data and protocol (bootstrap and Wilcoxon)
     Compare(train::CompareArgs),
 }
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => train::run_compare(args),
         Command::Catalog(args) => catalog::run(args),
         Command::Export(args) => catalog::run_export(args),
+        Command::Features(args) => features::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,467 @@
+//! Importers: precomputed per-track vectors (EnCodec, CLAP, MERT, mpnet, ...) from `.npy`,
+//! safetensors, CSV/TSV or JSONL, and per-track texts (lyrics, descriptions) from TSV or JSONL.
+//!
+//! Rows are keyed by track id or by `artist` + `title`. A file is read whole and checked before
+//! anything is stored: a wrong dimension, an unknown key, a malformed line or a non-finite value
+//! is an error naming the file and line (for text formats) or row.
+
+use std::path::Path;
+
+use super::store::FeatureStore;
+
+/// One keyed row: (line or row number, key, vector).
+pub type Rows = Vec<(usize, String, Vec<f32>)>;
+
+fn bad(path: &Path, line: usize, msg: impl std::fmt::Display) -> String {
+    format!("{}:{line}: {msg}", path.display())
+}
+
+/// Reads vectors from `path` by its extension. `.npy` and safetensors files carry no keys: give
+/// them `ids` (one key per row, from `--ids`), or a safetensors `__metadata__` entry `ids` (a JSON
+/// array of strings).
+pub fn read_vectors(path: &Path, ids: Option<&[String]>) -> Result<Rows, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let keyed =
+        |path: &Path, rows: Vec<Vec<f32>>, ids: Option<Vec<String>>| -> Result<Rows, String> {
+            let ids = ids.ok_or_else(|| {
+                format!(
+                    "{}: the file has no track keys; pass --ids FILE (one key per row)",
+                    path.display()
+                )
+            })?;
+            if ids.len() != rows.len() {
+                return Err(format!(
+                    "{}: {} rows but {} ids",
+                    path.display(),
+                    rows.len(),
+                    ids.len()
+                ));
+            }
+            Ok(rows
+                .into_iter()
+                .zip(ids)
+                .enumerate()
+                .map(|(i, (v, k))| (i + 1, k, v))
+                .collect())
+        };
+    match ext.as_str() {
+        "npy" => {
+            let rows = parse_npy(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            keyed(path, rows, ids.map(<[String]>::to_vec))
+        }
+        "safetensors" => {
+            let (rows, meta_ids) =
+                parse_safetensors_rows(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            keyed(path, rows, ids.map(<[String]>::to_vec).or(meta_ids))
+        }
+        "jsonl" | "ndjson" => parse_jsonl(path, &bytes),
+        "csv" | "tsv" | "txt" => {
+            parse_delimited(path, &bytes, if ext == "csv" { ',' } else { '\t' })
+        }
+        _ => Err(format!(
+            "{}: unknown extension '{ext}' (expected .npy, .safetensors, .csv, .tsv or .jsonl)",
+            path.display()
+        )),
+    }
+}
+
+/// A `.npy` file holding a 2-D little-endian float32 or float64 array in C order.
+pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, String> {
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (no \\x93NUMPY magic)".into());
+    }
+    let (header_len, start) = match b[6] {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
+        2 | 3 => {
+            if b.len() < 12 {
+                return Err("truncated .npy header".into());
+            }
+            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+        }
+        v => return Err(format!(".npy version {v} is not supported")),
+    };
+    let header = std::str::from_utf8(
+        b.get(start..start + header_len)
+            .ok_or("truncated .npy header")?,
+    )
+    .map_err(|_| ".npy header is not text")?;
+    let field = |name: &str| -> Option<&str> {
+        let i = header.find(&format!("'{name}'"))?;
+        Some(
+            header[i + name.len() + 2..]
+                .trim_start()
+                .trim_start_matches(':')
+                .trim_start(),
+        )
+    };
+    let descr = field("descr").ok_or(".npy header has no descr")?;
+    let width = if descr.starts_with("'<f4'") {
+        4
+    } else if descr.starts_with("'<f8'") {
+        8
+    } else {
+        return Err(format!(
+            ".npy dtype {} is not supported (use float32 or float64)",
+            descr.split(',').next().unwrap_or("")
+        ));
+    };
+    if field("fortran_order").is_some_and(|f| f.starts_with("True")) {
+        return Err(".npy in Fortran order is not supported".into());
+    }
+    let shape = field("shape").ok_or(".npy header has no shape")?;
+    let inner = &shape[1..shape.find(')').ok_or(".npy shape is malformed")?];
+    let dims: Vec<usize> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| format!(".npy shape ({inner}) is malformed"))
+        })
+        .collect::<Result<_, _>>()?;
+    let [rows, cols] = dims[..] else {
+        return Err(format!(
+            ".npy array has shape ({inner}); expected 2-D (tracks, dim)"
+        ));
+    };
+    let data = &b[start + header_len..];
+    if data.len() != rows * cols * width {
+        return Err(format!(
+            ".npy data is {} bytes; shape ({rows}, {cols}) needs {}",
+            data.len(),
+            rows * cols * width
+        ));
+    }
+    let values: Vec<f32> = if width == 4 {
+        data.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    } else {
+        data.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect()
+    };
+    Ok(values
+        .chunks(cols.max(1))
+        .map(<[f32]>::to_vec)
+        .take(rows)
+        .collect())
+}
+
+/// Rows of a 2-D tensor and the ids its metadata lists, if any.
+type KeyedRows = (Vec<Vec<f32>>, Option<Vec<String>>);
+
+fn parse_safetensors_rows(b: &[u8]) -> Result<KeyedRows, String> {
+    let tensors = super::store::read_safetensors(b)?;
+    let (_, (shape, values)) = ["values", "vectors", "embeddings", "embedding", "features"]
+        .iter()
+        .find_map(|n| tensors.get_key_value(*n))
+        .or_else(|| {
+            if tensors.len() == 1 {
+                tensors.iter().next()
+            } else {
+                None
+            }
+        })
+        .ok_or("no tensor named values, vectors, embeddings or features")?;
+    let [rows, cols] = shape[..] else {
+        return Err(format!(
+            "tensor has shape {shape:?}; expected 2-D (tracks, dim)"
+        ));
+    };
+    let (_, meta) = safetensors::SafeTensors::read_metadata(b).map_err(|e| e.to_string())?;
+    let ids = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("ids"))
+        .map(|s| serde_json::from_str::<Vec<String>>(s).map_err(|e| format!("metadata ids: {e}")))
+        .transpose()?;
+    Ok((
+        values
+            .chunks(cols.max(1))
+            .map(<[f32]>::to_vec)
+            .take(rows)
+            .collect(),
+        ids,
+    ))
+}
+
+/// The key of a JSON object: `id` / `track_id`, else `artist` + `title`.
+fn json_key(obj: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    for k in ["id", "track_id", "track", "key"] {
+        match obj.get(k) {
+            Some(serde_json::Value::String(s)) => return Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => return Some(n.to_string()),
+            _ => {}
+        }
+    }
+    let a = obj.get("artist")?.as_str()?;
+    let t = obj.get("title")?.as_str()?;
+    Some(format!("{a}\t{t}"))
+}
+
+fn parse_jsonl(path: &Path, b: &[u8]) -> Result<Rows, String> {
+    let text = std::str::from_utf8(b).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .map_err(|e| bad(path, n, format!("not a JSON object: {e}")))?;
+        let key =
+            json_key(&obj).ok_or_else(|| bad(path, n, "no id, track_id, or artist and title"))?;
+        let arr = ["vector", "embedding", "values", "features"]
+            .iter()
+            .find_map(|k| obj.get(*k))
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| {
+                bad(
+                    path,
+                    n,
+                    "no vector (an array under vector, embedding, values or features)",
+                )
+            })?;
+        let v = arr
+            .iter()
+            .enumerate()
+            .map(|(j, x)| {
+                x.as_f64()
+                    .map(|f| f as f32)
+                    .ok_or_else(|| bad(path, n, format!("element {j} is not a number")))
+            })
+            .collect::<Result<Vec<f32>, String>>()?;
+        out.push((n, key, v));
+    }
+    Ok(out)
+}
+
+/// CSV or TSV: key columns, then numbers. A header is recognised by a non-numeric value after
+/// the key; `artist` and `title` as its first two columns key by name, else the first column is
+/// the track id.
+fn parse_delimited(path: &Path, b: &[u8], sep: char) -> Result<Rows, String> {
+    let text = std::str::from_utf8(b).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+    let mut out = Vec::new();
+    let mut key_cols = 1;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line
+            .split(sep)
+            .map(|c| c.trim().trim_matches('"'))
+            .collect();
+        if out.is_empty() && n == 1 && cols.len() > 1 && cols[1].parse::<f32>().is_err() {
+            if cols.len() > 2
+                && cols[0].eq_ignore_ascii_case("artist")
+                && cols[1].eq_ignore_ascii_case("title")
+            {
+                key_cols = 2;
+            }
+            continue; // header
+        }
+        if cols.len() <= key_cols {
+            return Err(bad(path, n, "no values after the key"));
+        }
+        let key = if key_cols == 2 {
+            format!("{}\t{}", cols[0], cols[1])
+        } else {
+            cols[0].to_string()
+        };
+        let v = cols[key_cols..]
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                c.parse::<f32>().map_err(|_| {
+                    bad(
+                        path,
+                        n,
+                        format!("column {} ('{c}') is not a number", j + key_cols + 1),
+                    )
+                })
+            })
+            .collect::<Result<Vec<f32>, String>>()?;
+        out.push((n, key, v));
+    }
+    Ok(out)
+}
+
+/// Checks every row against the store (known key, the modality's dimension, finite values) and
+/// returns `(track, vector)` pairs; nothing is stored when any row fails.
+pub fn resolve_rows(
+    store: &FeatureStore,
+    path: &Path,
+    rows: Rows,
+    dim: Option<usize>,
+) -> Result<Vec<(usize, Vec<f32>)>, String> {
+    let want = dim.or_else(|| rows.first().map(|r| r.2.len())).unwrap_or(0);
+    let mut unknown = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for (line, key, v) in rows {
+        if v.len() != want {
+            return Err(bad(
+                path,
+                line,
+                format!("{} values; the modality holds {want}-d vectors", v.len()),
+            ));
+        }
+        if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+            return Err(bad(path, line, format!("value {} is not finite", j + 1)));
+        }
+        match store.resolve(&key) {
+            Some(t) => out.push((t, v)),
+            None => unknown.push((line, key)),
+        }
+    }
+    if !unknown.is_empty() {
+        let shown: Vec<String> = unknown
+            .iter()
+            .take(5)
+            .map(|(l, k)| format!("line {l}: '{}'", k.replace('\t', " / ")))
+            .collect();
+        return Err(format!(
+            "{}: {} unknown track key(s), not in the store's {} tracks ({}{})",
+            path.display(),
+            unknown.len(),
+            store.tracks().len(),
+            shown.join(", "),
+            if unknown.len() > 5 { ", ..." } else { "" }
+        ));
+    }
+    Ok(out)
+}
+
+/// Texts per track from TSV (`key<TAB>text`, or a header naming `id`/`track_id` or `artist` and
+/// `title`, and `text`/`lyrics`) or JSONL (`{"id": .., "text": ..}`). Returns (line, key, text).
+pub fn read_texts(path: &Path) -> Result<Vec<(usize, String, String)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let jsonl = path
+        .extension()
+        .is_some_and(|e| e == "jsonl" || e == "ndjson");
+    let mut out = Vec::new();
+    if jsonl {
+        for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+                .map_err(|e| bad(path, n, format!("not a JSON object: {e}")))?;
+            let key = json_key(&obj)
+                .ok_or_else(|| bad(path, n, "no id, track_id, or artist and title"))?;
+            let t = ["text", "lyrics", "description"]
+                .iter()
+                .find_map(|k| obj.get(*k))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(path, n, "text is not a string"))
+                })
+                .transpose()?
+                .unwrap_or_default();
+            out.push((n, key, t));
+        }
+        return Ok(out);
+    }
+    let mut lines = text.lines().enumerate().peekable();
+    let (mut key_cols, mut text_col) = (1usize, 1usize);
+    if let Some((_, first)) = lines.peek() {
+        let cols: Vec<String> = first
+            .split('\t')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        let has = |n: &str| cols.iter().position(|c| c == n);
+        if let Some(t) = has("text")
+            .or_else(|| has("lyrics"))
+            .or_else(|| has("description"))
+        {
+            text_col = t;
+            key_cols = if has("artist") == Some(0) && has("title") == Some(1) {
+                2
+            } else {
+                1
+            };
+            lines.next();
+        }
+    }
+    for (i, line) in lines {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() <= text_col.max(key_cols - 1) {
+            return Err(bad(
+                path,
+                n,
+                format!("expected {} tab-separated columns", text_col + 1),
+            ));
+        }
+        let key = if key_cols == 2 {
+            format!("{}\t{}", cols[0], cols[1])
+        } else {
+            cols[0].to_string()
+        };
+        // A text may itself hold tabs: the rest of the line is the text.
+        out.push((n, key, cols[text_col..].join("\t").replace("\\n", "\n")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(shape: &str, descr: &str, data: &[u8]) -> Vec<u8> {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((header.len() as u16).to_le_bytes());
+        b.extend(header.as_bytes());
+        b.extend(data);
+        b
+    }
+
+    #[test]
+    fn npy_float32_and_float64() {
+        let f32s: Vec<u8> = [1f32, 2., 3., 4., 5., 6.]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            parse_npy(&npy("(2, 3)", "<f4", &f32s)).unwrap(),
+            vec![vec![1., 2., 3.], vec![4., 5., 6.]]
+        );
+        let f64s: Vec<u8> = [1f64, 2.].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(
+            parse_npy(&npy("(1, 2)", "<f8", &f64s)).unwrap(),
+            vec![vec![1., 2.]]
+        );
+        assert!(
+            parse_npy(&npy("(3,)", "<f4", &f32s[..12]))
+                .unwrap_err()
+                .contains("2-D")
+        );
+        assert!(
+            parse_npy(&npy("(2, 3)", "<i4", &f32s))
+                .unwrap_err()
+                .contains("dtype")
+        );
+        assert!(
+            parse_npy(&npy("(2, 4)", "<f4", &f32s))
+                .unwrap_err()
+                .contains("bytes")
+        );
+    }
+}

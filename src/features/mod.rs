@@ -1,0 +1,11 @@
+//! Content features per track: audio (musicnn), text (MiniLM), tags, attributes and completion,
+//! kept in one feature store ([`store::FeatureStore`]).
+
+pub mod dsp;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod import;
+pub mod musicnn;
+pub mod store;
+pub mod text;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tf1;
