@@ -32,6 +32,10 @@ enum FeaturesCommand {
     Text(TextArgs),
     /// Import precomputed vectors (.npy, .safetensors, CSV/TSV, JSONL) as a modality
     Import(ImportArgs),
+    /// Tags or attributes (S3-Rec item2attributes.json, JSON lists, TSV) as a multi-hot modality
+    Tags(TagsArgs),
+    /// Completion statistics per track (mean, median, skip rate, plays) from a prepared dataset
+    Completion(CompletionArgs),
     /// Summarise a feature store: tracks, and coverage and provenance per modality
     Info(InfoArgs),
 }
@@ -55,9 +59,13 @@ struct StoreArgs {
     /// A new store takes its tracks from this catalog.json
     #[arg(long)]
     catalog: Option<PathBuf>,
-    /// A new store takes its tracks from this TSV: id[<TAB>artist<TAB>title] per line
+    /// A new store takes its tracks from this TSV: id[<TAB>artist<TAB>title] per line (an empty
+    /// id: the track is keyed by artist and title)
     #[arg(long)]
     tracks: Option<PathBuf>,
+    /// A new store takes its tracks from this prepared dataset folder (`encore data ingest`)
+    #[arg(long)]
+    data: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +134,29 @@ struct ImportArgs {
 }
 
 #[derive(Args, Debug)]
+struct TagsArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Modality to fill (tags, attributes, ...)
+    #[arg(long, default_value = "tags")]
+    modality: String,
+    /// JSON object {key: [tags]} or TSV key<TAB>tag[,tag...]
+    file: PathBuf,
+    /// Keep labels that at least this many tracks carry
+    #[arg(long, default_value_t = 1)]
+    min_count: usize,
+}
+
+#[derive(Args, Debug)]
+struct CompletionArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Prepared dataset folder (dataset.bin), from `encore data ingest`
+    #[arg(long = "from")]
+    from: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct InfoArgs {
     /// Feature store folder
     dir: PathBuf,
@@ -137,6 +168,8 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         FeaturesCommand::Audio(a) => audio(a),
         FeaturesCommand::Text(a) => text_cmd(a),
         FeaturesCommand::Import(a) => import_cmd(a),
+        FeaturesCommand::Tags(a) => tags_cmd(a),
+        FeaturesCommand::Completion(a) => completion_cmd(a),
         FeaturesCommand::Info(a) => info(a),
     }
 }
@@ -168,7 +201,7 @@ fn convert_to(ckpt: &Path, out: &Path) -> anyhow::Result<usize> {
 /// Opens the store, creating it from `--catalog` / `--tracks` when it does not exist yet.
 fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<FeatureStore> {
     if a.store.join("manifest.json").exists() {
-        if a.catalog.is_some() || a.tracks.is_some() {
+        if a.catalog.is_some() || a.tracks.is_some() || a.data.is_some() {
             eprintln!(
                 "note: {} exists; its own track list is used",
                 a.store.display()
@@ -195,22 +228,35 @@ fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<FeatureStore> 
             if line.trim().is_empty() {
                 continue;
             }
-            let c: Vec<&str> = line.split('\t').collect();
-            if c[0].trim().is_empty() {
-                bail!("{}:{}: empty track id", p.display(), i + 1);
-            }
-            v.push(TrackRef {
-                id: c[0].trim().to_string(),
-                artist: c.get(1).map(|s| s.trim().to_string()).unwrap_or_default(),
-                title: c.get(2).map(|s| s.trim().to_string()).unwrap_or_default(),
-            });
+            let c: Vec<&str> = line.split('\t').map(str::trim).collect();
+            let (artist, title) = (c.get(1).copied().unwrap_or(""), c.get(2).copied().unwrap_or(""));
+            // No id: the track is known by artist and title, as the data layer keys it.
+            let id = if !c[0].is_empty() {
+                c[0].to_string()
+            } else if !artist.is_empty() && !title.is_empty() {
+                let mut k = String::new();
+                crate::data::log::name_key(&mut k, artist, title);
+                k
+            } else {
+                bail!("{}:{}: neither a track id nor artist and title", p.display(), i + 1);
+            };
+            v.push(TrackRef { id, artist: artist.to_string(), title: title.to_string() });
         }
         v
+    } else if let Some(d) = &a.data {
+        let ds = crate::data::preprocess::Dataset::load(&d.join("dataset.bin")).map_err(|e| anyhow!(e.to_string()))?;
+        (0..ds.n_tracks() as u32)
+            .map(|t| TrackRef {
+                id: ds.tracks.get(t).to_string(),
+                artist: ds.artist_name.get(ds.track_artist[t as usize]).to_string(),
+                title: ds.track_name.get(t).to_string(),
+            })
+            .collect()
     } else if allow_empty {
         Vec::new()
     } else {
         bail!(
-            "{} is not a feature store yet: pass --catalog FILE or --tracks FILE to create it",
+            "{} is not a feature store yet: pass --catalog FILE, --tracks FILE or --data DIR to create it",
             a.store.display()
         );
     };
@@ -601,7 +647,7 @@ fn import_cmd(a: ImportArgs) -> anyhow::Result<ExitCode> {
         bail!("{}: no vectors", a.file.display());
     }
     let dim = store.modality(&a.modality).map(|m| m.dim);
-    let resolved = import::resolve_rows(&store, &a.file, rows, dim).map_err(|e| anyhow!(e))?;
+    let resolved = import::resolve_rows(&store, &a.file, rows, &a.modality, dim).map_err(|e| anyhow!(e))?;
     let bytes = std::fs::read(&a.file)?;
     let d = resolved[0].1.len();
     let prov = provenance(
@@ -622,6 +668,43 @@ fn import_cmd(a: ImportArgs) -> anyhow::Result<ExitCode> {
         a.modality,
         resolved.len()
     );
+    print_coverage(&store, &a.store.store);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tags_cmd(a: TagsArgs) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(&a.store, false)?;
+    let lists = crate::features::tags::read_label_lists(&a.file).map_err(|e| anyhow!(e))?;
+    let (vocab, rows) = crate::features::tags::multi_hot(&store, &a.file, lists, a.min_count).map_err(|e| anyhow!(e))?;
+    if vocab.is_empty() {
+        bail!("{}: no label is carried by {} or more tracks", a.file.display(), a.min_count);
+    }
+    let bytes = std::fs::read(&a.file)?;
+    let prov = provenance(
+        "multi-hot labels",
+        "",
+        &crate::data::sha256_hex(&bytes),
+        serde_json::json!({"source": a.file.display().to_string(), "min_count": a.min_count}),
+    );
+    if store.modality(&a.modality).is_some_and(|m| m.dim != vocab.len()) {
+        bail!("modality {} exists with another vocabulary size; choose another --modality", a.modality);
+    }
+    store.ensure_modality(&a.modality, vocab.len(), prov, Some(vocab.clone())).map_err(|e| anyhow!(e))?;
+    for (t, v) in &rows {
+        store.set(&a.modality, *t, v).map_err(|e| anyhow!(e))?;
+    }
+    store.save(&a.store.store).map_err(|e| anyhow!(e))?;
+    println!("{}: {} tracks over {} labels", a.modality, rows.len(), vocab.len());
+    print_coverage(&store, &a.store.store);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn completion_cmd(a: CompletionArgs) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(&a.store, false)?;
+    let ds = crate::data::preprocess::Dataset::load(&a.from.join("dataset.bin")).map_err(|e| anyhow!(e.to_string()))?;
+    let n = crate::features::tags::add_completion(&mut store, &ds, &a.from.display().to_string()).map_err(|e| anyhow!(e))?;
+    store.save(&a.store.store).map_err(|e| anyhow!(e))?;
+    println!("completion: {n} of {} tracks have plays with a completion ratio", store.tracks().len());
     print_coverage(&store, &a.store.store);
     Ok(ExitCode::SUCCESS)
 }

@@ -299,6 +299,7 @@ pub fn resolve_rows(
     store: &FeatureStore,
     path: &Path,
     rows: Rows,
+    modality: &str,
     dim: Option<usize>,
 ) -> Result<Vec<(usize, Vec<f32>)>, String> {
     let want = dim.or_else(|| rows.first().map(|r| r.2.len())).unwrap_or(0);
@@ -315,6 +316,7 @@ pub fn resolve_rows(
         if let Some(j) = v.iter().position(|x| !x.is_finite()) {
             return Err(bad(path, line, format!("value {} is not finite", j + 1)));
         }
+        super::tags::check_known_modality(modality, &v).map_err(|e| bad(path, line, e))?;
         match store.resolve(&key) {
             Some(t) => out.push((t, v)),
             None => unknown.push((line, key)),

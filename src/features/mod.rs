@@ -6,6 +6,7 @@ pub mod dsp;
 pub mod import;
 pub mod musicnn;
 pub mod store;
+pub mod tags;
 pub mod text;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tf1;
