@@ -4,12 +4,18 @@
 #   2. sessions simulated from the tracks' content (no real listening log exists for them)
 #   3. SASRec trained on them (3 seeds, leave-one-out, full ranking)
 #   4. bundles: models/demo (q8, the default) and models/demo-fp32, listed in models/index.json
+#   5. musicnn's weights (converted from the package's TF1 checkpoint) -> models/musicnn/, for the
+#      app's "your own track" analysis
 #   scripts/demo-model.sh [--force]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 force=0
 [ "${1:-}" = "--force" ] && force=1
+if ((force)) || [ ! -f models/musicnn/msd_musicnn.safetensors ]; then
+  cargo build --locked --quiet
+  "$CARGO_TARGET_DIR/debug/encore" features convert-musicnn -o models/musicnn/msd_musicnn.safetensors
+fi
 if ((!force)) && [ -f models/demo/manifest.json ] && [ -f models/demo-fp32/manifest.json ] &&
   [ models/demo/manifest.json -nt models/demo.toml ] && [ -f models/music/catalog.json ]; then
   echo "demo bundles up to date (models/demo, models/demo-fp32; --force rebuilds)"

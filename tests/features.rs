@@ -454,32 +454,112 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
     let p = |f: &str| tmp.path().join(f).to_str().unwrap().to_string();
     ok(&["data", "synth", "--lines", "20000", "-o", &p("syn.tsv")]);
     let meta = std::fs::read_to_string(p("syn.tracks.tsv")).unwrap();
-    let rows: Vec<Vec<&str>> = meta.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    let rows: Vec<Vec<&str>> = meta
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
     // Track list (id, artist, title), row keys for the .npy, tag lists.
-    let list: String = rows.iter().map(|r| format!("{}\t{}\t{}\n", r[1], r[3], r[4])).collect();
+    let list: String = rows
+        .iter()
+        .map(|r| format!("{}\t{}\t{}\n", r[1], r[3], r[4]))
+        .collect();
     std::fs::write(p("tracks.tsv"), list).unwrap();
     // Tracks without an id are keyed by artist and title, as the data layer keys them.
-    let key = |r: &Vec<&str>| if r[1].is_empty() { format!("{}\t{}", r[3], r[4]) } else { r[1].to_string() };
+    let key = |r: &Vec<&str>| {
+        if r[1].is_empty() {
+            format!("{}\t{}", r[3], r[4])
+        } else {
+            r[1].to_string()
+        }
+    };
     let ids: String = rows.iter().map(|r| format!("{}\n", key(r))).collect();
     std::fs::write(p("ids.txt"), &ids).unwrap();
-    let tags: serde_json::Map<String, serde_json::Value> =
-        rows.iter().map(|r| (key(r), serde_json::json!(r[6].split(',').collect::<Vec<_>>()))).collect();
+    let tags: serde_json::Map<String, serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            (
+                key(r),
+                serde_json::json!(r[6].split(',').collect::<Vec<_>>()),
+            )
+        })
+        .collect();
     std::fs::write(p("tags.json"), serde_json::to_vec(&tags).unwrap()).unwrap();
     let store = p("store");
 
-    let out = ok(&["features", "import", "--store", &store, "--tracks", &p("tracks.tsv"), "--modality", "content", &p("syn.content.npy"), "--ids", &p("ids.txt")]);
-    assert!(out.contains(&format!("{} vectors of dimension 16", rows.len())), "{out}");
+    let out = ok(&[
+        "features",
+        "import",
+        "--store",
+        &store,
+        "--tracks",
+        &p("tracks.tsv"),
+        "--modality",
+        "content",
+        &p("syn.content.npy"),
+        "--ids",
+        &p("ids.txt"),
+    ]);
+    assert!(
+        out.contains(&format!("{} vectors of dimension 16", rows.len())),
+        "{out}"
+    );
     // Row count and key count must agree.
-    std::fs::write(p("short.txt"), ids.lines().take(10).collect::<Vec<_>>().join("\n")).unwrap();
-    let (code, _, err) = encore(&["features", "import", "--store", &store, "--modality", "content", &p("syn.content.npy"), "--ids", &p("short.txt")]);
+    std::fs::write(
+        p("short.txt"),
+        ids.lines().take(10).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let (code, _, err) = encore(&[
+        "features",
+        "import",
+        "--store",
+        &store,
+        "--modality",
+        "content",
+        &p("syn.content.npy"),
+        "--ids",
+        &p("short.txt"),
+    ]);
     assert_ne!(code, 0);
-    assert!(err.contains(&format!("{} rows but 10 ids", rows.len())), "{err}");
+    assert!(
+        err.contains(&format!("{} rows but 10 ids", rows.len())),
+        "{err}"
+    );
 
-    let out = ok(&["features", "tags", "--store", &store, &p("tags.json"), "--min-count", "5"]);
-    assert!(out.contains(&format!("tags: {} tracks", rows.len())), "{out}");
+    let out = ok(&[
+        "features",
+        "tags",
+        "--store",
+        &store,
+        &p("tags.json"),
+        "--min-count",
+        "5",
+    ]);
+    assert!(
+        out.contains(&format!("tags: {} tracks", rows.len())),
+        "{out}"
+    );
 
-    ok(&["data", "ingest", "-f", "lastfm1k", "-o", &p("data"), "--durations", &p("syn.tracks.tsv"), &p("syn.tsv")]);
-    let out = ok(&["features", "completion", "--store", &store, "--from", &p("data")]);
+    ok(&[
+        "data",
+        "ingest",
+        "-f",
+        "lastfm1k",
+        "-o",
+        &p("data"),
+        "--durations",
+        &p("syn.tracks.tsv"),
+        &p("syn.tsv"),
+    ]);
+    let out = ok(&[
+        "features",
+        "completion",
+        "--store",
+        &store,
+        "--from",
+        &p("data"),
+    ]);
     assert!(out.contains("have plays with a completion ratio"), "{out}");
     let s = FeatureStore::load(Path::new(&store)).unwrap();
     let c = s.modality("completion").unwrap();
@@ -487,28 +567,79 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
     assert!(present > 0 && present < rows.len(), "{present}");
     for t in 0..rows.len() {
         if let Some(v) = s.get("completion", t) {
-            assert!((0.0..=1.0).contains(&v[0]) && (0.0..=1.0).contains(&v[2]) && v[3] > 0.0, "{v:?}");
+            assert!(
+                (0.0..=1.0).contains(&v[0]) && (0.0..=1.0).contains(&v[2]) && v[3] > 0.0,
+                "{v:?}"
+            );
         }
     }
 
     // MGPHot genes: 58 values in [0, 1].
     let id = rows.iter().find(|r| !r[1].is_empty()).unwrap()[1];
-    std::fs::write(p("genes.jsonl"), format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", vec!["0.5"; 57].join(","))).unwrap();
-    let (code, _, err) = encore(&["features", "import", "--store", &store, "--modality", "mgphot", &p("genes.jsonl")]);
+    std::fs::write(
+        p("genes.jsonl"),
+        format!(
+            "{{\"id\": \"{id}\", \"vector\": [{}]}}\n",
+            vec!["0.5"; 57].join(",")
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = encore(&[
+        "features",
+        "import",
+        "--store",
+        &store,
+        "--modality",
+        "mgphot",
+        &p("genes.jsonl"),
+    ]);
     assert_ne!(code, 0);
-    assert!(err.contains("genes.jsonl:1") && err.contains("58 genes"), "{err}");
+    assert!(
+        err.contains("genes.jsonl:1") && err.contains("58 genes"),
+        "{err}"
+    );
     let mut genes = vec!["0.5"; 58];
     genes[4] = "1.5";
-    std::fs::write(p("genes.jsonl"), format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", genes.join(","))).unwrap();
-    let (code, _, err) = encore(&["features", "import", "--store", &store, "--modality", "mgphot", &p("genes.jsonl")]);
+    std::fs::write(
+        p("genes.jsonl"),
+        format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", genes.join(",")),
+    )
+    .unwrap();
+    let (code, _, err) = encore(&[
+        "features",
+        "import",
+        "--store",
+        &store,
+        "--modality",
+        "mgphot",
+        &p("genes.jsonl"),
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("gene 5 is 1.5"), "{err}");
     genes[4] = "0.9";
-    std::fs::write(p("genes.jsonl"), format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", genes.join(","))).unwrap();
-    ok(&["features", "import", "--store", &store, "--modality", "mgphot", &p("genes.jsonl")]);
+    std::fs::write(
+        p("genes.jsonl"),
+        format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", genes.join(",")),
+    )
+    .unwrap();
+    ok(&[
+        "features",
+        "import",
+        "--store",
+        &store,
+        "--modality",
+        "mgphot",
+        &p("genes.jsonl"),
+    ]);
 
     let info = ok(&["features", "info", &store]);
-    assert!(info.contains(&format!("| content | 16 | {} | 100.0 % | import |", rows.len())), "{info}");
+    assert!(
+        info.contains(&format!(
+            "| content | 16 | {} | 100.0 % | import |",
+            rows.len()
+        )),
+        "{info}"
+    );
     assert!(info.contains("| mgphot | 58 | 1 |"), "{info}");
     assert!(info.contains("| completion | 4 |"), "{info}");
 }

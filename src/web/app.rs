@@ -672,6 +672,7 @@ pub fn App() -> impl IntoView {
                     />
                 </ul>
             </section>
+            <super::analyse::AnalyseTrack device=backend_ready />
             <section class="card" aria-labelledby="history-heading">
                 <h2 id="history-heading">"Your listening"</h2>
                 <p class="muted small">"Stored only in this browser (IndexedDB). A new session starts after 20 minutes without music."</p>

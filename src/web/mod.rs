@@ -1,5 +1,6 @@
 //! The leptos (CSR) web app.
 
+mod analyse;
 mod app;
 mod bundles;
 mod settings;

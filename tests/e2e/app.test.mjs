@@ -286,3 +286,42 @@ test("the page's Content-Security-Policy keeps it on its own origin", async () =
   assert.deepEqual(outcome, { fetched: 'blocked', directive: 'connect-src' });
   await page.close();
 });
+
+test('a listener analyses a track of their own with musicnn in the page', async () => {
+  const assets = process.env.ENCORE_ASSETS ?? path.join(process.env.HOME, '.cache/encore/assets');
+  const vibe = path.join(assets, 'vibe-ace/librosa-0.7.2/librosa/util/example_data/Kevin_MacLeod_-_Vibe_Ace.ogg');
+  assert.ok(fs.existsSync(vibe), `no ${vibe} (scripts/setup.sh fetches it)`);
+  const page = await browser.newPage();
+  const errors = [];
+  const requests = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(base);
+  await page.evaluate(() => { localStorage.removeItem('encore.compute'); localStorage.removeItem('encore.analyse'); });
+  await page.reload();
+  await page.waitForFunction(() => /WebGPU|CPU/.test(document.querySelector('[data-testid="backend"]')?.textContent ?? ''), null, { timeout: 180_000 });
+  const status = page.locator('[data-testid="analyse-status"]');
+
+  // Not audio: a clear message, and the page goes on.
+  await page.setInputFiles('[data-testid="analyse-file"]', { name: 'notes.mp3', mimeType: 'audio/mpeg', buffer: Buffer.from('not audio at all') });
+  await page.waitForSelector('[data-testid="analyse-status"][data-state="failed"]', { timeout: 60_000 });
+  assert.match(await status.textContent(), /notes\.mp3: not an audio file the browser can decode/);
+
+  await page.setInputFiles('[data-testid="analyse-file"]', vibe);
+  await page.waitForSelector('[data-testid="analyse-status"][data-state="done"], [data-testid="analyse-status"][data-state="failed"]', { timeout: 300_000 });
+  const text = await status.textContent();
+  assert.equal(await status.getAttribute('data-state'), 'done', text);
+  // On SwiftShader (a software adapter) the app computes musicnn on the CPU and says why.
+  const backend = (await page.locator('[data-testid="backend"]').textContent()).trim();
+  if (backend.includes('fallback adapter')) assert.match(text, /on the CPU \(WebGPU here is .* a software adapter/);
+  const tags = await page.locator('[data-testid="analyse-tag"]').evaluateAll((els) => els.map((e) => e.dataset.tag));
+  assert.equal(tags.length, 5);
+  assert.equal(tags[0], 'jazz', `top tags ${tags}`);
+  const seconds = Number(await page.locator('[data-testid="analyse-tags"]').getAttribute('data-seconds'));
+  assert.ok(Math.abs(seconds - 61.46) < 0.1, `decoded ${seconds} s`);
+  assert.equal(await page.locator('[data-testid="analyse-tags"]').getAttribute('data-patches'), '20');
+  await page.screenshot({ path: path.join(shots, 'analyse.png'), fullPage: true });
+  assert.deepEqual(requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:')), []);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
