@@ -20,6 +20,9 @@ printf '\n\033[1m== native demo\033[0m: SASRec trained on it for 3 epochs, evalu
 cargo run --locked --quiet -- train --data "$demo/paper" --model sasrec --protocol temporal-sampled200 \
   --seeds 1 --epochs 3 --device cpu -o "$demo/sasrec"
 
+printf '\n\033[1m== native demo\033[0m: musicnn on "Vibe Ace" (audio embedding and tags into a feature store, %s)\n' "$demo/features"
+cargo run --locked --quiet -- features audio --store "$demo/features" --dir "$ENCORE_ASSETS/vibe-ace" --force
+
 printf '\n\033[1m== web app\033[0m: the demo catalog and model bundles (models/)\n'
 bash scripts/demo-model.sh
 printf '\n\033[1m== web app\033[0m: trunk builds it, then serves it\n'

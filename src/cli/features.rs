@@ -467,6 +467,11 @@ fn audio(a: AudioArgs) -> anyhow::Result<ExitCode> {
         store
             .set("audio_tags", track, &f.tags)
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let top: Vec<String> = musicnn::top_tags(&f.tags, 3)
+            .into_iter()
+            .map(|(t, p)| format!("{t} {p:.2}"))
+            .collect();
+        bar.suspend(|| println!("{rel}: {}", top.join(", ")));
         durations.push((track, pcm.duration_s()));
         audio_s += pcm.duration_s();
         done += 1;
