@@ -62,7 +62,7 @@ stage clippy-wasm cargo clippy --all-targets --locked --target wasm32-unknown-un
 # prebuilt LLVM bundle, which this offline machine cannot. DOCS_RS=1 is their documented switch to
 # skip that native set-up, which leaves a full type-check of the CUDA build.
 stage cuda-check env DOCS_RS=1 cargo check --all-targets --locked --features cuda
-stage native cargo test --locked
+stage native cargo test --locked --no-fail-fast
 stage wasm env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   WASM_BINDGEN_TEST_TIMEOUT=600 cargo test --locked --target wasm32-unknown-unknown --test web
 stage demo-model bash scripts/demo-model.sh

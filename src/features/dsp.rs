@@ -407,22 +407,23 @@ mod tests {
     #[test]
     fn resampling_keeps_a_tone_and_the_length_rule() {
         let (from, to) = (44_100u32, 16_000u32);
-        let x: Vec<f32> = (0..44_100)
-            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / from as f32).sin())
-            .collect();
+        let tone = |hz: f64, i: usize, sr: u32| {
+            (2.0 * std::f64::consts::PI * hz * i as f64 / f64::from(sr)).sin()
+        };
+        let x: Vec<f32> = (0..44_100).map(|i| tone(440.0, i, from) as f32).collect();
         let y = resample(&x, from, to);
         assert_eq!(y.len(), 16_000);
-        // Away from the edges the output is the same tone sampled at 16 kHz.
+        // Away from the edges the output is the same tone sampled at 16 kHz, to within 0.5 %:
+        // resampy steps through its filter table by a whole number of entries
+        // (int(512 * 16000 / 44100) = 185, not 185.76), a gain error of about 0.4 % that this
+        // resampler keeps, so that its output matches the one musicnn was trained on.
         let worst = (2000..14_000)
-            .map(|i| {
-                let want = (2.0 * std::f32::consts::PI * 440.0 * i as f32 / to as f32).sin();
-                (y[i] - want).abs()
-            })
-            .fold(0f32, f32::max);
-        assert!(worst < 2e-3, "worst error {worst}");
+            .map(|i| (f64::from(y[i]) - tone(440.0, i, to)).abs())
+            .fold(0f64, f64::max);
+        assert!(worst < 5e-3, "worst error {worst}");
         // A tone above the new Nyquist frequency is removed.
         let hiss: Vec<f32> = (0..44_100)
-            .map(|i| (2.0 * std::f32::consts::PI * 12_000.0 * i as f32 / from as f32).sin())
+            .map(|i| tone(12_000.0, i, from) as f32)
             .collect();
         let y = resample(&hiss, from, to);
         let rms = (y[2000..14_000].iter().map(|v| v * v).sum::<f32>() / 12_000.0).sqrt();
