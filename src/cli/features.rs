@@ -589,21 +589,13 @@ fn text_cmd(a: TextArgs) -> anyhow::Result<ExitCode> {
     for (line, key, text) in rows {
         match store.resolve(&key) {
             Some(t) => resolved.push((t, text)),
-            None => unknown.push(format!("line {line}: '{}'", key.replace('\t', " / "))),
+            None => unknown.push((line, key)),
         }
     }
     if !unknown.is_empty() {
         bail!(
-            "{}: {} unknown track key(s), not in the store ({}{}); nothing was stored",
-            a.file.display(),
-            unknown.len(),
-            unknown
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-            if unknown.len() > 5 { ", ..." } else { "" }
+            "{}; nothing was stored",
+            store.unknown_keys(&a.file, &unknown)
         );
     }
     let selected = crate::device::select(a.device).map_err(|e| anyhow!(e.to_string()))?;

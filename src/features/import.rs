@@ -323,19 +323,7 @@ pub fn resolve_rows(
         }
     }
     if !unknown.is_empty() {
-        let shown: Vec<String> = unknown
-            .iter()
-            .take(5)
-            .map(|(l, k)| format!("line {l}: '{}'", k.replace('\t', " / ")))
-            .collect();
-        return Err(format!(
-            "{}: {} unknown track key(s), not in the store's {} tracks ({}{})",
-            path.display(),
-            unknown.len(),
-            store.tracks().len(),
-            shown.join(", "),
-            if unknown.len() > 5 { ", ..." } else { "" }
-        ));
+        return Err(store.unknown_keys(path, &unknown));
     }
     Ok(out)
 }

@@ -291,7 +291,9 @@ pub struct TrackAudioFeatures {
 }
 
 /// Runs musicnn over 16 kHz mono audio: log-mel, non-overlapping 187-frame patches (a clip
-/// shorter than one patch is repeat-padded), `batch` patches per forward pass, pooled.
+/// shorter than one patch is repeat-padded), `batch` patches per forward pass, pooled. Native
+/// callers on any backend; the page uses [`embed_audio_async`].
+#[cfg(not(target_arch = "wasm32"))]
 pub fn embed_audio(
     model: &Musicnn,
     front: &super::dsp::MelFrontEnd,
@@ -300,43 +302,19 @@ pub fn embed_audio(
     batch: usize,
     device: &Device,
 ) -> Option<TrackAudioFeatures> {
-    let rep = front.log_mel(audio_16k);
-    let patches = super::dsp::patches(&rep, PATCH_FRAMES, PATCH_FRAMES);
-    let per = PATCH_FRAMES * super::dsp::N_MELS;
-    let n = patches.len() / per;
-    if n == 0 {
-        return None;
-    }
-    let mut tags = Vec::with_capacity(n * N_TAGS);
-    let mut emb = Vec::with_capacity(n * EMBEDDING_DIM);
-    for chunk in patches.chunks(per * batch.max(1)) {
-        let b = chunk.len() / per;
-        let x = Tensor::<3>::from_data(
-            TensorData::new(chunk.to_vec(), [b, PATCH_FRAMES, super::dsp::N_MELS]),
-            device,
-        );
-        let out = model.forward(x);
-        tags.extend(
-            out.tags
-                .into_data()
-                .try_to_vec::<f32>()
-                .expect("f32 output"),
-        );
-        emb.extend(
-            out.embedding
-                .into_data()
-                .try_to_vec::<f32>()
-                .expect("f32 output"),
-        );
-    }
-    Some(TrackAudioFeatures {
-        tags: pool(&tags, N_TAGS, pooling),
-        embedding: pool(&emb, EMBEDDING_DIM, pooling),
-        patches: n,
-    })
+    pollster::block_on(embed_audio_async(
+        model,
+        front,
+        audio_16k,
+        pooling,
+        batch,
+        device,
+        |_, _| {},
+    ))
+    .expect("reading musicnn's outputs back")
 }
 
-/// [`embed_audio`] for devices that read results back asynchronously (WebGPU in the browser):
+/// musicnn over a track, reading results back asynchronously (as WebGPU in the browser must):
 /// `progress(done, total)` is called after each batch of patches.
 pub async fn embed_audio_async(
     model: &Musicnn,

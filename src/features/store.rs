@@ -160,6 +160,31 @@ impl FeatureStore {
         self.by_name.get(&name_key(artist, title)).copied()
     }
 
+    /// The error for keys this store does not know: how many, and the first five with their
+    /// lines (line 0: the format has no lines, e.g. a JSON object).
+    pub fn unknown_keys(&self, path: &std::path::Path, unknown: &[(usize, String)]) -> String {
+        let shown: Vec<String> = unknown
+            .iter()
+            .take(5)
+            .map(|(l, k)| {
+                let k = k.replace('\t', " / ");
+                if *l > 0 {
+                    format!("line {l}: '{k}'")
+                } else {
+                    format!("'{k}'")
+                }
+            })
+            .collect();
+        format!(
+            "{}: {} unknown track key(s), not in the store's {} tracks ({}{})",
+            path.display(),
+            unknown.len(),
+            self.tracks.len(),
+            shown.join(", "),
+            if unknown.len() > 5 { ", ..." } else { "" }
+        )
+    }
+
     /// Creates (or checks the dimension of) a modality.
     pub fn ensure_modality(
         &mut self,

@@ -87,27 +87,11 @@ pub fn multi_hot(
     for (line, key, labels) in lists {
         match store.resolve(&key) {
             Some(t) => resolved.push((t, labels)),
-            None => unknown.push(if line > 0 {
-                format!("line {line}: '{key}'")
-            } else {
-                format!("'{key}'")
-            }),
+            None => unknown.push((line, key)),
         }
     }
     if !unknown.is_empty() {
-        return Err(format!(
-            "{}: {} unknown track key(s), not in the store's {} tracks ({}{})",
-            path.display(),
-            unknown.len(),
-            store.tracks().len(),
-            unknown
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-            if unknown.len() > 5 { ", ..." } else { "" }
-        ));
+        return Err(store.unknown_keys(path, &unknown));
     }
     let mut count: HashMap<&str, usize> = HashMap::new();
     for (_, labels) in &resolved {
