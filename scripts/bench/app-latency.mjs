@@ -4,27 +4,15 @@
 // CPU (flex) in the same headless Chromium, 1 warm-up + N clicks each, and prints p50/p95.
 //   node scripts/bench/app-latency.mjs [N]     (after trunk build --release)
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, serveDist } from './page.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = process.env.ENCORE_DIST ?? path.join(root, 'dist');
 const runs = Number(process.argv[2] ?? 30);
-const types = { '.wasm': 'application/wasm', '.js': 'text/javascript', '.html': 'text/html', '.json': 'application/json', '.css': 'text/css' };
-const server = http.createServer((req, res) => {
-  let f = path.normalize(path.join(dist, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
-  if (!f.startsWith(dist)) return res.writeHead(403).end();
-  if (fs.existsSync(f) && fs.statSync(f).isDirectory()) f = path.join(f, 'index.html');
-  fs.readFile(f, (e, b) => (e ? res.writeHead(404).end() : res.writeHead(200, { 'content-type': types[path.extname(f)] ?? 'application/octet-stream' }).end(b)));
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const base = `http://127.0.0.1:${server.address().port}/`;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-dev-shm-usage'],
-});
+const { server, base } = await serveDist(dist);
+const browser = await launchChromium();
 const pct = (v, q) => { const s = [...v].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
 const rows = [];
 for (const compute of ['auto', 'cpu']) {
