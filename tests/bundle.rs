@@ -9,28 +9,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use common::encore;
+use common::{encore, encore_ok};
 use encore::bundle::{Manifest, Recommender, open, verify};
 use encore::catalog::Catalog;
 
 fn assets() -> PathBuf {
-    let dir = std::env::var_os("ENCORE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/encore/assets")
-        });
-    assert!(
-        dir.join("wesnoth-music").is_dir(),
-        "no music assets in {} (scripts/setup.sh fetches them)",
-        dir.display()
-    );
-    dir
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = encore(args);
-    assert_eq!(code, 0, "encore {args:?}\nstdout: {out}\nstderr: {err}");
-    out
+    common::assets(&["wesnoth-music"])
 }
 
 fn load(dir: &Path, device: &Device) -> (Manifest, Recommender) {
@@ -53,7 +37,7 @@ fn demo_catalog_model_and_bundles() {
     let music = tmp.path().join("music");
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/models/demo.toml");
     let assets = assets();
-    let out = ok(&[
+    let out = encore_ok(&[
         "catalog",
         "build",
         "--spec",
@@ -94,7 +78,7 @@ fn demo_catalog_model_and_bundles() {
     assert!(catalog.tracks.iter().all(|t| t.duration_s >= 20.0));
 
     let inter = tmp.path().join("sessions.inter");
-    ok(&[
+    encore_ok(&[
         "catalog",
         "simulate",
         music.join("catalog.json").to_str().unwrap(),
@@ -104,7 +88,7 @@ fn demo_catalog_model_and_bundles() {
         inter.to_str().unwrap(),
     ]);
     let run = tmp.path().join("run");
-    ok(&[
+    encore_ok(&[
         "train",
         "--data",
         inter.to_str().unwrap(),
@@ -134,7 +118,7 @@ fn demo_catalog_model_and_bundles() {
     let mut bundles = Vec::new();
     for q in ["none", "q8"] {
         let dir = tmp.path().join(format!("demo-{q}"));
-        ok(&[
+        encore_ok(&[
             "export",
             run.to_str().unwrap(),
             "--catalog",

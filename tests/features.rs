@@ -10,24 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::Device;
-use common::encore;
+use common::{encore, encore_ok};
 use encore::features::dsp::{self, MelFrontEnd};
 use encore::features::musicnn::{self, Musicnn, Pooling};
 use encore::features::store::FeatureStore;
 use encore::features::text::{self, Bert, HfTokenizer, SentenceEncoder, WordPiece, cosine};
 
 fn assets() -> PathBuf {
-    let dir = std::env::var_os("ENCORE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/encore/assets")
-        });
-    assert!(
-        dir.join("musicnn").is_dir() && dir.join("all-MiniLM-L6-v2").is_dir(),
-        "no model assets in {} (scripts/setup.sh fetches them)",
-        dir.display()
-    );
-    dir
+    common::assets(&["musicnn", "all-MiniLM-L6-v2"])
 }
 
 /// The Python with numpy that scripts/setup.sh installs for the reference implementations.
@@ -254,12 +244,6 @@ fn minilm_matches_the_numpy_reference_and_ranks_sentences() {
     );
 }
 
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = encore(args);
-    assert_eq!(code, 0, "encore {args:?}\nstdout: {out}\nstderr: {err}");
-    out
-}
-
 #[test]
 fn features_commands_on_real_corrupt_and_truncated_files() {
     let tmp = tempfile::tempdir().unwrap();
@@ -277,7 +261,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
     std::fs::write(music.join("truncated.ogg"), &whole[..whole.len() / 3]).unwrap();
     let store = tmp.path().join("store");
     let weights = tmp.path().join("musicnn.safetensors");
-    ok(&[
+    encore_ok(&[
         "features",
         "convert-musicnn",
         "-o",
@@ -319,7 +303,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
     let durations = std::fs::read_to_string(store.join("durations.tsv")).unwrap();
     assert!(durations.contains("Vibe Ace\t61."), "{durations}");
     // A rerun skips what is done.
-    let out = ok(&[
+    let out = encore_ok(&[
         "features",
         "audio",
         "--store",
@@ -346,7 +330,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
         .unwrap()
         .replace("ASC\tFrontiers", &frontiers_key);
     std::fs::write(&lyrics, text).unwrap();
-    let out = ok(&[
+    let out = encore_ok(&[
         "features",
         "text",
         "--store",
@@ -391,7 +375,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
         "artist,title,d0,d1,d2\nKevin MacLeod,Vibe Ace,0.1,0.2,0.3\n",
     )
     .unwrap();
-    let out = ok(&[
+    let out = encore_ok(&[
         "features",
         "import",
         "--store",
@@ -438,7 +422,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
         "{err}"
     );
 
-    let info = ok(&["features", "info", store.to_str().unwrap()]);
+    let info = encore_ok(&["features", "info", store.to_str().unwrap()]);
     for row in [
         "| audio | 200 | 2 | 100.0 % | musicnn MSD |",
         "| lyrics | 384 | 1 | 50.0 % | all-MiniLM-L6-v2 |",
@@ -452,7 +436,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
 fn tags_completion_and_imports_on_a_synthetic_log() {
     let tmp = tempfile::tempdir().unwrap();
     let p = |f: &str| tmp.path().join(f).to_str().unwrap().to_string();
-    ok(&["data", "synth", "--lines", "20000", "-o", &p("syn.tsv")]);
+    encore_ok(&["data", "synth", "--lines", "20000", "-o", &p("syn.tsv")]);
     let meta = std::fs::read_to_string(p("syn.tracks.tsv")).unwrap();
     let rows: Vec<Vec<&str>> = meta
         .lines()
@@ -487,7 +471,7 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
     std::fs::write(p("tags.json"), serde_json::to_vec(&tags).unwrap()).unwrap();
     let store = p("store");
 
-    let out = ok(&[
+    let out = encore_ok(&[
         "features",
         "import",
         "--store",
@@ -527,7 +511,7 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
         "{err}"
     );
 
-    let out = ok(&[
+    let out = encore_ok(&[
         "features",
         "tags",
         "--store",
@@ -541,7 +525,7 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
         "{out}"
     );
 
-    ok(&[
+    encore_ok(&[
         "data",
         "ingest",
         "-f",
@@ -552,7 +536,7 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
         &p("syn.tracks.tsv"),
         &p("syn.tsv"),
     ]);
-    let out = ok(&[
+    let out = encore_ok(&[
         "features",
         "completion",
         "--store",
@@ -622,7 +606,7 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
         format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", genes.join(",")),
     )
     .unwrap();
-    ok(&[
+    encore_ok(&[
         "features",
         "import",
         "--store",
@@ -632,7 +616,7 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
         &p("genes.jsonl"),
     ]);
 
-    let info = ok(&["features", "info", &store]);
+    let info = encore_ok(&["features", "info", &store]);
     assert!(
         info.contains(&format!(
             "| content | 16 | {} | 100.0 % | import |",

@@ -14,3 +14,28 @@ pub fn encore(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Runs `encore` and expects success; returns stdout.
+#[allow(dead_code)] // not every test binary runs the CLI this way
+pub fn encore_ok(args: &[&str]) -> String {
+    let (code, out, err) = encore(args);
+    assert_eq!(code, 0, "encore {args:?}\nstdout: {out}\nstderr: {err}");
+    out
+}
+
+/// The asset cache ($ENCORE_ASSETS, else ~/.cache/encore/assets), which must hold `needed`.
+#[allow(dead_code)] // only the tests on real models and music use it
+pub fn assets(needed: &[&str]) -> std::path::PathBuf {
+    let dir = std::env::var_os("ENCORE_ASSETS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/encore/assets")
+        });
+    let missing: Vec<&&str> = needed.iter().filter(|n| !dir.join(n).is_dir()).collect();
+    assert!(
+        missing.is_empty(),
+        "no {missing:?} in {} (scripts/setup.sh fetches them)",
+        dir.display()
+    );
+    dir
+}
