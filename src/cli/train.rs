@@ -9,6 +9,8 @@ use clap::Args;
 use crate::device::{self, DeviceChoice};
 use crate::eval::report::{HEADLINE, compare};
 use crate::model::ModelConfig;
+use crate::model::fusion::{FusionConfig, Strategy};
+use crate::train::content::ContentSource;
 use crate::train::loss::Loss;
 use crate::train::run::{Execution, RunSpec, reevaluate, run, seed_ranks};
 use crate::train::{Decay, TrainConfig};
@@ -86,6 +88,17 @@ pub struct TrainArgs {
     /// Train this many seeds at once, each in its own process (on the CPU each keeps about one core busy)
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Content fused into the items: MODALITY=PATH, PATH a feature-store folder (its modality
+    /// MODALITY) or an S3-Rec item2attributes .json file; repeatable
+    #[arg(long = "content", value_name = "MODALITY=PATH")]
+    content: Vec<ContentSource>,
+    /// How content joins the id embedding: concat, sum, gate, xattn, film, or content-only (no
+    /// id embedding: tracks unseen in training are scored too); default concat with --content
+    #[arg(long)]
+    fusion: Option<Strategy>,
+    /// Chance per track, modality and step that a present content vector is dropped in training
+    #[arg(long, default_value_t = 0.1)]
+    modality_dropout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -149,6 +162,15 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--set {s}: '{v}' is not a number"))?;
         model.set(k, v).map_err(anyhow::Error::msg)?;
     }
+    let fusion = match (a.fusion, a.content.is_empty()) {
+        (Some(s), true) => bail!("--fusion {s} needs content (--content MODALITY=PATH)"),
+        (None, true) => None,
+        (s, false) => Some(s.unwrap_or(Strategy::Concat)),
+    };
+    // The modalities' widths are filled in once the content is read.
+    model.set_fusion(
+        fusion.map(|s| FusionConfig::new(s, vec![]).with_modality_dropout(a.modality_dropout)),
+    );
     let loss = match (&model, a.loss) {
         (ModelConfig::Bert4rec(_), Loss::Bce { .. }) => {
             bail!("bert4rec trains by cloze; use --loss ce or sampled-softmax")
@@ -162,6 +184,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         protocol: a.protocol.clone(),
         samples: a.samples.clone(),
         model,
+        content: a.content.clone(),
         train: TrainConfig {
             epochs: a.epochs,
             batch_size: a.batch_size,

@@ -3,24 +3,31 @@
 
 use super::Scorer;
 use crate::model::SeqModel;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 pub struct ModelScorer<'a> {
     pub model: &'a SeqModel,
     pub max_len: usize,
     pub device: Device,
     n_items: usize,
+    /// The fused input table and the output table, computed once (content does not change
+    /// between histories).
+    rows: Option<Tensor<2>>,
+    table: Tensor<2>,
 }
 
 impl<'a> ModelScorer<'a> {
     /// `model` should be in inference mode (`Module::valid`).
     pub fn new(model: &'a SeqModel, max_len: usize, device: Device) -> Self {
-        let n_items = model.item_table().dims()[0];
+        let rows = model.rows();
+        let table = model.item_table_from(rows.as_ref());
         Self {
             model,
             max_len,
             device,
-            n_items,
+            n_items: model.n_items(),
+            rows,
+            table,
         }
     }
 }
@@ -35,10 +42,17 @@ impl Scorer for ModelScorer<'_> {
     }
 
     fn score_batch(&self, histories: &[&[u32]], out: &mut [f32]) {
-        let state = self
+        let state = self.model.history_state_with(
+            histories,
+            self.max_len,
+            false,
+            self.rows.as_ref(),
+            &self.device,
+        );
+        let scores = self
             .model
-            .history_state(histories, self.max_len, &self.device);
-        let scores = self.model.score_all(state).into_data();
+            .score_all_with(state, self.table.clone())
+            .into_data();
         out.copy_from_slice(scores.as_slice::<f32>().expect("f32 scores"));
     }
 

@@ -35,9 +35,25 @@ pub struct ProtocolInfo {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// The backbone, with its fusion strategy when it has content (`sasrec+concat`).
     pub name: String,
     pub config: ModelConfig,
+    /// The content fused into the items, in model order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<ContentInfo>,
     pub train: TrainConfig,
+}
+
+/// One content modality of a run: where it came from and how much of the catalogue it covers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContentInfo {
+    pub name: String,
+    pub path: String,
+    pub dim: usize,
+    /// Tracks that have it.
+    pub present: usize,
+    /// sha256 of the aligned values and presence.
+    pub sha256: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,11 +185,19 @@ impl Results {
                 &sha[..sha.len().min(16)]
             );
         }
-        let _ = writeln!(
-            s,
-            "- model: `{}`",
-            serde_json::to_string(&self.model.config).unwrap_or_default()
-        );
+        let _ = writeln!(s, "- model: `{}`", self.model.config.canonical_json());
+        for c in &self.model.content {
+            let _ = writeln!(
+                s,
+                "- content `{}`: {} dims, {} of {} tracks, from `{}` (sha256 `{}`)",
+                c.name,
+                c.dim,
+                c.present,
+                self.dataset.items,
+                c.path,
+                &c.sha256[..c.sha256.len().min(16)]
+            );
+        }
         let _ = writeln!(
             s,
             "- training: `{}`",

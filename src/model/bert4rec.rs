@@ -4,8 +4,9 @@
 //! inference the mask is appended after the history and its output is scored. The output head
 //! (dense + GELU + LayerNorm) is tied to the item embeddings plus a per-item bias.
 
-use super::padding_mask;
+use super::fusion::{FusionConfig, ItemFusion};
 use super::transformer::{self, Dims};
+use super::{fused_rows, item_table, lookup, padding_mask};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderInput};
@@ -32,6 +33,8 @@ pub struct Bert4RecConfig {
     /// Share of positions masked during training.
     #[config(default = 0.2)]
     pub mask_prob: f64,
+    /// Content fused into the item representation (none: id embeddings only).
+    pub fusion: Option<FusionConfig>,
 }
 
 #[derive(Module, Debug)]
@@ -45,6 +48,8 @@ pub struct Bert4Rec {
     pub head_act: Gelu,
     pub head_norm: LayerNorm,
     pub out_bias: Param<Tensor<1>>,
+    /// Content fusion; `None` for an id-only model.
+    pub fusion: Option<ItemFusion>,
     pub n_items: usize,
     pub max_len: usize,
 }
@@ -75,6 +80,10 @@ impl Bert4RecConfig {
                 .with_epsilon(1e-12)
                 .init(device),
             out_bias: Param::from_tensor(Tensor::zeros([self.n_items], device)),
+            fusion: self
+                .fusion
+                .as_ref()
+                .map(|f| f.init(self.n_items, self.d_model, device)),
             n_items: self.n_items,
             max_len: self.max_len,
         }
@@ -89,15 +98,16 @@ impl Bert4Rec {
 
     /// # Shapes
     /// - ids: `[batch, len]`, left-padded, masked positions hold [`mask_id`](Self::mask_id)
+    /// - rows: `[n_items + 2, d_model]`, the fused input table ([`rows`](Self::rows)), when the
+    ///   model has content
     /// - output: `[batch, len, d_model]`
-    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+    pub fn forward(&self, ids: Tensor<2, Int>, rows: Option<&Tensor<2>>) -> Tensor<3> {
         let pad = padding_mask(&ids);
         let x = transformer::embed(
-            &self.item_emb,
+            lookup(&self.item_emb, rows, ids),
             &self.pos_emb,
             &self.emb_norm,
             &self.dropout,
-            ids,
             self.max_len,
         );
         self.encoder
@@ -117,7 +127,15 @@ impl Bert4Rec {
     /// # Shapes
     /// - output: `[n_items, d_model]`
     pub fn item_table(&self) -> Tensor<2> {
-        self.item_emb.weight.val().narrow(0, 1, self.n_items)
+        item_table(&self.item_emb, self.rows().as_ref(), self.n_items)
+    }
+
+    /// The fused input table (padding row first, mask row last), when the model has content.
+    ///
+    /// # Shapes
+    /// - output: `[n_items + 2, d_model]`
+    pub fn rows(&self) -> Option<Tensor<2>> {
+        fused_rows(&self.item_emb, self.fusion.as_ref(), self.n_items)
     }
 
     /// # Shapes
@@ -139,13 +157,13 @@ mod tests {
         let a = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 3, 21, 5, 6], [1, 5]), &d);
         let b = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 3, 21, 5, 9], [1, 5]), &d);
         let ha: Vec<f32> = m
-            .forward(a)
+            .forward(a, None)
             .narrow(1, 2, 1)
             .into_data()
             .try_to_vec()
             .unwrap();
         let hb: Vec<f32> = m
-            .forward(b)
+            .forward(b, None)
             .narrow(1, 2, 1)
             .into_data()
             .try_to_vec()

@@ -2,7 +2,9 @@
 //! over the history, its state projected back to the embedding size and scored against the item
 //! embeddings (tied output, as RecBole's GRU4Rec).
 
+use super::fusion::{FusionConfig, ItemFusion};
 use super::transformer::emb_init;
+use super::{fused_rows, item_table, lookup};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::gru::{Gru, GruConfig};
@@ -26,6 +28,8 @@ pub struct Gru4RecConfig {
     /// Dropout on the item embeddings.
     #[config(default = 0.25)]
     pub dropout: f64,
+    /// Content fused into the item representation (none: id embeddings only).
+    pub fusion: Option<FusionConfig>,
 }
 
 #[derive(Module, Debug)]
@@ -34,6 +38,8 @@ pub struct Gru4Rec {
     pub dropout: Dropout,
     pub layers: Vec<Gru>,
     pub out: Linear,
+    /// Content fusion; `None` for an id-only model.
+    pub fusion: Option<ItemFusion>,
     pub n_items: usize,
 }
 
@@ -52,6 +58,10 @@ impl Gru4RecConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             layers,
             out: LinearConfig::new(self.d_hidden, self.d_model).init(device),
+            fusion: self
+                .fusion
+                .as_ref()
+                .map(|f| f.init(self.n_items, self.d_model, device)),
             n_items: self.n_items,
         }
     }
@@ -63,10 +73,12 @@ impl Gru4Rec {
     ///
     /// # Shapes
     /// - ids: `[batch, len]`, left-padded
+    /// - rows: `[n_items + 1, d_model]`, the fused input table ([`rows`](Self::rows)), when the
+    ///   model has content
     /// - output: `[batch, len, d_model]` (zeros before the first item)
-    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+    pub fn forward(&self, ids: Tensor<2, Int>, rows: Option<&Tensor<2>>) -> Tensor<3> {
         let pad = super::padding_mask(&ids);
-        let mut x = self.dropout.forward(self.item_emb.forward(ids));
+        let mut x = self.dropout.forward(lookup(&self.item_emb, rows, ids));
         let [batch, len, _] = x.dims();
         let device = x.device();
         for gru in &self.layers {
@@ -89,6 +101,14 @@ impl Gru4Rec {
     /// # Shapes
     /// - output: `[n_items, d_model]`
     pub fn item_table(&self) -> Tensor<2> {
-        self.item_emb.weight.val().narrow(0, 1, self.n_items)
+        item_table(&self.item_emb, self.rows().as_ref(), self.n_items)
+    }
+
+    /// The fused input table (padding row first), when the model has content.
+    ///
+    /// # Shapes
+    /// - output: `[n_items + 1, d_model]`
+    pub fn rows(&self) -> Option<Tensor<2>> {
+        fused_rows(&self.item_emb, self.fusion.as_ref(), self.n_items)
     }
 }

@@ -5,14 +5,20 @@
 //! Every model maps a left-padded window of ids `[batch, len]` to hidden states
 //! `[batch, len, d]` and scores a hidden state against the item embedding table (tied output),
 //! either against every item or against a candidate list.
+//!
+//! With content ([`fusion`]), a track's embedding is its fused id + content representation: the
+//! same fused table feeds the input and scores the output.
 
 pub mod bert4rec;
+pub mod fusion;
 pub mod gru4rec;
 pub mod sasrec;
 mod transformer;
 
 use burn::module::Module;
+use burn::nn::Embedding;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use fusion::{FusionConfig, ItemFusion};
 use serde::{Deserialize, Serialize};
 
 pub use bert4rec::{Bert4Rec, Bert4RecConfig};
@@ -73,6 +79,41 @@ impl ModelConfig {
             Self::Bert4rec(c) => c.n_items,
             Self::Gru4rec(c) => c.n_items,
         }
+    }
+
+    /// The content fusion, when the model has one.
+    pub fn fusion(&self) -> Option<&FusionConfig> {
+        match self {
+            Self::Sasrec(c) => c.fusion.as_ref(),
+            Self::Bert4rec(c) => c.fusion.as_ref(),
+            Self::Gru4rec(c) => c.fusion.as_ref(),
+        }
+    }
+
+    /// Sets (or removes) the content fusion.
+    pub fn set_fusion(&mut self, f: Option<FusionConfig>) {
+        match self {
+            Self::Sasrec(c) => c.fusion = f,
+            Self::Bert4rec(c) => c.fusion = f,
+            Self::Gru4rec(c) => c.fusion = f,
+        }
+    }
+
+    /// The name with the fusion strategy, e.g. `sasrec+concat`.
+    pub fn label(&self) -> String {
+        match self.fusion() {
+            Some(f) => format!("{}+{}", self.name(), f.strategy),
+            None => self.name().to_string(),
+        }
+    }
+
+    /// The configuration as compact JSON, leaving out an absent fusion, so an id-only model's
+    /// text (and the checkpoint fingerprint made from it) is what it was before fusion existed.
+    pub fn canonical_json(&self) -> String {
+        // No other field's text can contain this key.
+        serde_json::to_string(self)
+            .expect("config serialises")
+            .replace(",\"fusion\":null", "")
     }
 
     /// Longest history window the model reads.
@@ -144,10 +185,80 @@ impl SeqModel {
     /// - ids: `[batch, len]` (`0` = padding, track `t` = `t + 1`; BERT4Rec also takes its mask id)
     /// - output: `[batch, len, d]`
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.forward_rows(ids, self.rows().as_ref())
+    }
+
+    /// [`forward`](Self::forward) with the fused input table computed once by the caller
+    /// ([`rows`](Self::rows)), so a training step fuses content once for input and output.
+    ///
+    /// # Shapes
+    /// - ids: `[batch, len]`
+    /// - rows: `[n_embeddings, d]`
+    /// - output: `[batch, len, d]`
+    pub fn forward_rows(&self, ids: Tensor<2, Int>, rows: Option<&Tensor<2>>) -> Tensor<3> {
         match self {
-            Self::SasRec(m) => m.forward(ids),
-            Self::Bert4Rec(m) => m.forward(ids),
-            Self::Gru4Rec(m) => m.forward(ids),
+            Self::SasRec(m) => m.forward(ids, rows),
+            Self::Bert4Rec(m) => m.forward(ids, rows),
+            Self::Gru4Rec(m) => m.forward(ids, rows),
+        }
+    }
+
+    /// The fused input table (padding row, tracks, any special rows), when the model has
+    /// content; `None` for an id-only model.
+    ///
+    /// # Shapes
+    /// - output: `[n_embeddings, d]`
+    pub fn rows(&self) -> Option<Tensor<2>> {
+        match self {
+            Self::SasRec(m) => m.rows(),
+            Self::Bert4Rec(m) => m.rows(),
+            Self::Gru4Rec(m) => m.rows(),
+        }
+    }
+
+    /// The content fusion module, when the model has one.
+    pub fn fusion(&self) -> Option<&ItemFusion> {
+        match self {
+            Self::SasRec(m) => m.fusion.as_ref(),
+            Self::Bert4Rec(m) => m.fusion.as_ref(),
+            Self::Gru4Rec(m) => m.fusion.as_ref(),
+        }
+    }
+
+    /// Puts content values into the fusion module (one table per configured modality).
+    pub fn set_content(self, tables: &[fusion::ContentTable]) -> Result<Self, String> {
+        fn set(
+            f: Option<ItemFusion>,
+            t: &[fusion::ContentTable],
+        ) -> Result<Option<ItemFusion>, String> {
+            match f {
+                Some(f) => f.set_content(t).map(Some),
+                None if t.is_empty() => Ok(None),
+                None => Err("content was given to a model without fusion".into()),
+            }
+        }
+        Ok(match self {
+            Self::SasRec(mut m) => {
+                m.fusion = set(m.fusion, tables)?;
+                Self::SasRec(m)
+            }
+            Self::Bert4Rec(mut m) => {
+                m.fusion = set(m.fusion, tables)?;
+                Self::Bert4Rec(m)
+            }
+            Self::Gru4Rec(mut m) => {
+                m.fusion = set(m.fusion, tables)?;
+                Self::Gru4Rec(m)
+            }
+        })
+    }
+
+    /// Number of tracks.
+    pub fn n_items(&self) -> usize {
+        match self {
+            Self::SasRec(m) => m.n_items,
+            Self::Bert4Rec(m) => m.n_items,
+            Self::Gru4Rec(m) => m.n_items,
         }
     }
 
@@ -160,6 +271,18 @@ impl SeqModel {
             Self::SasRec(m) => m.item_table(),
             Self::Bert4Rec(m) => m.item_table(),
             Self::Gru4Rec(m) => m.item_table(),
+        }
+    }
+
+    /// The output table from an input table already computed ([`rows`](Self::rows)).
+    ///
+    /// # Shapes
+    /// - rows: `[n_embeddings, d]`
+    /// - output: `[n_items, d]`
+    pub fn item_table_from(&self, rows: Option<&Tensor<2>>) -> Tensor<2> {
+        match rows {
+            Some(r) => r.clone().narrow(0, 1, self.n_items()),
+            None => self.item_table(),
         }
     }
 
@@ -192,7 +315,17 @@ impl SeqModel {
     /// - state: `[n, d]` (already [`project`](Self::project)ed)
     /// - output: `[n, n_items]`
     pub fn score_all(&self, state: Tensor<2>) -> Tensor<2> {
-        let s = state.matmul(self.item_table().transpose());
+        self.score_all_with(state, self.item_table())
+    }
+
+    /// [`score_all`](Self::score_all) against a given output table ([`item_table`](Self::item_table)).
+    ///
+    /// # Shapes
+    /// - state: `[n, d]`
+    /// - table: `[n_items, d]`
+    /// - output: `[n, n_items]`
+    pub fn score_all_with(&self, state: Tensor<2>, table: Tensor<2>) -> Tensor<2> {
+        let s = state.matmul(table.transpose());
         match self.item_bias() {
             Some(b) => s + b.unsqueeze_dim(0),
             None => s,
@@ -206,10 +339,26 @@ impl SeqModel {
     /// - candidates: `[n, c]` track ids (not shifted)
     /// - output: `[n, c]`
     pub fn score_candidates(&self, state: Tensor<2>, candidates: Tensor<2, Int>) -> Tensor<2> {
+        self.score_candidates_with(state, candidates, self.item_table())
+    }
+
+    /// [`score_candidates`](Self::score_candidates) against a given output table.
+    ///
+    /// # Shapes
+    /// - state: `[n, d]`
+    /// - candidates: `[n, c]`
+    /// - table: `[n_items, d]`
+    /// - output: `[n, c]`
+    pub fn score_candidates_with(
+        &self,
+        state: Tensor<2>,
+        candidates: Tensor<2, Int>,
+        table: Tensor<2>,
+    ) -> Tensor<2> {
         let [n, c] = candidates.dims();
         let d = state.dims()[1];
         let flat = candidates.reshape([n * c]);
-        let emb = self.item_table().select(0, flat.clone()).reshape([n, c, d]);
+        let emb = table.select(0, flat.clone()).reshape([n, c, d]);
         let s = emb.matmul(state.unsqueeze_dim::<3>(2)).reshape([n, c]);
         match self.item_bias() {
             Some(b) => s + b.select(0, flat).reshape([n, c]),
@@ -242,12 +391,25 @@ impl SeqModel {
         full: bool,
         device: &Device,
     ) -> Tensor<2> {
+        self.history_state_with(histories, max_len, full, self.rows().as_ref(), device)
+    }
+
+    /// [`history_state_padded`](Self::history_state_padded) with the fused input table
+    /// computed once by the caller ([`rows`](Self::rows)).
+    pub fn history_state_with(
+        &self,
+        histories: &[&[u32]],
+        max_len: usize,
+        full: bool,
+        rows: Option<&Tensor<2>>,
+        device: &Device,
+    ) -> Tensor<2> {
         let mask_id = match self {
             Self::Bert4Rec(m) => Some(m.mask_id()),
             _ => None,
         };
         let ids = window(histories, max_len, mask_id, full, device);
-        let h = self.forward(ids);
+        let h = self.forward_rows(ids, rows);
         let [n, len, d] = h.dims();
         let last = h.narrow(1, len - 1, 1).reshape([n, d]);
         self.project(last)
@@ -297,6 +459,66 @@ fn window(
         }
     }
     Tensor::from_data(TensorData::new(ids, [histories.len(), max_len]), device)
+}
+
+/// The input table with the tracks' rows fused with content (padding and special rows keep
+/// their id embeddings); `None` without fusion.
+///
+/// # Shapes
+/// - item_emb: `[n_embeddings, d]` (padding, `n_items` tracks, special ids)
+/// - output: `[n_embeddings, d]`
+pub(crate) fn fused_rows(
+    item_emb: &Embedding,
+    fusion: Option<&ItemFusion>,
+    n_items: usize,
+) -> Option<Tensor<2>> {
+    let f = fusion?;
+    let w = item_emb.weight.val();
+    let rows = w.dims()[0];
+    let mut parts = vec![
+        w.clone().narrow(0, 0, 1),
+        f.forward(w.clone().narrow(0, 1, n_items)),
+    ];
+    if rows > n_items + 1 {
+        parts.push(w.narrow(0, n_items + 1, rows - n_items - 1));
+    }
+    Some(Tensor::cat(parts, 0))
+}
+
+/// The tracks' rows of the input table.
+///
+/// # Shapes
+/// - output: `[n_items, d]`
+pub(crate) fn item_table(
+    item_emb: &Embedding,
+    rows: Option<&Tensor<2>>,
+    n_items: usize,
+) -> Tensor<2> {
+    match rows {
+        Some(r) => r.clone().narrow(0, 1, n_items),
+        None => item_emb.weight.val().narrow(0, 1, n_items),
+    }
+}
+
+/// Input embeddings of a window: from the fused table when there is one, else the id table.
+///
+/// # Shapes
+/// - ids: `[batch, len]`
+/// - rows: `[n_embeddings, d]`
+/// - output: `[batch, len, d]`
+pub(crate) fn lookup(
+    item_emb: &Embedding,
+    rows: Option<&Tensor<2>>,
+    ids: Tensor<2, Int>,
+) -> Tensor<3> {
+    match rows {
+        None => item_emb.forward(ids),
+        Some(r) => {
+            let [b, l] = ids.dims();
+            let d = r.dims()[1];
+            r.clone().select(0, ids.reshape([b * l])).reshape([b, l, d])
+        }
+    }
 }
 
 /// `true` where `ids` is padding.
@@ -351,6 +573,88 @@ mod tests {
                 .map(|(x, y)| (x - y).abs())
                 .fold(0.0f32, f32::max);
             assert!(diff < 1e-5, "{name}: max difference {diff}");
+        }
+    }
+
+    #[test]
+    fn an_id_only_configuration_reads_and_fingerprints_as_before_fusion() {
+        let before = r#"{"name":"sasrec","n_items":30,"d_model":64,"d_ff":256,"n_layers":2,"n_heads":2,"max_len":50,"dropout":0.2}"#;
+        let c: ModelConfig = serde_json::from_str(before).unwrap();
+        assert_eq!(c, ModelConfig::defaults("sasrec", 30).unwrap());
+        assert_eq!(c.canonical_json(), before);
+        let mut f = c.clone();
+        f.set_fusion(Some(FusionConfig::new(
+            fusion::Strategy::Gate,
+            vec![fusion::ModalityDim {
+                name: "tags".into(),
+                dim: 5,
+            }],
+        )));
+        assert!(f.canonical_json().contains(r#""strategy":"gate""#));
+        let back: ModelConfig = serde_json::from_str(&f.canonical_json()).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(f.label(), "sasrec+gate");
+    }
+
+    #[test]
+    fn fused_models_score_candidates_as_they_score_all_and_keep_special_rows() {
+        let d = Device::flex();
+        let table = fusion::ContentTable {
+            name: "audio".into(),
+            dim: 3,
+            values: (0..30 * 3).map(|i| (i as f32 * 0.7).cos()).collect(),
+            present: (0..30).map(|i| i % 4 != 0).collect(),
+        };
+        for name in MODEL_NAMES {
+            for s in fusion::STRATEGY_NAMES {
+                let mut cfg = ModelConfig::defaults(name, 30).unwrap();
+                cfg.set_fusion(Some(FusionConfig::new(
+                    s.parse().unwrap(),
+                    vec![table.modality_dim()],
+                )));
+                let m = cfg
+                    .init(&d)
+                    .set_content(std::slice::from_ref(&table))
+                    .unwrap()
+                    .valid();
+                let rows = m.rows().expect("a fused model has a fused table");
+                let w = match &m {
+                    SeqModel::SasRec(x) => x.item_emb.weight.val(),
+                    SeqModel::Bert4Rec(x) => x.item_emb.weight.val(),
+                    SeqModel::Gru4Rec(x) => x.item_emb.weight.val(),
+                };
+                let [n_rows, _] = w.dims();
+                assert_eq!(rows.dims()[0], n_rows, "{name}+{s}");
+                // Padding (and BERT4Rec's mask) keep their id embeddings.
+                let special = |t: &Tensor<2>| {
+                    let mut v: Vec<f32> =
+                        t.clone().narrow(0, 0, 1).into_data().try_to_vec().unwrap();
+                    if n_rows > 31 {
+                        let rest = t.clone().narrow(0, 31, n_rows - 31);
+                        v.extend(rest.into_data().try_to_vec::<f32>().unwrap());
+                    }
+                    v
+                };
+                assert_eq!(special(&rows), special(&w), "{name}+{s}");
+                let hist: [&[u32]; 2] = [&[1, 2, 3, 4], &[29, 0]];
+                let state = m.history_state(&hist, cfg.max_len(), &d);
+                let all: Vec<f32> = m.score_all(state.clone()).into_data().try_to_vec().unwrap();
+                let cands = [3i64, 0, 29, 7, 3, 11];
+                let c = Tensor::<2, Int>::from_data(TensorData::new(cands.to_vec(), [2, 3]), &d);
+                let got: Vec<f32> = m
+                    .score_candidates(state, c)
+                    .into_data()
+                    .try_to_vec()
+                    .unwrap();
+                for (i, &t) in cands.iter().enumerate() {
+                    let want = all[(i / 3) * 30 + t as usize];
+                    assert!(
+                        (got[i] - want).abs() < 1e-4,
+                        "{name}+{s}: {} vs {want}",
+                        got[i]
+                    );
+                }
+            }
         }
     }
 

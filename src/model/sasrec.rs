@@ -4,8 +4,9 @@
 //! Transformer blocks with a causal mask and a padding mask (the layout RecBole's SASRec uses);
 //! position `i`'s output predicts the item at `i + 1`. Scores are tied to the item embeddings.
 
-use super::padding_mask;
+use super::fusion::{FusionConfig, ItemFusion};
 use super::transformer::{self, Dims};
+use super::{fused_rows, item_table, lookup, padding_mask};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
@@ -33,6 +34,8 @@ pub struct SasRecConfig {
     /// Dropout on embeddings, attention outputs and feed-forward outputs.
     #[config(default = 0.2)]
     pub dropout: f64,
+    /// Content fused into the item representation (none: id embeddings only).
+    pub fusion: Option<FusionConfig>,
 }
 
 #[derive(Module, Debug)]
@@ -42,6 +45,8 @@ pub struct SasRec {
     pub emb_norm: LayerNorm,
     pub dropout: Dropout,
     pub encoder: TransformerEncoder,
+    /// Content fusion; `None` for an id-only model.
+    pub fusion: Option<ItemFusion>,
     pub n_items: usize,
     pub max_len: usize,
 }
@@ -66,6 +71,10 @@ impl SasRecConfig {
             emb_norm: p.emb_norm,
             dropout: p.dropout,
             encoder: p.encoder,
+            fusion: self
+                .fusion
+                .as_ref()
+                .map(|f| f.init(self.n_items, self.d_model, device)),
             n_items: self.n_items,
             max_len: self.max_len,
         }
@@ -75,17 +84,18 @@ impl SasRecConfig {
 impl SasRec {
     /// # Shapes
     /// - ids: `[batch, len]`, left-padded, `len <= max_len`
+    /// - rows: `[n_items + 1, d_model]`, the fused input table ([`rows`](Self::rows)), when the
+    ///   model has content
     /// - output: `[batch, len, d_model]`
-    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+    pub fn forward(&self, ids: Tensor<2, Int>, rows: Option<&Tensor<2>>) -> Tensor<3> {
         let [batch, len] = ids.dims();
         let device = ids.device();
         let pad = padding_mask(&ids);
         let x = transformer::embed(
-            &self.item_emb,
+            lookup(&self.item_emb, rows, ids),
             &self.pos_emb,
             &self.emb_norm,
             &self.dropout,
-            ids,
             self.max_len,
         );
         let input = TransformerEncoderInput::new(x)
@@ -97,7 +107,15 @@ impl SasRec {
     /// # Shapes
     /// - output: `[n_items, d_model]`
     pub fn item_table(&self) -> Tensor<2> {
-        self.item_emb.weight.val().narrow(0, 1, self.n_items)
+        item_table(&self.item_emb, self.rows().as_ref(), self.n_items)
+    }
+
+    /// The fused input table (padding row first), when the model has content.
+    ///
+    /// # Shapes
+    /// - output: `[n_items + 1, d_model]`
+    pub fn rows(&self) -> Option<Tensor<2>> {
+        fused_rows(&self.item_emb, self.fusion.as_ref(), self.n_items)
     }
 }
 
@@ -113,13 +131,13 @@ mod tests {
         let a = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 0, 3, 4, 5, 6], [1, 6]), &d);
         let b = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 0, 3, 4, 9, 1], [1, 6]), &d);
         let ha: Vec<f32> = m
-            .forward(a)
+            .forward(a, None)
             .narrow(1, 2, 2)
             .into_data()
             .try_to_vec()
             .unwrap();
         let hb: Vec<f32> = m
-            .forward(b)
+            .forward(b, None)
             .narrow(1, 2, 2)
             .into_data()
             .try_to_vec()

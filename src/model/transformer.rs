@@ -7,7 +7,7 @@ use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
 };
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Tensor};
 
 /// Embedding initialisation (BERT-style N(0, 0.02)).
 pub(crate) fn emb_init() -> Initializer {
@@ -58,18 +58,17 @@ pub(crate) fn init(d: &Dims, device: &Device) -> Parts {
 /// Item + right-aligned position embeddings, LayerNorm, dropout.
 ///
 /// # Shapes
-/// - ids: `[batch, len]`, `len <= max_len`
-/// - output: `[batch, len, d_model]`
+/// - items: `[batch, len, d_model]`, the item embeddings of the window
+/// - output: `[batch, len, d_model]`, `len <= max_len`
 pub(crate) fn embed(
-    item_emb: &Embedding,
+    items: Tensor<3>,
     pos_emb: &Embedding,
     emb_norm: &LayerNorm,
     dropout: &Dropout,
-    ids: Tensor<2, Int>,
     max_len: usize,
 ) -> Tensor<3> {
-    let [batch, len] = ids.dims();
-    let device = ids.device();
-    let x = item_emb.forward(ids) + pos_emb.forward(positions(batch, len, max_len, &device));
+    let [batch, len, _] = items.dims();
+    let device = items.device();
+    let x = items + pos_emb.forward(positions(batch, len, max_len, &device));
     dropout.forward(emb_norm.forward(x))
 }

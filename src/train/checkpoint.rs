@@ -5,6 +5,7 @@
 
 use super::{EpochLog, TrainConfig, TrainError};
 use crate::data::Dataset;
+use crate::model::fusion::ContentTable;
 use crate::model::{ModelConfig, SeqModel};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
@@ -44,16 +45,26 @@ impl State {
 }
 
 /// A digest of everything that determines a training run.
-pub fn fingerprint(model: &ModelConfig, t: &TrainConfig, seed: u64, d: &Dataset) -> String {
+pub fn fingerprint(
+    model: &ModelConfig,
+    t: &TrainConfig,
+    seed: u64,
+    d: &Dataset,
+    content: &[ContentTable],
+) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(model).expect("config serialises"));
+    h.update(model.canonical_json().as_bytes());
     h.update(serde_json::to_vec(t).expect("config serialises"));
     h.update(seed.to_le_bytes());
     for v in [&d.track, &d.user_start] {
         for x in v.iter() {
             h.update(x.to_le_bytes());
         }
+    }
+    // Content enters only when there is some, so id-only checkpoints keep their fingerprints.
+    for c in content {
+        h.update(super::content::table_sha256(c).as_bytes());
     }
     format!("{:x}", h.finalize())
 }

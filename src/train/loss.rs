@@ -87,11 +87,14 @@ impl NegativeSampler {
 /// - hidden: `[batch, len, d]` (the model's output for the batch)
 /// - positions: row-major indices into `batch * len` of the positions with a target
 /// - targets: their track ids
+/// - table: `[n_items, d]`, the output table of this step ([`SeqModel::item_table_from`])
 /// - output: `[1]`
+#[allow(clippy::too_many_arguments)]
 pub fn loss(
     model: &SeqModel,
     kind: Loss,
     hidden: Tensor<3>,
+    table: Tensor<2>,
     positions: &[i64],
     targets: &[u32],
     sampler: Option<&NegativeSampler>,
@@ -102,10 +105,10 @@ pub fn loss(
     let n = positions.len();
     let pos = Tensor::<1, Int>::from_data(TensorData::new(positions.to_vec(), [n]), &device);
     let h = model.project(hidden.reshape([b * l, d]).select(0, pos));
-    let n_items = model.item_table().dims()[0];
+    let n_items = model.n_items();
     match kind {
         Loss::Ce => {
-            let logp = log_softmax(model.score_all(h), 1);
+            let logp = log_softmax(model.score_all_with(h, table), 1);
             let t = int_tensor(
                 targets.iter().map(|&t| i64::from(t)).collect(),
                 [n, 1],
@@ -131,7 +134,7 @@ pub fn loss(
                 }
             }
             let c = int_tensor(cands, [n, k + 1], &device);
-            let logits = model.score_candidates(h, c)
+            let logits = model.score_candidates_with(h, c, table)
                 - Tensor::<2>::from_data(TensorData::new(corr, [n, k + 1]), &device);
             let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k + 1]), &device);
             let logp = log_softmax(logits.mask_fill(hit, -1e9), 1);
@@ -151,7 +154,7 @@ pub fn loss(
                     cands.push(i64::from(g));
                 }
             }
-            let s = model.score_candidates(h, int_tensor(cands, [n, k + 1], &device));
+            let s = model.score_candidates_with(h, int_tensor(cands, [n, k + 1], &device), table);
             let pos = -log_sigmoid(s.clone().narrow(1, 0, 1)).mean();
             let neg = -log_sigmoid(-s.narrow(1, 1, k)).mean();
             pos + neg

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod content;
 pub mod loss;
 pub mod run;
 
@@ -128,6 +129,8 @@ pub struct TrainJob<'a> {
     pub data: &'a Dataset,
     pub prepared: &'a Prepared,
     pub model: ModelConfig,
+    /// Content for the model's fusion, one table per configured modality (empty for id-only).
+    pub content: &'a [crate::model::fusion::ContentTable],
     pub train: TrainConfig,
     pub seed: u64,
     /// The inference device; training runs on its autodiff twin.
@@ -225,12 +228,16 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
 
     let ad = job.device.clone().autodiff();
     job.device.seed(job.seed);
-    let fresh = job.model.init(&ad);
+    let fresh = job
+        .model
+        .init(&ad)
+        .set_content(job.content)
+        .map_err(TrainError::Config)?;
     let mut optim = AdamWConfig::new()
         .with_weight_decay(t.weight_decay)
         .with_grad_clipping(t.grad_clip.map(GradientClippingConfig::Norm))
         .init();
-    let fingerprint = checkpoint::fingerprint(&job.model, t, job.seed, d);
+    let fingerprint = checkpoint::fingerprint(&job.model, t, job.seed, d, job.content);
     let (mut model, mut state, mut best) =
         match checkpoint::load(&job.dir, &fingerprint, fresh.clone(), &job.device)? {
             Some((m, o, s, b)) => {
@@ -283,11 +290,15 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
                 continue;
             }
             n_targets += positions.len();
-            let hidden = model.forward(b.ids_tensor(&ad));
+            // Content is fused once per step, for the input and the output alike.
+            let rows = model.rows();
+            let hidden = model.forward_rows(b.ids_tensor(&ad), rows.as_ref());
+            let table = model.item_table_from(rows.as_ref());
             let l = loss::loss(
                 &model,
                 t.loss,
                 hidden,
+                table,
                 &positions,
                 &targets,
                 sampler.as_ref(),

@@ -4,16 +4,18 @@
 //! into `results.json`, `results.md` and `curves.svg`. `run.json` records how the run was asked
 //! for, so `encore eval RUN` can rebuild the data and re-score the saved models.
 
+use super::content::{ContentSource, describe, load_content};
 use super::{TrainConfig, TrainError, TrainJob, load_model, train};
 use crate::data::read::{self, Format, ReadOptions, sha256_hex};
 use crate::data::{Dataset, EventLog, Preset, preprocess};
 use crate::eval::model::ModelScorer;
 use crate::eval::protocol::{Prepared, Protocol, prepare};
 use crate::eval::report::{
-    DatasetInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining, summarize_metrics,
-    write_results,
+    ContentInfo, DatasetInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining,
+    summarize_metrics, write_results,
 };
 use crate::eval::{View, evaluate_views};
+use crate::model::fusion::ContentTable;
 use crate::model::{ModelConfig, SeqModel};
 use burn::module::Module;
 use burn::tensor::Device;
@@ -32,6 +34,9 @@ pub struct RunSpec {
     pub protocol: String,
     pub samples: Option<PathBuf>,
     pub model: ModelConfig,
+    /// Content modalities fused into the items (`--content NAME=PATH`), in model order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<ContentSource>,
     pub train: TrainConfig,
     pub seeds: Vec<u64>,
     /// Seed of the split and of sampled candidates (fixed across model seeds).
@@ -105,6 +110,8 @@ pub struct Loaded {
     pub protocol: Protocol,
     pub prepared: Prepared,
     pub samples: Option<(String, String)>,
+    /// The content tables, aligned to the dataset's tracks.
+    pub content: Vec<ContentTable>,
 }
 
 pub fn load(spec: &RunSpec) -> Result<Loaded, String> {
@@ -123,12 +130,18 @@ pub fn load(spec: &RunSpec) -> Result<Loaded, String> {
             None => e,
         }
     })?;
+    let content = spec
+        .content
+        .iter()
+        .map(|c| load_content(c, &data))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Loaded {
         data,
         info,
         protocol,
         prepared,
         samples,
+        content,
     })
 }
 
@@ -215,6 +228,29 @@ pub fn start(mut spec: RunSpec, run: &Path) -> Result<(RunSpec, Loaded), String>
     std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
     let l = load(&spec)?;
     spec.model.set_n_items(l.info.items);
+    match (spec.model.fusion().cloned(), l.content.is_empty()) {
+        (Some(mut f), false) => {
+            f.modalities = l.content.iter().map(ContentTable::modality_dim).collect();
+            f.validate()?;
+            spec.model.set_fusion(Some(f));
+        }
+        (Some(f), true) => {
+            return Err(format!(
+                "fusion '{}' needs content (--content NAME=PATH)",
+                f.strategy
+            ));
+        }
+        (None, false) => {
+            return Err("content was given without a fusion strategy (--fusion)".into());
+        }
+        (None, true) => {}
+    }
+    if !l.content.is_empty() {
+        eprintln!(
+            "{}",
+            describe(&l.content, |i| spec.content[i].path.display().to_string())
+        );
+    }
     let spec_path = run.join("run.json");
     if spec_path.exists() {
         let old: RunSpec = read_json(&spec_path)?;
@@ -223,6 +259,7 @@ pub fn start(mut spec: RunSpec, run: &Path) -> Result<(RunSpec, Loaded), String>
             || old.preset != spec.preset
             || old.protocol != spec.protocol
             || old.model != spec.model
+            || old.content != spec.content
             || old.train != spec.train
         {
             return Err(format!(
@@ -259,6 +296,7 @@ pub fn train_seed(
         data: &l.data,
         prepared: &l.prepared,
         model: spec.model.clone(),
+        content: &l.content,
         train: spec.train.clone(),
         seed,
         device: device.clone(),
@@ -378,8 +416,20 @@ pub fn evaluate_run(
             valid_cases: l.prepared.split.valid.len(),
         },
         model: ModelInfo {
-            name: spec.model.name().to_string(),
+            name: spec.model.label(),
             config: spec.model.clone(),
+            content: l
+                .content
+                .iter()
+                .zip(&spec.content)
+                .map(|(t, src)| ContentInfo {
+                    name: t.name.clone(),
+                    path: src.path.display().to_string(),
+                    dim: t.dim,
+                    present: t.n_present(),
+                    sha256: super::content::table_sha256(t),
+                })
+                .collect(),
             train: spec.train.clone(),
         },
         seeds: spec.seeds.clone(),

@@ -1,0 +1,306 @@
+//! Content fusion end to end: the content-only encoder recommends tracks that training never
+//! saw, fused models train and resume, and `encore train --content ... --fusion ...` reads
+//! feature stores and S3-Rec attribute files, with clear errors for bad input.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use common::encore;
+
+use burn::tensor::Device;
+use encore::data::rng::Rng;
+use encore::data::{Dataset, EventLog, Preset, RawEvent, preprocess};
+use encore::eval::protocol::{Protocol, prepare};
+use encore::features::store::{FeatureStore, Provenance, TrackRef};
+use encore::model::ModelConfig;
+use encore::model::fusion::{ContentTable, FusionConfig, Strategy};
+use encore::train::{TrainConfig, TrainJob, rank_cases, train};
+
+const GROUPS: usize = 6;
+const PER_GROUP: usize = 10;
+/// The last two tracks of every group are only ever a test target.
+const COLD: usize = 2;
+
+/// Every user listens within one group of tracks (track `t` is in group `t % GROUPS`), in a
+/// random order; a user's last play is, for half the users, a track of the group that appears
+/// nowhere else in the log.
+fn grouped_log(users: usize, len: usize) -> (Dataset, Vec<bool>) {
+    let mut rng = Rng::new(7);
+    let mut log = EventLog::default();
+    for u in 0..users {
+        let g = u % GROUPS;
+        let user = format!("u{u}");
+        let warm = PER_GROUP - COLD;
+        let mut seq: Vec<usize> = (0..len)
+            .map(|_| g + GROUPS * rng.below(warm as u64) as usize)
+            .collect();
+        if u % 2 == 0 {
+            let c = warm + (u / GROUPS) % COLD;
+            *seq.last_mut().unwrap() = g + GROUPS * c;
+        }
+        for (i, t) in seq.iter().enumerate() {
+            let key = format!("t{t}");
+            log.push(&RawEvent {
+                user: &user,
+                ts: i as i64,
+                track_key: &key,
+                track_name: &key,
+                ..Default::default()
+            });
+        }
+    }
+    let d = preprocess(&log, &Preset::sessions_only(i64::MAX / 4), |_| {}).dataset;
+    let cold = d
+        .tracks
+        .iter()
+        .map(|k| k[1..].parse::<usize>().unwrap() / GROUPS >= PER_GROUP - COLD)
+        .collect();
+    (d, cold)
+}
+
+/// Content: the track's group, one-hot, plus a little noise of its own.
+fn group_content(d: &Dataset) -> ContentTable {
+    let dim = GROUPS + 3;
+    let mut values = vec![0.0f32; d.n_tracks() * dim];
+    for (i, k) in d.tracks.iter().enumerate() {
+        let t: usize = k[1..].parse().unwrap();
+        let row = &mut values[i * dim..(i + 1) * dim];
+        row[t % GROUPS] = 1.0;
+        for (j, v) in row[GROUPS..].iter_mut().enumerate() {
+            *v = 0.1 * ((t * 3 + j) as f32).sin();
+        }
+    }
+    ContentTable {
+        name: "genre".into(),
+        dim,
+        values,
+        present: vec![true; d.n_tracks()],
+    }
+}
+
+fn small(strategy: Option<Strategy>, n_items: usize, content: &[ContentTable]) -> ModelConfig {
+    let mut m = ModelConfig::defaults("sasrec", n_items).unwrap();
+    m.set("d_model", 32.0).unwrap();
+    m.set("d_ff", 64.0).unwrap();
+    m.set("max_len", 12.0).unwrap();
+    m.set("dropout", 0.1).unwrap();
+    m.set_fusion(
+        strategy.map(|s| {
+            FusionConfig::new(s, content.iter().map(ContentTable::modality_dim).collect())
+        }),
+    );
+    m
+}
+
+#[test]
+fn the_content_only_encoder_recommends_tracks_never_seen_in_training() {
+    let (d, cold) = grouped_log(120, 16);
+    let p: Protocol = "loo-full".parse().unwrap();
+    let prep = prepare(&d, &p, 0, None).unwrap();
+    let cold_cases: Vec<_> = prep
+        .split
+        .test
+        .iter()
+        .filter(|c| cold[c.target as usize])
+        .cloned()
+        .collect();
+    assert_eq!(cold_cases.len(), 60);
+    // Cold tracks are in no training or validation history.
+    for c in &prep.split.test {
+        for &t in &d.track[c.history.0 as usize..c.history.1 as usize] {
+            assert!(!cold[t as usize]);
+        }
+    }
+    let dev = Device::flex();
+    let content = [group_content(&d)];
+    let mut hr = Vec::new();
+    for s in [None, Some(Strategy::ContentOnly)] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = small(s, d.n_tracks(), &content);
+        let job = TrainJob {
+            data: &d,
+            prepared: &prep,
+            model: cfg.clone(),
+            content: if s.is_some() { &content } else { &[] },
+            train: TrainConfig {
+                epochs: 15,
+                batch_size: 16,
+                lr: 5e-3,
+                warmup_steps: 5,
+                patience: 1000,
+                ..Default::default()
+            },
+            seed: 1,
+            device: dev.clone(),
+            dir: dir.path().to_path_buf(),
+            progress: false,
+            stop_after: None,
+        };
+        let t = train(&job).unwrap();
+        let r = rank_cases(&t.model, &cfg, &d, &cold_cases, None, false, &dev);
+        hr.push(r.mean("HR@10").unwrap());
+    }
+    eprintln!(
+        "HR@10 on unseen tracks: id-only {:.3}, content-only {:.3}",
+        hr[0], hr[1]
+    );
+    // Ten tracks per group: content puts the unseen one among them; ids cannot.
+    assert!(hr[1] > 0.8, "content-only HR@10 on unseen tracks {}", hr[1]);
+    assert!(hr[0] < 0.2, "id-only HR@10 on unseen tracks {}", hr[0]);
+}
+
+/// A cyclic s3rec file and its attributes: track `t`'s attributes are `t % 5` and 10.
+fn write_cycle(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = dir.join("Cycle.txt");
+    let text: String = (0..30)
+        .map(|u| {
+            let items: Vec<String> = (0..16)
+                .map(|i| ((u * 7 + i) % 60 + 1).to_string())
+                .collect();
+            format!("{} {}\n", u + 1, items.join(" "))
+        })
+        .collect();
+    std::fs::write(&data, text).unwrap();
+    let attrs = dir.join("Cycle_item2attributes.json");
+    let map: serde_json::Map<String, serde_json::Value> = (1..=60)
+        .map(|t| (t.to_string(), serde_json::json!([t % 5 + 1, 10, 10])))
+        .collect();
+    std::fs::write(&attrs, serde_json::to_string(&map).unwrap()).unwrap();
+    (data, attrs)
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "train",
+        "--data",
+        data,
+        "--format",
+        "s3rec",
+        "--model",
+        "sasrec",
+        "--protocol",
+        "loo-sampled-20",
+        "--seeds",
+        "2",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--set",
+        "d_model=16",
+        "--set",
+        "max_len=8",
+        "--device",
+        "cpu",
+        "-o",
+        out,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn train_with_content_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, attrs) = write_cycle(dir.path());
+    let data = data.to_str().unwrap();
+    // A feature store holding an "audio" modality for most tracks (keys are s3rec item ids).
+    let store_dir = dir.path().join("features");
+    let mut store = FeatureStore::new(
+        (1..=60)
+            .map(|t| TrackRef {
+                id: t.to_string(),
+                artist: String::new(),
+                title: String::new(),
+            })
+            .collect(),
+    )
+    .unwrap();
+    store
+        .ensure_modality("audio", 4, Provenance::default(), None)
+        .unwrap();
+    for t in 0..50 {
+        let v = [t as f32, 1.0, (t % 3) as f32, -1.0];
+        store.set("audio", t, &v).unwrap();
+    }
+    store.save(&store_dir).unwrap();
+
+    let out = dir.path().join("fused");
+    let content_tags = format!("tags={}", attrs.display());
+    let content_audio = format!("audio={}", store_dir.display());
+    let out_s = out.to_str().unwrap().to_string();
+    let args = train_args(
+        data,
+        &out_s,
+        &[
+            "--content",
+            &content_tags,
+            "--content",
+            &content_audio,
+            "--fusion",
+            "gate",
+        ],
+    );
+    let (code, stdout, stderr) = encore(&args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("# sasrec+gate on Cycle"), "{stdout}");
+    assert!(
+        stderr.contains("content 'audio': 4 dims, 50 of 60 tracks"),
+        "{stderr}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["model"]["name"], "sasrec+gate");
+    assert_eq!(r["model"]["config"]["fusion"]["strategy"], "gate");
+    let mods = &r["model"]["config"]["fusion"]["modalities"];
+    assert_eq!(mods[0]["name"], "tags");
+    assert_eq!(mods[0]["dim"], 6, "attributes 1..=5 and 10");
+    assert_eq!(mods[1]["dim"], 4);
+    assert_eq!(r["model"]["content"][1]["present"], 50);
+    // Re-evaluation from the saved models (which carry their content) gives the same metrics.
+    let (code, stdout, stderr) = encore(&["eval", &out_s, "--device", "cpu"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(again["metrics"], r["metrics"]);
+    // The same command again finds the run finished; other content is refused.
+    let (code, _, stderr) = encore(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = encore(&train_args(
+        data,
+        &out_s,
+        &["--content", &content_tags, "--fusion", "gate"],
+    ));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("other settings"), "{stderr}");
+
+    // Bad input: clear errors naming the problem.
+    let other = dir.path().join("other");
+    let other_s = other.to_str().unwrap().to_string();
+    let bad = |extra: &[&str], want: &str| {
+        let (code, _, stderr) = encore(&train_args(data, &other_s, extra));
+        assert_ne!(code, 0, "{extra:?}");
+        assert!(stderr.contains(want), "{extra:?}: {stderr}");
+    };
+    bad(&["--fusion", "film"], "needs content");
+    bad(&["--content", "tags"], "MODALITY=PATH");
+    bad(
+        &["--content", &content_tags, "--fusion", "mean"],
+        "unknown fusion 'mean'",
+    );
+    let lyrics = format!("lyrics={}", store_dir.display());
+    bad(
+        &["--content", &lyrics],
+        "no modality 'lyrics' (it has: audio)",
+    );
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"1\": [1, 2],\n \"2\": [3,]}").unwrap();
+    let broken_arg = format!("tags={}", broken.display());
+    bad(&["--content", &broken_arg], "broken.json: line 2");
+    let elsewhere = dir.path().join("elsewhere.json");
+    std::fs::write(&elsewhere, "{\"900\": [1]}").unwrap();
+    let elsewhere_arg = format!("tags={}", elsewhere.display());
+    bad(
+        &["--content", &elsewhere_arg],
+        "covers none of the dataset's 60 tracks",
+    );
+}
