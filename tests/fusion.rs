@@ -304,3 +304,120 @@ fn train_with_content_from_the_command_line() {
         "covers none of the dataset's 60 tracks",
     );
 }
+
+#[test]
+fn a_two_cell_ablation_resumes_and_its_table_matches_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    write_cycle(dir.path());
+    let config = |fusions: &str| {
+        format!(
+            r#"name = "cycle"
+data = "Cycle.txt"
+format = "s3rec"
+protocol = "loo-sampled-20"
+seeds = 2
+backbones = ["sasrec"]
+fusions = [{fusions}]
+[content]
+tags = "Cycle_item2attributes.json"
+[train]
+epochs = 2
+batch_size = 16
+[model.sasrec]
+d_model = 16
+max_len = 8
+"#
+        )
+    };
+    let cfg = dir.path().join("ablation.toml");
+    std::fs::write(&cfg, config(r#""concat""#)).unwrap();
+    let out = dir.path().join("out");
+    let args = [
+        "ablate",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let (code, stdout, stderr) = encore(&args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("ablation.json")).unwrap()).unwrap()
+    };
+    let a = read();
+    let cells = a["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2);
+    assert_eq!(cells[0]["cell"]["key"], "sasrec-id");
+    assert_eq!(cells[1]["cell"]["key"], "sasrec-concat-tags");
+    assert!(cells[0].get("lift").is_none(), "the baseline has no lift");
+    assert_eq!(cells[1]["lift"].as_array().unwrap().len(), 6);
+    // Every number of the markdown table is the JSON's.
+    let md = std::fs::read_to_string(out.join("ablation.md")).unwrap();
+    assert_eq!(stdout.lines().next(), md.lines().next());
+    for c in cells {
+        let key = c["cell"]["key"].as_str().unwrap();
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {key} |")))
+            .unwrap_or_else(|| panic!("no row for {key} in\n{md}"));
+        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+        for (i, m) in [
+            "Recall@5",
+            "Recall@10",
+            "Recall@20",
+            "NDCG@5",
+            "NDCG@10",
+            "NDCG@20",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let v = &c["metrics"][m];
+            let half = (v["ci95"][1].as_f64().unwrap() - v["ci95"][0].as_f64().unwrap()) / 2.0;
+            let want = format!("{:.4} ±{:.4}", v["mean"].as_f64().unwrap(), half);
+            assert_eq!(cols[3 + i], want, "{key} {m}");
+        }
+        if let Some(l) = c["lift"].as_array() {
+            let ndcg = l.iter().find(|x| x["metric"] == "NDCG@10").unwrap();
+            let want = format!("{:+.4} [", ndcg["diff"].as_f64().unwrap());
+            assert!(cols[10].starts_with(&want), "{} vs {want}", cols[10]);
+        } else {
+            assert_eq!(cols[10], "(baseline)");
+        }
+    }
+    assert!(
+        std::fs::read_to_string(out.join("ablation.svg"))
+            .unwrap()
+            .contains("sasrec-concat-tags")
+    );
+    // Again: both cells are finished and skipped, the table is the same.
+    let (code, _, stderr) = encore(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("sasrec-id: finished, skipped"), "{stderr}");
+    assert!(
+        stderr.contains("sasrec-concat-tags: finished, skipped"),
+        "{stderr}"
+    );
+    assert_eq!(read()["cells"], a["cells"]);
+    // A third fusion: only its cell trains.
+    std::fs::write(&cfg, config(r#""concat", "film""#)).unwrap();
+    let (code, _, stderr) = encore(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("sasrec-concat-tags: finished, skipped"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sasrec-film-tags: finished"), "{stderr}");
+    assert_eq!(read()["cells"].as_array().unwrap().len(), 3);
+    // A configuration error names the file and line.
+    std::fs::write(
+        &cfg,
+        config(r#""concat""#).replace("seeds = 2", "seeds = \"two\""),
+    )
+    .unwrap();
+    let (code, _, stderr) = encore(&args);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("ablation.toml: line 5"), "{stderr}");
+}

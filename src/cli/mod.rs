@@ -32,6 +32,8 @@ enum Command {
     Data(Box<data::DataArgs>),
     /// Train SASRec, BERT4Rec or GRU4Rec over K seeds and evaluate them (results.json, .md, curves.svg)
     Train(Box<train::TrainArgs>),
+    /// Backbones x content subsets x fusion strategies x seeds, resumable; the table with paired lifts over id-only
+    Ablate(Box<train::AblateArgs>),
     /// One seed of a recorded run (started by `train --jobs`)
     #[command(hide = true)]
     TrainSeed(train::TrainSeedArgs),
@@ -60,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Data(args) => data::run(*args),
         Command::Train(args) => train::run_train(*args),
+        Command::Ablate(args) => train::run_ablate(*args),
         Command::TrainSeed(args) => train::run_train_seed(args),
         Command::Eval(args) => train::run_eval(args),
         Command::Compare(args) => train::run_compare(args),

@@ -102,6 +102,28 @@ pub struct TrainArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct AblateArgs {
+    /// The ablation (TOML): data, protocol, backbones, fusions, content, modality subsets, seeds
+    #[arg(long)]
+    config: PathBuf,
+    /// Folder for the cells (one run folder each) and ablation.json, .md, .svg
+    #[arg(short = 'o', long)]
+    out: PathBuf,
+    /// Base of the configuration's relative paths (default: the configuration file's folder)
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Run only the cells whose name contains this (the table still lists every finished cell)
+    #[arg(long)]
+    only: Option<String>,
+    /// auto, cpu, wgpu or cuda
+    #[arg(long = "device", value_name = "DEVICE", default_value = "auto")]
+    device_arg: String,
+    /// Seeds trained at once, each in its own process
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct TrainSeedArgs {
     run: PathBuf,
     seed: u64,
@@ -214,6 +236,35 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     print!("{}", r.to_markdown());
     println!(
         "\nwrote {}/results.json, results.md, curves.svg",
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_ablate(a: AblateArgs) -> anyhow::Result<ExitCode> {
+    let cfg = crate::train::ablate::AblationConfig::read(&a.config).map_err(anyhow::Error::msg)?;
+    let root = match &a.root {
+        Some(r) => r.clone(),
+        None => a
+            .config
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let (device, device_label) =
+        select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
+    let how = Execution {
+        device,
+        device_label,
+        device_arg: a.device_arg.clone(),
+        progress: progress(),
+        jobs: a.jobs,
+    };
+    let r = crate::train::ablate::ablate(&cfg, &root, &a.out, &how, a.only.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    print!("{}", r.to_markdown());
+    println!(
+        "\nwrote {}/ablation.json, ablation.md, ablation.svg",
         a.out.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@
 //! way, so an epoch depends only on the weights and optimiser state it starts from, which the
 //! checkpoint holds exactly.
 
+pub mod ablate;
 pub mod batch;
 pub mod checkpoint;
 pub mod content;

@@ -199,14 +199,32 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
 /// generator is process-wide, so separate processes keep every seed deterministic.
 pub fn run(spec: RunSpec, run: &Path, how: &Execution) -> Result<Results, String> {
     let (spec, l) = start(spec, run)?;
+    run_started(&spec, &l, run, how)
+}
+
+/// The results of a run already recorded by [`start`], when every one of its seeds was
+/// evaluated (what `encore ablate` skips).
+pub fn finished_results(spec: &RunSpec, run: &Path) -> Option<Results> {
+    let r: Results = read_json(&run.join("results.json")).ok()?;
+    (r.seeds == spec.seeds && r.model.config == spec.model && r.model.train == spec.train)
+        .then_some(r)
+}
+
+/// [`run`] after [`start`]: trains (or resumes) every seed, evaluates, writes the results.
+pub fn run_started(
+    spec: &RunSpec,
+    l: &Loaded,
+    run: &Path,
+    how: &Execution,
+) -> Result<Results, String> {
     if how.jobs > 1 {
-        train_in_children(&spec, run, how.jobs, &how.device_arg)?;
+        train_in_children(spec, run, how.jobs, &how.device_arg)?;
     }
     let mut trained = Vec::new();
     for &seed in &spec.seeds {
-        trained.push(train_seed(&spec, &l, run, seed, &how.device, how.progress)?);
+        trained.push(train_seed(spec, l, run, seed, &how.device, how.progress)?);
     }
-    evaluate_run(&spec, run, &l, trained, &how.device, &how.device_label)
+    evaluate_run(spec, run, l, trained, &how.device, &how.device_label)
 }
 
 /// Where and how a run executes.
