@@ -9,6 +9,7 @@ use clap::Args;
 use crate::device::{self, DeviceChoice};
 use crate::eval::report::{HEADLINE, compare};
 use crate::model::ModelConfig;
+use crate::model::completion::CompletionInput;
 use crate::model::fusion::{FusionConfig, Strategy};
 use crate::train::content::ContentSource;
 use crate::train::loss::Loss;
@@ -99,6 +100,13 @@ pub struct TrainArgs {
     /// Chance per track, modality and step that a present content vector is dropped in training
     #[arg(long, default_value_t = 0.1)]
     modality_dropout: f64,
+    /// Read each history play's completion ratio: buckets[:N] (a learned embedding per bucket,
+    /// default 10) or scalar (ratio times a learned vector); unknown ratios have their own input
+    #[arg(long)]
+    completion: Option<CompletionInput>,
+    /// Engagement-weighted loss: each target play counts FLOOR + (1 - FLOOR) x its completion
+    #[arg(long, value_name = "FLOOR")]
+    engagement_weight: Option<f32>,
 }
 
 #[derive(Args, Debug)]
@@ -193,6 +201,12 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     model.set_fusion(
         fusion.map(|s| FusionConfig::new(s, vec![]).with_modality_dropout(a.modality_dropout)),
     );
+    model.set_completion(a.completion);
+    if let Some(f) = a.engagement_weight
+        && !(0.0..=1.0).contains(&f)
+    {
+        bail!("--engagement-weight {f}: the floor is a weight in [0, 1]");
+    }
     let loss = match (&model, a.loss) {
         (ModelConfig::Bert4rec(_), Loss::Bce { .. }) => {
             bail!("bert4rec trains by cloze; use --loss ce or sampled-softmax")
@@ -219,6 +233,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
             patience: a.patience,
             eval_every: a.eval_every,
             valid_metric: a.valid_metric.clone(),
+            engagement_floor: a.engagement_weight,
         },
         seeds: (0..a.seeds).collect(),
         split_seed: a.split_seed,

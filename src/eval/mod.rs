@@ -26,6 +26,16 @@ pub trait Scorer {
             self.score_all(h, row);
         }
     }
+    /// [`score_batch`](Self::score_batch) with the completion ratio of every history play
+    /// (NaN where unknown); scorers that do not read completion ignore it.
+    fn score_batch_completion(
+        &self,
+        histories: &[&[u32]],
+        _completions: &[&[f32]],
+        out: &mut [f32],
+    ) {
+        self.score_batch(histories, out);
+    }
     /// How many histories [`score_batch`](Self::score_batch) should get at once.
     fn batch_hint(&self) -> usize {
         1
@@ -106,8 +116,12 @@ pub fn evaluate_views(
     let mut heard = vec![false; n];
     for (ci, group) in cases.chunks(chunk).enumerate() {
         let histories: Vec<&[u32]> = group.iter().map(|c| c.history(d)).collect();
+        let completions: Vec<&[f32]> = group
+            .iter()
+            .map(|c| &d.completion[c.history.0 as usize..c.history.1 as usize])
+            .collect();
         let block = &mut scores[..group.len() * n];
-        scorer.score_batch(&histories, block);
+        scorer.score_batch_completion(&histories, &completions, block);
         for (j, c) in group.iter().enumerate() {
             let i = ci * chunk + j;
             let row = &block[j * n..(j + 1) * n];

@@ -42,8 +42,34 @@ impl Scorer for ModelScorer<'_> {
     }
 
     fn score_batch(&self, histories: &[&[u32]], out: &mut [f32]) {
+        self.score_batch_with(histories, None, out);
+    }
+
+    fn score_batch_completion(
+        &self,
+        histories: &[&[u32]],
+        completions: &[&[f32]],
+        out: &mut [f32],
+    ) {
+        self.score_batch_with(histories, Some(completions), out);
+    }
+
+    fn batch_hint(&self) -> usize {
+        // About 16 M scores per read-back.
+        (16_000_000 / self.n_items.max(1)).clamp(1, 512)
+    }
+}
+
+impl ModelScorer<'_> {
+    fn score_batch_with(
+        &self,
+        histories: &[&[u32]],
+        completions: Option<&[&[f32]]>,
+        out: &mut [f32],
+    ) {
         let state = self.model.history_state_with(
             histories,
+            completions,
             self.max_len,
             false,
             self.rows.as_ref(),
@@ -54,10 +80,5 @@ impl Scorer for ModelScorer<'_> {
             .score_all_with(state, self.table.clone())
             .into_data();
         out.copy_from_slice(scores.as_slice::<f32>().expect("f32 scores"));
-    }
-
-    fn batch_hint(&self) -> usize {
-        // About 16 M scores per read-back.
-        (16_000_000 / self.n_items.max(1)).clamp(1, 512)
     }
 }

@@ -4,9 +4,10 @@
 //! inference the mask is appended after the history and its output is scored. The output head
 //! (dense + GELU + LayerNorm) is tied to the item embeddings plus a per-item bias.
 
+use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
 use super::transformer::{self, Dims};
-use super::{fused_rows, item_table, lookup, padding_mask};
+use super::{fused_rows, item_table, lookup, padding_mask, with_completion};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderInput};
@@ -35,6 +36,8 @@ pub struct Bert4RecConfig {
     pub mask_prob: f64,
     /// Content fused into the item representation (none: id embeddings only).
     pub fusion: Option<FusionConfig>,
+    /// Completion ratio of each history play as an input (none: not used).
+    pub completion: Option<CompletionInput>,
 }
 
 #[derive(Module, Debug)]
@@ -50,6 +53,8 @@ pub struct Bert4Rec {
     pub out_bias: Param<Tensor<1>>,
     /// Content fusion; `None` for an id-only model.
     pub fusion: Option<ItemFusion>,
+    /// Completion input; `None` when the model does not read completion.
+    pub completion_emb: Option<CompletionEmb>,
     pub n_items: usize,
     pub max_len: usize,
 }
@@ -84,6 +89,7 @@ impl Bert4RecConfig {
                 .fusion
                 .as_ref()
                 .map(|f| f.init(self.n_items, self.d_model, device)),
+            completion_emb: self.completion.map(|c| c.init(self.d_model, device)),
             n_items: self.n_items,
             max_len: self.max_len,
         }
@@ -100,11 +106,22 @@ impl Bert4Rec {
     /// - ids: `[batch, len]`, left-padded, masked positions hold [`mask_id`](Self::mask_id)
     /// - rows: `[n_items + 2, d_model]`, the fused input table ([`rows`](Self::rows)), when the
     ///   model has content
+    /// - completion: `batch * len` ratios, row-major, NaN where unknown (when the model reads
+    ///   completion; `None`: all unknown)
     /// - output: `[batch, len, d_model]`
-    pub fn forward(&self, ids: Tensor<2, Int>, rows: Option<&Tensor<2>>) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        ids: Tensor<2, Int>,
+        rows: Option<&Tensor<2>>,
+        completion: Option<&[f32]>,
+    ) -> Tensor<3> {
         let pad = padding_mask(&ids);
         let x = transformer::embed(
-            lookup(&self.item_emb, rows, ids),
+            with_completion(
+                lookup(&self.item_emb, rows, ids),
+                self.completion_emb.as_ref(),
+                completion,
+            ),
             &self.pos_emb,
             &self.emb_norm,
             &self.dropout,
@@ -157,13 +174,13 @@ mod tests {
         let a = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 3, 21, 5, 6], [1, 5]), &d);
         let b = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 3, 21, 5, 9], [1, 5]), &d);
         let ha: Vec<f32> = m
-            .forward(a, None)
+            .forward(a, None, None)
             .narrow(1, 2, 1)
             .into_data()
             .try_to_vec()
             .unwrap();
         let hb: Vec<f32> = m
-            .forward(b, None)
+            .forward(b, None, None)
             .narrow(1, 2, 1)
             .into_data()
             .try_to_vec()

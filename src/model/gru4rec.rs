@@ -2,9 +2,10 @@
 //! over the history, its state projected back to the embedding size and scored against the item
 //! embeddings (tied output, as RecBole's GRU4Rec).
 
+use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
 use super::transformer::emb_init;
-use super::{fused_rows, item_table, lookup};
+use super::{fused_rows, item_table, lookup, with_completion};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::gru::{Gru, GruConfig};
@@ -30,6 +31,8 @@ pub struct Gru4RecConfig {
     pub dropout: f64,
     /// Content fused into the item representation (none: id embeddings only).
     pub fusion: Option<FusionConfig>,
+    /// Completion ratio of each history play as an input (none: not used).
+    pub completion: Option<CompletionInput>,
 }
 
 #[derive(Module, Debug)]
@@ -40,6 +43,8 @@ pub struct Gru4Rec {
     pub out: Linear,
     /// Content fusion; `None` for an id-only model.
     pub fusion: Option<ItemFusion>,
+    /// Completion input; `None` when the model does not read completion.
+    pub completion_emb: Option<CompletionEmb>,
     pub n_items: usize,
 }
 
@@ -62,6 +67,7 @@ impl Gru4RecConfig {
                 .fusion
                 .as_ref()
                 .map(|f| f.init(self.n_items, self.d_model, device)),
+            completion_emb: self.completion.map(|c| c.init(self.d_model, device)),
             n_items: self.n_items,
         }
     }
@@ -75,10 +81,21 @@ impl Gru4Rec {
     /// - ids: `[batch, len]`, left-padded
     /// - rows: `[n_items + 1, d_model]`, the fused input table ([`rows`](Self::rows)), when the
     ///   model has content
+    /// - completion: `batch * len` ratios, row-major, NaN where unknown (when the model reads
+    ///   completion; `None`: all unknown)
     /// - output: `[batch, len, d_model]` (zeros before the first item)
-    pub fn forward(&self, ids: Tensor<2, Int>, rows: Option<&Tensor<2>>) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        ids: Tensor<2, Int>,
+        rows: Option<&Tensor<2>>,
+        completion: Option<&[f32]>,
+    ) -> Tensor<3> {
         let pad = super::padding_mask(&ids);
-        let mut x = self.dropout.forward(lookup(&self.item_emb, rows, ids));
+        let mut x = self.dropout.forward(with_completion(
+            lookup(&self.item_emb, rows, ids),
+            self.completion_emb.as_ref(),
+            completion,
+        ));
         let [batch, len, _] = x.dims();
         let device = x.device();
         for gru in &self.layers {

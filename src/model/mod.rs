@@ -10,6 +10,7 @@
 //! same fused table feeds the input and scores the output.
 
 pub mod bert4rec;
+pub mod completion;
 pub mod fusion;
 pub mod gru4rec;
 pub mod sasrec;
@@ -18,6 +19,7 @@ mod transformer;
 use burn::module::Module;
 use burn::nn::Embedding;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use completion::{CompletionEmb, CompletionInput};
 use fusion::{FusionConfig, ItemFusion};
 use serde::{Deserialize, Serialize};
 
@@ -99,21 +101,44 @@ impl ModelConfig {
         }
     }
 
-    /// The name with the fusion strategy, e.g. `sasrec+concat`.
-    pub fn label(&self) -> String {
-        match self.fusion() {
-            Some(f) => format!("{}+{}", self.name(), f.strategy),
-            None => self.name().to_string(),
+    /// The completion input, when the model reads completion ratios.
+    pub fn completion(&self) -> Option<CompletionInput> {
+        match self {
+            Self::Sasrec(c) => c.completion,
+            Self::Bert4rec(c) => c.completion,
+            Self::Gru4rec(c) => c.completion,
         }
     }
 
-    /// The configuration as compact JSON, leaving out an absent fusion, so an id-only model's
-    /// text (and the checkpoint fingerprint made from it) is what it was before fusion existed.
+    pub fn set_completion(&mut self, v: Option<CompletionInput>) {
+        match self {
+            Self::Sasrec(c) => c.completion = v,
+            Self::Bert4rec(c) => c.completion = v,
+            Self::Gru4rec(c) => c.completion = v,
+        }
+    }
+
+    /// The name with the fusion strategy, e.g. `sasrec+concat`.
+    pub fn label(&self) -> String {
+        let mut s = self.name().to_string();
+        if let Some(f) = self.fusion() {
+            s = format!("{s}+{}", f.strategy);
+        }
+        if self.completion().is_some() {
+            s.push_str("+completion");
+        }
+        s
+    }
+
+    /// The configuration as compact JSON, leaving out absent options (fusion, completion), so
+    /// a plain model's text (and the checkpoint fingerprint made from it) is what it was before
+    /// those options existed.
     pub fn canonical_json(&self) -> String {
-        // No other field's text can contain this key.
+        // No other field's text can contain these keys.
         serde_json::to_string(self)
             .expect("config serialises")
             .replace(",\"fusion\":null", "")
+            .replace(",\"completion\":null", "")
     }
 
     /// Longest history window the model reads.
@@ -185,7 +210,7 @@ impl SeqModel {
     /// - ids: `[batch, len]` (`0` = padding, track `t` = `t + 1`; BERT4Rec also takes its mask id)
     /// - output: `[batch, len, d]`
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        self.forward_rows(ids, self.rows().as_ref())
+        self.forward_rows(ids, self.rows().as_ref(), None)
     }
 
     /// [`forward`](Self::forward) with the fused input table computed once by the caller
@@ -194,12 +219,28 @@ impl SeqModel {
     /// # Shapes
     /// - ids: `[batch, len]`
     /// - rows: `[n_embeddings, d]`
+    /// - completion: `batch * len` ratios (NaN: unknown), read when the model has a
+    ///   completion input
     /// - output: `[batch, len, d]`
-    pub fn forward_rows(&self, ids: Tensor<2, Int>, rows: Option<&Tensor<2>>) -> Tensor<3> {
+    pub fn forward_rows(
+        &self,
+        ids: Tensor<2, Int>,
+        rows: Option<&Tensor<2>>,
+        completion: Option<&[f32]>,
+    ) -> Tensor<3> {
         match self {
-            Self::SasRec(m) => m.forward(ids, rows),
-            Self::Bert4Rec(m) => m.forward(ids, rows),
-            Self::Gru4Rec(m) => m.forward(ids, rows),
+            Self::SasRec(m) => m.forward(ids, rows, completion),
+            Self::Bert4Rec(m) => m.forward(ids, rows, completion),
+            Self::Gru4Rec(m) => m.forward(ids, rows, completion),
+        }
+    }
+
+    /// Whether the model reads completion ratios.
+    pub fn reads_completion(&self) -> bool {
+        match self {
+            Self::SasRec(m) => m.completion_emb.is_some(),
+            Self::Bert4Rec(m) => m.completion_emb.is_some(),
+            Self::Gru4Rec(m) => m.completion_emb.is_some(),
         }
     }
 
@@ -391,14 +432,16 @@ impl SeqModel {
         full: bool,
         device: &Device,
     ) -> Tensor<2> {
-        self.history_state_with(histories, max_len, full, self.rows().as_ref(), device)
+        self.history_state_with(histories, None, max_len, full, self.rows().as_ref(), device)
     }
 
-    /// [`history_state_padded`](Self::history_state_padded) with the fused input table
+    /// [`history_state_padded`](Self::history_state_padded) with the completion ratio of every
+    /// history play (parallel to `histories`, NaN where unknown) and the fused input table
     /// computed once by the caller ([`rows`](Self::rows)).
     pub fn history_state_with(
         &self,
         histories: &[&[u32]],
+        completions: Option<&[&[f32]]>,
         max_len: usize,
         full: bool,
         rows: Option<&Tensor<2>>,
@@ -408,8 +451,9 @@ impl SeqModel {
             Self::Bert4Rec(m) => Some(m.mask_id()),
             _ => None,
         };
-        let ids = window(histories, max_len, mask_id, full, device);
-        let h = self.forward_rows(ids, rows);
+        let (ids, ratios) = window(histories, completions, max_len, mask_id, full, device);
+        let ratios = self.reads_completion().then_some(ratios).flatten();
+        let h = self.forward_rows(ids, rows, ratios.as_deref());
         let [n, len, d] = h.dims();
         let last = h.narrow(1, len - 1, 1).reshape([n, d]);
         self.project(last)
@@ -428,16 +472,19 @@ pub fn history_window(
     mask_id: Option<i64>,
     device: &Device,
 ) -> Tensor<2, Int> {
-    window(histories, max_len, mask_id, false, device)
+    window(histories, None, max_len, mask_id, false, device).0
 }
 
+/// The window of ids and, with `completions`, the ratios at the same positions (NaN for
+/// padding and the mask).
 fn window(
     histories: &[&[u32]],
+    completions: Option<&[&[f32]]>,
     max_len: usize,
     mask_id: Option<i64>,
     full: bool,
     device: &Device,
-) -> Tensor<2, Int> {
+) -> (Tensor<2, Int>, Option<Vec<f32>>) {
     let extra = usize::from(mask_id.is_some());
     let longest = if full {
         max_len
@@ -447,8 +494,10 @@ fn window(
     let room = longest.min(max_len - extra).max(1);
     let max_len = room + extra;
     let mut ids = vec![PAD; histories.len() * max_len];
+    let mut ratios = completions.map(|_| vec![f32::NAN; histories.len() * max_len]);
     for (row, h) in histories.iter().enumerate() {
-        let take = &h[h.len().saturating_sub(room)..];
+        let skip = h.len().saturating_sub(room);
+        let take = &h[skip..];
         let out = &mut ids[row * max_len..(row + 1) * max_len];
         let start = room - take.len();
         for (slot, &t) in out[start..room].iter_mut().zip(take) {
@@ -457,8 +506,41 @@ fn window(
         if let Some(m) = mask_id {
             out[max_len - 1] = m;
         }
+        if let (Some(r), Some(c)) = (ratios.as_mut(), completions) {
+            let c = &c[row][skip..];
+            assert_eq!(c.len(), take.len(), "one completion ratio per history play");
+            r[row * max_len + start..row * max_len + room].copy_from_slice(c);
+        }
     }
-    Tensor::from_data(TensorData::new(ids, [histories.len(), max_len]), device)
+    (
+        Tensor::from_data(TensorData::new(ids, [histories.len(), max_len]), device),
+        ratios,
+    )
+}
+
+/// Adds each position's completion input to its item embedding, when the model has one.
+///
+/// # Shapes
+/// - items: `[batch, len, d]`
+/// - ratios: `batch * len`, NaN where unknown (`None`: all unknown)
+/// - output: `[batch, len, d]`
+pub(crate) fn with_completion(
+    items: Tensor<3>,
+    emb: Option<&CompletionEmb>,
+    ratios: Option<&[f32]>,
+) -> Tensor<3> {
+    let Some(e) = emb else { return items };
+    let [b, l, _] = items.dims();
+    let unknown;
+    let r = match ratios {
+        Some(r) => r,
+        None => {
+            unknown = vec![f32::NAN; b * l];
+            &unknown
+        }
+    };
+    let device = items.device();
+    items + e.forward(r, b, l, &device)
 }
 
 /// The input table with the tracks' rows fused with content (padding and special rows keep

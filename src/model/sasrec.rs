@@ -4,9 +4,10 @@
 //! Transformer blocks with a causal mask and a padding mask (the layout RecBole's SASRec uses);
 //! position `i`'s output predicts the item at `i + 1`. Scores are tied to the item embeddings.
 
+use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
 use super::transformer::{self, Dims};
-use super::{fused_rows, item_table, lookup, padding_mask};
+use super::{fused_rows, item_table, lookup, padding_mask, with_completion};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
@@ -36,6 +37,8 @@ pub struct SasRecConfig {
     pub dropout: f64,
     /// Content fused into the item representation (none: id embeddings only).
     pub fusion: Option<FusionConfig>,
+    /// Completion ratio of each history play as an input (none: not used).
+    pub completion: Option<CompletionInput>,
 }
 
 #[derive(Module, Debug)]
@@ -47,6 +50,8 @@ pub struct SasRec {
     pub encoder: TransformerEncoder,
     /// Content fusion; `None` for an id-only model.
     pub fusion: Option<ItemFusion>,
+    /// Completion input; `None` when the model does not read completion.
+    pub completion_emb: Option<CompletionEmb>,
     pub n_items: usize,
     pub max_len: usize,
 }
@@ -75,6 +80,7 @@ impl SasRecConfig {
                 .fusion
                 .as_ref()
                 .map(|f| f.init(self.n_items, self.d_model, device)),
+            completion_emb: self.completion.map(|c| c.init(self.d_model, device)),
             n_items: self.n_items,
             max_len: self.max_len,
         }
@@ -86,13 +92,24 @@ impl SasRec {
     /// - ids: `[batch, len]`, left-padded, `len <= max_len`
     /// - rows: `[n_items + 1, d_model]`, the fused input table ([`rows`](Self::rows)), when the
     ///   model has content
+    /// - completion: `batch * len` ratios, row-major, NaN where unknown (when the model reads
+    ///   completion; `None`: all unknown)
     /// - output: `[batch, len, d_model]`
-    pub fn forward(&self, ids: Tensor<2, Int>, rows: Option<&Tensor<2>>) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        ids: Tensor<2, Int>,
+        rows: Option<&Tensor<2>>,
+        completion: Option<&[f32]>,
+    ) -> Tensor<3> {
         let [batch, len] = ids.dims();
         let device = ids.device();
         let pad = padding_mask(&ids);
         let x = transformer::embed(
-            lookup(&self.item_emb, rows, ids),
+            with_completion(
+                lookup(&self.item_emb, rows, ids),
+                self.completion_emb.as_ref(),
+                completion,
+            ),
             &self.pos_emb,
             &self.emb_norm,
             &self.dropout,
@@ -131,13 +148,13 @@ mod tests {
         let a = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 0, 3, 4, 5, 6], [1, 6]), &d);
         let b = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 0, 3, 4, 9, 1], [1, 6]), &d);
         let ha: Vec<f32> = m
-            .forward(a, None)
+            .forward(a, None, None)
             .narrow(1, 2, 2)
             .into_data()
             .try_to_vec()
             .unwrap();
         let hb: Vec<f32> = m
-            .forward(b, None)
+            .forward(b, None, None)
             .narrow(1, 2, 2)
             .into_data()
             .try_to_vec()

@@ -55,6 +55,9 @@ pub struct AblationConfig {
     pub subsets: Vec<Vec<String>>,
     #[serde(default = "default_modality_dropout")]
     pub modality_dropout: f64,
+    /// Completion input of every cell (`buckets:N` or `scalar`), none by default.
+    #[serde(default)]
+    pub completion: Option<String>,
     /// Ranking the table compares under: `protocol`, `full` or `full-unheard`.
     #[serde(default = "default_ranking")]
     pub ranking: String,
@@ -94,6 +97,7 @@ pub struct TrainOverrides {
     pub patience: Option<usize>,
     pub eval_every: Option<usize>,
     pub valid_metric: Option<String>,
+    pub engagement_floor: Option<f32>,
 }
 
 impl TrainOverrides {
@@ -117,6 +121,9 @@ impl TrainOverrides {
         }
         if let Some(l) = &self.loss {
             t.loss = l.parse()?;
+        }
+        if let Some(f) = self.engagement_floor {
+            t.engagement_floor = Some(f);
         }
         Ok(t)
     }
@@ -182,6 +189,9 @@ impl AblationConfig {
             ));
         }
         self.train.apply(TrainConfig::default())?;
+        if let Some(c) = &self.completion {
+            c.parse::<crate::model::completion::CompletionInput>()?;
+        }
         Ok(())
     }
 

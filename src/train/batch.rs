@@ -45,13 +45,17 @@ pub fn windows(seqs: &[&[u32]], max_len: usize, cloze: bool) -> Vec<Window> {
     out
 }
 
-/// One batch on the host: left-padded ids and targets (`0` = no target), row-major `[rows, len]`.
+/// One batch on the host: left-padded ids and targets (`0` = no target), row-major `[rows, len]`,
+/// with the completion ratio of each input play and of each target play (NaN: unknown, padding,
+/// masked).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     pub rows: usize,
     pub len: usize,
     pub ids: Vec<i64>,
     pub targets: Vec<i64>,
+    pub completion: Vec<f32>,
+    pub target_completion: Vec<f32>,
 }
 
 impl Batch {
@@ -62,12 +66,25 @@ impl Batch {
             len,
             ids: vec![PAD; rows * len],
             targets: vec![PAD; rows * len],
+            completion: vec![f32::NAN; rows * len],
+            target_completion: vec![f32::NAN; rows * len],
         }
     }
 
     /// Number of positions with a target.
     pub fn n_targets(&self) -> usize {
         self.targets.iter().filter(|&&t| t != PAD).count()
+    }
+
+    /// The completion ratio of each target play, in [`target_positions`](Self::target_positions)
+    /// order.
+    pub fn target_ratios(&self) -> Vec<f32> {
+        self.targets
+            .iter()
+            .zip(&self.target_completion)
+            .filter(|&(&t, _)| t != PAD)
+            .map(|(_, &c)| c)
+            .collect()
     }
 
     /// Row-major indices of positions with a target, and those targets as track ids.
@@ -89,15 +106,20 @@ impl Batch {
 }
 
 /// Next-item batch: inputs `seq[start..end-1]`, targets `seq[start+1..end]`, right-aligned.
-pub fn next_item_batch(seqs: &[&[u32]], ws: &[Window], len: usize) -> Batch {
+/// `ratios` (parallel to `seqs`) gives each play's completion ratio.
+pub fn next_item_batch(seqs: &[&[u32]], ratios: &[&[f32]], ws: &[Window], len: usize) -> Batch {
     let mut b = Batch::empty(ws.len(), len);
     for (r, w) in ws.iter().enumerate() {
-        let s = &seqs[w.seq as usize][w.start as usize..w.end as usize];
+        let range = w.start as usize..w.end as usize;
+        let s = &seqs[w.seq as usize][range.clone()];
+        let c = &ratios[w.seq as usize][range];
         let k = s.len() - 1;
         let off = r * len + len - k;
         for j in 0..k {
             b.ids[off + j] = i64::from(s[j]) + 1;
             b.targets[off + j] = i64::from(s[j + 1]) + 1;
+            b.completion[off + j] = c[j];
+            b.target_completion[off + j] = c[j + 1];
         }
     }
     b
@@ -107,6 +129,7 @@ pub fn next_item_batch(seqs: &[&[u32]], ws: &[Window], len: usize) -> Batch {
 /// window) and must be predicted; `mask_id` replaces it in the input.
 pub fn cloze_batch(
     seqs: &[&[u32]],
+    ratios: &[&[f32]],
     ws: &[Window],
     len: usize,
     mask_prob: f64,
@@ -115,17 +138,22 @@ pub fn cloze_batch(
 ) -> Batch {
     let mut b = Batch::empty(ws.len(), len);
     for (r, w) in ws.iter().enumerate() {
-        let s = &seqs[w.seq as usize][w.start as usize..w.end as usize];
+        let range = w.start as usize..w.end as usize;
+        let s = &seqs[w.seq as usize][range.clone()];
+        let c = &ratios[w.seq as usize][range];
         let off = r * len + len - s.len();
         let mut any = false;
         for (j, &t) in s.iter().enumerate() {
             let id = i64::from(t) + 1;
             if rng.f64() < mask_prob {
+                // A masked play's completion is hidden too: it would tell the answer's fate.
                 b.ids[off + j] = mask_id;
                 b.targets[off + j] = id;
+                b.target_completion[off + j] = c[j];
                 any = true;
             } else {
                 b.ids[off + j] = id;
+                b.completion[off + j] = c[j];
             }
         }
         if !any {
@@ -133,6 +161,8 @@ pub fn cloze_batch(
             let j = s.len() - 1;
             b.targets[off + j] = b.ids[off + j];
             b.ids[off + j] = mask_id;
+            b.target_completion[off + j] = c[j];
+            b.completion[off + j] = f32::NAN;
         }
     }
     b
@@ -146,8 +176,10 @@ mod tests {
     fn every_play_but_the_first_is_a_target_once() {
         let s: Vec<u32> = (0..12).collect();
         let seqs = [&s[..], &[7u32][..], &[1, 2][..]];
+        let c: Vec<f32> = (0..12).map(|i| i as f32 / 10.0).collect();
+        let ratios = [&c[..], &[f32::NAN][..], &[0.5, 0.25][..]];
         let ws = windows(&seqs, 4, false);
-        let b = next_item_batch(&seqs, &ws, 4);
+        let b = next_item_batch(&seqs, &ratios, &ws, 4);
         let mut targets: Vec<i64> = b.targets.iter().copied().filter(|&t| t != 0).collect();
         targets.sort_unstable();
         let mut want: Vec<i64> = (2..=12).collect();
@@ -162,21 +194,39 @@ mod tests {
         let last = b.rows - 1;
         assert_eq!(&b.ids[last * 4..], &[0, 0, 0, 2]);
         assert_eq!(&b.targets[last * 4..], &[0, 0, 0, 3]);
+        // Completion follows the plays: inputs' ratios, and the targets' for weighting.
+        assert_eq!(&b.completion[0..4], &[0.7, 0.8, 0.9, 1.0]);
+        assert_eq!(&b.target_completion[0..4], &[0.8, 0.9, 1.0, 1.1]);
+        assert!(
+            b.completion[last * 4..last * 4 + 3]
+                .iter()
+                .all(|x| x.is_nan())
+        );
+        assert_eq!(b.completion[last * 4 + 3], 0.5);
+        assert_eq!(b.target_ratios().len(), b.n_targets());
     }
 
     #[test]
     fn cloze_masks_at_least_one_play() {
         let s: Vec<u32> = (0..9).collect();
         let seqs = [&s[..]];
+        let c = [0.5f32; 9];
+        let ratios = [&c[..]];
         let ws = windows(&seqs, 4, true);
         assert_eq!(ws.len(), 3);
         let mut rng = Rng::new(1);
-        let b = cloze_batch(&seqs, &ws, 4, 0.0, 99, &mut rng);
+        let b = cloze_batch(&seqs, &ratios, &ws, 4, 0.0, 99, &mut rng);
         assert_eq!(b.n_targets(), 3);
         for r in 0..3 {
             assert_eq!(b.ids[r * 4 + 3], 99);
+            assert!(
+                b.completion[r * 4 + 3].is_nan(),
+                "a masked play hides its completion"
+            );
+            assert_eq!(b.target_completion[r * 4 + 3], 0.5);
         }
-        let b = cloze_batch(&seqs, &ws, 4, 1.0, 99, &mut rng);
+        let b = cloze_batch(&seqs, &ratios, &ws, 4, 1.0, 99, &mut rng);
         assert_eq!(b.n_targets(), 9);
+        assert!(b.completion.iter().all(|x| x.is_nan()));
     }
 }

@@ -87,6 +87,7 @@ impl NegativeSampler {
 /// - hidden: `[batch, len, d]` (the model's output for the batch)
 /// - positions: row-major indices into `batch * len` of the positions with a target
 /// - targets: their track ids
+/// - weights: one per target (engagement weighting), `None` for equal weights
 /// - table: `[n_items, d]`, the output table of this step ([`SeqModel::item_table_from`])
 /// - output: `[1]`
 #[allow(clippy::too_many_arguments)]
@@ -97,6 +98,7 @@ pub fn loss(
     table: Tensor<2>,
     positions: &[i64],
     targets: &[u32],
+    weights: Option<&[f32]>,
     sampler: Option<&NegativeSampler>,
     rng: &mut Rng,
 ) -> Tensor<1> {
@@ -106,6 +108,18 @@ pub fn loss(
     let pos = Tensor::<1, Int>::from_data(TensorData::new(positions.to_vec(), [n]), &device);
     let h = model.project(hidden.reshape([b * l, d]).select(0, pos));
     let n_items = model.n_items();
+    // Per-target losses `[n, 1]` into one number: a mean, or a weighted mean.
+    let reduce = |per: Tensor<2>| -> Tensor<1> {
+        match weights {
+            None => per.mean(),
+            Some(w) => {
+                assert_eq!(w.len(), n, "one weight per target");
+                let total: f32 = w.iter().sum::<f32>().max(1e-12);
+                let w = Tensor::<2>::from_data(TensorData::new(w.to_vec(), [n, 1]), &device);
+                (per * w).sum() / total
+            }
+        }
+    };
     match kind {
         Loss::Ce => {
             let logp = log_softmax(model.score_all_with(h, table), 1);
@@ -114,7 +128,7 @@ pub fn loss(
                 [n, 1],
                 &device,
             );
-            -logp.gather(1, t).mean()
+            reduce(-logp.gather(1, t))
         }
         Loss::SampledSoftmax { negatives: k } => {
             let sampler = sampler.expect("sampled softmax needs a sampler");
@@ -138,7 +152,7 @@ pub fn loss(
                 - Tensor::<2>::from_data(TensorData::new(corr, [n, k + 1]), &device);
             let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k + 1]), &device);
             let logp = log_softmax(logits.mask_fill(hit, -1e9), 1);
-            -logp.narrow(1, 0, 1).mean()
+            reduce(-logp.narrow(1, 0, 1))
         }
         Loss::Bce { negatives: k } => {
             let mut cands = Vec::with_capacity(n * (k + 1));
@@ -155,9 +169,9 @@ pub fn loss(
                 }
             }
             let s = model.score_candidates_with(h, int_tensor(cands, [n, k + 1], &device), table);
-            let pos = -log_sigmoid(s.clone().narrow(1, 0, 1)).mean();
-            let neg = -log_sigmoid(-s.narrow(1, 1, k)).mean();
-            pos + neg
+            let pos = -log_sigmoid(s.clone().narrow(1, 0, 1));
+            let neg = -log_sigmoid(-s.narrow(1, 1, k)).mean_dim(1);
+            reduce(pos + neg)
         }
     }
 }
@@ -183,5 +197,41 @@ mod tests {
         for l in ["ce", "sampled-softmax:8", "bce:3"] {
             assert_eq!(l.parse::<Loss>().unwrap().to_string(), l);
         }
+    }
+
+    #[test]
+    fn engagement_weights_scale_each_target() {
+        use burn::module::Module;
+        let d = Device::flex();
+        let m = crate::model::ModelConfig::defaults("sasrec", 12)
+            .unwrap()
+            .init(&d)
+            .valid();
+        let hidden = Tensor::<3>::random([1, 3, 64], burn::tensor::Distribution::Default, &d);
+        let one = |pos: &[i64], tg: &[u32], w: Option<&[f32]>| -> f32 {
+            let mut rng = Rng::new(0);
+            loss(
+                &m,
+                Loss::Ce,
+                hidden.clone(),
+                m.item_table(),
+                pos,
+                tg,
+                w,
+                None,
+                &mut rng,
+            )
+            .into_scalar()
+        };
+        let first = one(&[0], &[4], None);
+        let second = one(&[2], &[7], None);
+        let both = one(&[0, 2], &[4, 7], None);
+        assert!((both - (first + second) / 2.0).abs() < 1e-5);
+        // Weight 0 drops a target; weights 3:1 weigh the mean.
+        assert!((one(&[0, 2], &[4, 7], Some(&[1.0, 0.0])) - first).abs() < 1e-5);
+        let w = one(&[0, 2], &[4, 7], Some(&[3.0, 1.0]));
+        assert!((w - (3.0 * first + second) / 4.0).abs() < 1e-5);
+        assert_eq!(crate::train::engagement_weight(0.2, f32::NAN), 1.0);
+        assert!((crate::train::engagement_weight(0.2, 0.5) - 0.6).abs() < 1e-6);
     }
 }

@@ -71,6 +71,10 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Metric that selects the best epoch (on the validation cases).
     pub valid_metric: String,
+    /// Engagement-weighted loss: each target play counts `floor + (1 - floor) * completion`
+    /// (1 where its completion is unknown); `None` weighs every target alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engagement_floor: Option<f32>,
 }
 
 impl Default for TrainConfig {
@@ -87,6 +91,7 @@ impl Default for TrainConfig {
             patience: 20,
             eval_every: 1,
             valid_metric: "NDCG@10".into(),
+            engagement_floor: None,
         }
     }
 }
@@ -174,6 +179,22 @@ pub fn training_sequences<'a>(d: &'a Dataset, fit_end: &[u32]) -> Vec<&'a [u32]>
         .collect()
 }
 
+/// The completion ratios of [`training_sequences`]'s plays (NaN where unknown).
+pub fn training_completions<'a>(d: &'a Dataset, fit_end: &[u32]) -> Vec<&'a [f32]> {
+    (0..d.n_users() as u32)
+        .map(|u| &d.completion[d.user_range(u).start..fit_end[u as usize] as usize])
+        .collect()
+}
+
+/// Engagement weight of a target play (see [`TrainConfig::engagement_floor`]).
+pub fn engagement_weight(floor: f32, completion: f32) -> f32 {
+    if completion.is_nan() {
+        1.0
+    } else {
+        floor + (1.0 - floor) * completion.clamp(0.0, 1.0)
+    }
+}
+
 /// Ranks of `cases` under `model` (inference mode).
 pub fn rank_cases(
     model: &SeqModel,
@@ -206,6 +227,8 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", job.dir.display())))?;
     let d = job.data;
     let seqs = training_sequences(d, &job.prepared.fit_end);
+    let ratios = training_completions(d, &job.prepared.fit_end);
+    let reads_completion = job.model.completion().is_some();
     let cloze = job.model.is_cloze();
     let max_len = job.model.max_len();
     let all_windows = windows(&seqs, max_len, cloze);
@@ -282,9 +305,9 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
                 .unwrap_or(1);
             let b = if cloze {
                 let mask_id = job.model.n_items() as i64 + 1;
-                cloze_batch(&seqs, chunk, longest, mask_prob, mask_id, &mut rng)
+                cloze_batch(&seqs, &ratios, chunk, longest, mask_prob, mask_id, &mut rng)
             } else {
-                next_item_batch(&seqs, chunk, longest - 1)
+                next_item_batch(&seqs, &ratios, chunk, longest - 1)
             };
             let (positions, targets) = b.target_positions();
             if positions.is_empty() {
@@ -293,7 +316,14 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
             n_targets += positions.len();
             // Content is fused once per step, for the input and the output alike.
             let rows = model.rows();
-            let hidden = model.forward_rows(b.ids_tensor(&ad), rows.as_ref());
+            let completion = reads_completion.then_some(&b.completion[..]);
+            let hidden = model.forward_rows(b.ids_tensor(&ad), rows.as_ref(), completion);
+            let weights = t.engagement_floor.map(|f| {
+                b.target_ratios()
+                    .into_iter()
+                    .map(|c| engagement_weight(f, c))
+                    .collect::<Vec<f32>>()
+            });
             let table = model.item_table_from(rows.as_ref());
             let l = loss::loss(
                 &model,
@@ -302,6 +332,7 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
                 table,
                 &positions,
                 &targets,
+                weights.as_deref(),
                 sampler.as_ref(),
                 &mut rng,
             );
