@@ -383,6 +383,7 @@ impl ItemFusion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(not(target_arch = "wasm32"))]
     use burn::optim::{AdamWConfig, GradientsParams};
 
     fn tables(n: usize) -> Vec<ContentTable> {
@@ -401,6 +402,8 @@ mod tests {
         FusionConfig::new(s, t.iter().map(ContentTable::modality_dim).collect())
     }
 
+    // Training needs autodiff, which only native builds have.
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn every_strategy_keeps_the_shape_and_trains_every_part() {
         let dev = Device::flex().autodiff();
@@ -490,6 +493,8 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    // Training needs autodiff, which only native builds have.
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn modality_dropout_only_in_training() {
         let t = tables(40);
@@ -533,6 +538,8 @@ mod tests {
         );
     }
 
+    // Training needs autodiff, which only native builds have.
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn an_optimiser_step_leaves_the_content_values_alone() {
         let dev = Device::flex().autodiff();
