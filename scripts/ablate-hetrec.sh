@@ -2,7 +2,10 @@
 # The content ablation on Last.fm HetRec (configs/ablation-hetrec.toml): id-only SASRec against
 # SASRec fused with the tracks' tags (concat, sum, gate, xattn, film) and the content-only
 # encoder, 5 seeds each, paired per-user lifts. Resumable: finished cells are skipped, a killed
-# cell resumes from its checkpoints. About 25 min per seed on one core (35 runs).
+# cell resumes from its checkpoints. Fused cells stop early after about 35 epochs (8-15 min per
+# seed on one core), id-only SASRec after about 125 (about 25 min).
+# Then the cold-start ablation (configs/ablation-hetrec-cold.toml): 3 seeds of id-only,
+# content-only and concat SASRec on cases whose target track never occurs in training.
 #   scripts/ablate-hetrec.sh [--only CELL] [--jobs N]
 # Data: $ENCORE_SHARED_DATA/lastfm-hetrec-s3rec, else ../shared/data beside the checkout.
 # Output: $ENCORE_CACHE/runs/hetrec-ablation/{ablation.md,ablation.json,ablation.svg, CELL/}.
@@ -23,3 +26,5 @@ if [ -f "$ENCORE_CACHE/runs/hetrec/sasrec/results.json" ] && [ ! -e "$out/sasrec
 fi
 "$CARGO_TARGET_DIR/debug/encore" ablate --config configs/ablation-hetrec.toml --root "$root" \
   --device cpu -o "$out" "$@"
+"$CARGO_TARGET_DIR/debug/encore" ablate --config configs/ablation-hetrec-cold.toml --root "$root" \
+  --device cpu -o "$ENCORE_CACHE/runs/hetrec-cold" "$@"

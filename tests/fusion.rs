@@ -289,6 +289,34 @@ fn train_with_content_from_the_command_line() {
     assert_eq!(r["model"]["config"]["completion"]["n"], 5);
     assert!((r["model"]["train"]["engagement_floor"].as_f64().unwrap() - 0.3).abs() < 1e-6);
 
+    // Cold start: only cases whose target never occurs in training, with the floors beside.
+    let cold = dir.path().join("cold");
+    let cold_s = cold.to_str().unwrap().to_string();
+    let mut args = train_args(
+        data,
+        &cold_s,
+        &[
+            "--content",
+            &content_tags,
+            "--fusion",
+            "content-only",
+            "--cold",
+            "0.5",
+        ],
+    );
+    let p = args.iter().position(|a| *a == "loo-sampled-20").unwrap();
+    args[p] = "loo-full";
+    let (code, stdout, stderr) = encore(&args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("cold tracks"), "{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cold.join("results.json")).unwrap()).unwrap();
+    let cases = r["protocol"]["test_cases"].as_u64().unwrap();
+    assert!(cases > 0 && cases < 30, "{cases} cold cases of 30 users");
+    // A track no one trained on has no plays: popularity ranks it last.
+    assert_eq!(r["baselines"]["most-popular"]["HR@20"], 0.0);
+    assert!(stdout.contains("| most-popular |"), "{stdout}");
+
     // Bad input: clear errors naming the problem.
     let other = dir.path().join("other");
     let other_s = other.to_str().unwrap().to_string();
@@ -300,6 +328,7 @@ fn train_with_content_from_the_command_line() {
     bad(&["--fusion", "film"], "needs content");
     bad(&["--engagement-weight", "2"], "a weight in [0, 1]");
     bad(&["--completion", "buckets:1"], "number of buckets");
+    bad(&["--cold", "0.2"], "cold start needs protocol loo-full");
     bad(&["--content", "tags"], "MODALITY=PATH");
     bad(
         &["--content", &content_tags, "--fusion", "mean"],

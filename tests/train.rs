@@ -336,6 +336,7 @@ fn hetrec_loo_sampled99_uses_the_published_negatives() {
         train: TrainConfig::default(),
         seeds: vec![0],
         split_seed: 0,
+        cold: None,
     };
     let l = encore::train::run::load(&spec).unwrap();
     let d = &l.data;

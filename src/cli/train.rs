@@ -107,6 +107,10 @@ pub struct TrainArgs {
     /// Engagement-weighted loss: each target play counts FLOOR + (1 - FLOOR) x its completion
     #[arg(long, value_name = "FLOOR")]
     engagement_weight: Option<f32>,
+    /// Cold start (with --protocol loo-full): hold this share of the tracks that end a user's
+    /// history out of all training and histories, and score only the cases that target them
+    #[arg(long, value_name = "SHARE")]
+    cold: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -237,6 +241,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         },
         seeds: (0..a.seeds).collect(),
         split_seed: a.split_seed,
+        cold: a.cold,
     };
     let (device, device_label) =
         select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;

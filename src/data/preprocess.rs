@@ -116,6 +116,48 @@ impl Dataset {
     pub fn sequence(&self, u: u32) -> &[u32] {
         &self.track[self.user_range(u)]
     }
+
+    /// The dataset with only the plays where `keep` is true. Users, tracks and artists keep
+    /// their ids (a user or track may be left without plays); a session loses the dropped
+    /// plays, and an emptied one disappears.
+    pub fn retain_plays(&self, keep: &[bool]) -> Dataset {
+        assert_eq!(keep.len(), self.n_plays(), "one flag per play");
+        let mut d = Dataset {
+            users: self.users.clone(),
+            tracks: self.tracks.clone(),
+            track_name: self.track_name.clone(),
+            track_artist: self.track_artist.clone(),
+            artists: self.artists.clone(),
+            artist_name: self.artist_name.clone(),
+            track_duration: self.track_duration.clone(),
+            track_completion: self.track_completion.clone(),
+            ..Default::default()
+        };
+        let mut session = 0usize;
+        let mut last_session = usize::MAX;
+        d.user_start.push(0);
+        for u in 0..self.n_users() as u32 {
+            for i in self.user_range(u) {
+                while self.session_start[session + 1] as usize <= i {
+                    session += 1;
+                }
+                if !keep[i] {
+                    continue;
+                }
+                if session != last_session {
+                    d.session_start.push(d.track.len() as u32);
+                    last_session = session;
+                }
+                d.user.push(u);
+                d.ts.push(self.ts[i]);
+                d.track.push(self.track[i]);
+                d.completion.push(self.completion[i]);
+            }
+            d.user_start.push(d.track.len() as u32);
+        }
+        d.session_start.push(d.track.len() as u32);
+        d
+    }
 }
 
 /// Result of preprocessing.

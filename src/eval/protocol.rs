@@ -154,6 +154,35 @@ pub fn prepare(
     })
 }
 
+/// Cold start: a share of the tracks that are some user's last play become *cold*: every play
+/// of a cold track is removed from the data except where it is a user's last play. Under
+/// leave-one-out a cold track is then only ever a test target, in no training sequence and in
+/// no history. Returns the reduced dataset and the cold flag of every track.
+pub fn cold_start(d: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Vec<bool>), String> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return Err(format!("cold-start share {fraction} is not in (0, 1)"));
+    }
+    let mut is_target = vec![false; d.n_tracks()];
+    for u in 0..d.n_users() as u32 {
+        if let Some(&t) = d.sequence(u).last() {
+            is_target[t as usize] = true;
+        }
+    }
+    let mut rng = crate::data::rng::Rng::stream(seed, 0xc01d);
+    let cold: Vec<bool> = is_target
+        .iter()
+        .map(|&t| t && rng.f64() < fraction)
+        .collect();
+    let mut keep = vec![true; d.n_plays()];
+    for u in 0..d.n_users() as u32 {
+        let r = d.user_range(u);
+        for i in r.start..r.end.saturating_sub(1) {
+            keep[i] = !cold[d.track[i] as usize];
+        }
+    }
+    Ok((d.retain_plays(&keep), cold))
+}
+
 /// Per dataset user, its negatives from a samples file as dataset track ids.
 fn map_samples(
     d: &Dataset,
@@ -189,6 +218,46 @@ fn map_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cold_tracks_are_only_ever_test_targets() {
+        use crate::data::{EventLog, Preset, RawEvent, preprocess};
+        let mut log = EventLog::default();
+        for u in 0..40 {
+            let user = format!("u{u}");
+            for i in 0..12 {
+                let key = format!("t{}", (u * 3 + i * 7) % 25);
+                log.push(&RawEvent {
+                    user: &user,
+                    ts: i64::from(i) * 60,
+                    track_key: &key,
+                    ..Default::default()
+                });
+            }
+        }
+        let d = preprocess(&log, &Preset::sessions_only(1200), |_| {}).dataset;
+        let (c, cold) = cold_start(&d, 0.5, 1).unwrap();
+        assert!(cold.iter().any(|&x| x) && cold.iter().any(|&x| !x));
+        assert_eq!(c.n_tracks(), d.n_tracks());
+        assert!(c.n_plays() < d.n_plays());
+        let split = crate::data::split::leave_one_out(&c);
+        let mut cold_targets = 0;
+        for case in &split.test {
+            assert!(case.history(&c).iter().all(|&t| !cold[t as usize]));
+            cold_targets += usize::from(cold[case.target as usize]);
+            // The last play is the original last play.
+            assert_eq!(Some(&case.target), d.sequence(case.user).last());
+        }
+        assert!(cold_targets > 0);
+        for v in &split.valid {
+            assert!(!cold[v.target as usize]);
+        }
+        // Sessions and users stay consistent.
+        assert_eq!(*c.user_start.last().unwrap() as usize, c.n_plays());
+        assert_eq!(*c.session_start.last().unwrap() as usize, c.n_plays());
+        assert!(c.session_start.windows(2).all(|w| w[0] < w[1]));
+        assert!(cold_start(&d, 1.0, 1).is_err());
+    }
 
     #[test]
     fn protocol_names() {

@@ -105,6 +105,10 @@ pub struct Results {
     /// Test evaluation throughput: users x items per second, each user scored once over every
     /// track and ranked under the protocol and both full-catalogue views.
     pub eval_user_items_per_s: f64,
+    /// The floors on the same test cases under the protocol (`most-popular`, `item-knn`):
+    /// deterministic, so one value per metric.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baselines: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 /// Mean, CI and per-seed values of every metric over the seeds' ranks.
@@ -222,6 +226,22 @@ impl Results {
             &self.metrics,
             &all,
         );
+        if !self.baselines.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n### floors on the same cases ({})\n",
+                self.protocol.name
+            );
+            let _ = writeln!(s, "| floor | {} |", HEADLINE.join(" | "));
+            let _ = writeln!(s, "|---|{}", "---|".repeat(HEADLINE.len()));
+            for (name, m) in &self.baselines {
+                let v: Vec<String> = HEADLINE
+                    .iter()
+                    .map(|k| m.get(*k).map_or(String::new(), |v| format!("{v:.4}")))
+                    .collect();
+                let _ = writeln!(s, "| {name} | {} |", v.join(" | "));
+            }
+        }
         table(&mut s, "full catalogue", &self.metrics_full, &HEADLINE);
         table(
             &mut s,

@@ -45,6 +45,9 @@ pub struct AblationConfig {
     pub seeds: u64,
     #[serde(default)]
     pub split_seed: u64,
+    /// Cold start share (see `encore train --cold`).
+    #[serde(default)]
+    pub cold: Option<f64>,
     pub backbones: Vec<String>,
     pub fusions: Vec<Strategy>,
     /// Modality name -> source (a feature-store folder or an item2attributes .json).
@@ -269,6 +272,7 @@ impl AblationConfig {
             train: self.train.apply(TrainConfig::default())?,
             seeds: (0..self.seeds).collect(),
             split_seed: self.split_seed,
+            cold: self.cold,
         })
     }
 }
@@ -303,6 +307,9 @@ pub struct Ablation {
     pub ranking: String,
     pub config: AblationConfig,
     pub cells: Vec<CellResult>,
+    /// Most-popular and item-kNN on the same test cases (under the protocol's ranking).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub floors: BTreeMap<String, BTreeMap<String, f64>>,
     pub code_version: String,
 }
 
@@ -404,6 +411,11 @@ pub fn ablate(
         ranking: cfg.ranking.clone(),
         config: cfg.clone(),
         cells: rows,
+        floors: if cfg.ranking == "protocol" {
+            first.baselines.clone()
+        } else {
+            BTreeMap::new()
+        },
         code_version: crate::data::store::code_version(),
     };
     write(out, &a)?;
@@ -475,6 +487,18 @@ impl Ablation {
                 }
             }
             s.push('\n');
+        }
+        for (name, m) in &self.floors {
+            let _ = write!(s, "| {name} (floor) | 1 |");
+            for k in METRICS {
+                match m.get(&k.replace("Recall@", "HR@")) {
+                    Some(v) => {
+                        let _ = write!(s, " {v:.4} |");
+                    }
+                    None => s.push_str(" |"),
+                }
+            }
+            s.push_str(" | |\n");
         }
         s
     }

@@ -41,6 +41,11 @@ pub struct RunSpec {
     pub seeds: Vec<u64>,
     /// Seed of the split and of sampled candidates (fixed across model seeds).
     pub split_seed: u64,
+    /// Cold start: this share of the tracks that end a user's history are held out of all
+    /// training and all histories, and only test cases with such a target are scored
+    /// (leave-one-out, full ranking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold: Option<f64>,
 }
 
 /// Loads training data: an `encore data ingest` folder, or a log read and preprocessed.
@@ -115,8 +120,25 @@ pub struct Loaded {
 }
 
 pub fn load(spec: &RunSpec) -> Result<Loaded, String> {
-    let (data, info) = load_data(&spec.data, &spec.format, &spec.preset)?;
+    let (mut data, mut info) = load_data(&spec.data, &spec.format, &spec.preset)?;
     let protocol: Protocol = spec.protocol.parse()?;
+    let cold = match spec.cold {
+        None => None,
+        Some(f) => {
+            if protocol.split != crate::data::split::Scheme::LeaveOneOut
+                || protocol.candidates != crate::data::split::Candidates::Full
+            {
+                return Err(format!(
+                    "cold start needs protocol loo-full (a cold track has no history to sample negatives against), not {}",
+                    protocol.name
+                ));
+            }
+            let (d, cold) = crate::eval::protocol::cold_start(&data, f, spec.split_seed)?;
+            data = d;
+            info.plays = data.n_plays();
+            Some(cold)
+        }
+    };
     let (rows, samples) = match &spec.samples {
         Some(p) => {
             let (rows, sha) = load_samples(p)?;
@@ -124,12 +146,24 @@ pub fn load(spec: &RunSpec) -> Result<Loaded, String> {
         }
         None => (None, None),
     };
-    let prepared = prepare(&data, &protocol, spec.split_seed, rows.as_deref()).map_err(|e| {
-        match &spec.samples {
-            Some(p) => format!("{}: {e}", p.display()),
-            None => e,
+    let mut prepared =
+        prepare(&data, &protocol, spec.split_seed, rows.as_deref()).map_err(|e| {
+            match &spec.samples {
+                Some(p) => format!("{}: {e}", p.display()),
+                None => e,
+            }
+        })?;
+    if let Some(cold) = &cold {
+        prepared.split.test.retain(|c| cold[c.target as usize]);
+        if prepared.split.test.is_empty() {
+            return Err("cold start left no test case (raise the share)".into());
         }
-    })?;
+        eprintln!(
+            "cold start: {} cold tracks, {} test cases with a cold target",
+            cold.iter().filter(|&&c| c).count(),
+            prepared.split.test.len()
+        );
+    }
     let content = spec
         .content
         .iter()
@@ -278,6 +312,7 @@ pub fn start(mut spec: RunSpec, run: &Path) -> Result<(RunSpec, Loaded), String>
             || old.protocol != spec.protocol
             || old.model != spec.model
             || old.content != spec.content
+            || old.cold != spec.cold
             || old.train != spec.train
         {
             return Err(format!(
@@ -458,9 +493,45 @@ pub fn evaluate_run(
         metrics_full_unheard: summarize_metrics(&pick(|r| &r.full_unheard)),
         training,
         eval_user_items_per_s: crate::eval::stats::mean(&throughput),
+        baselines: floors(l),
     };
     write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
     Ok(results)
+}
+
+/// Most-popular and session item-kNN fitted on the training plays, ranked on the test cases
+/// under the protocol.
+pub fn floors(
+    l: &Loaded,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> {
+    use crate::eval::baselines::{ItemKnn, ItemKnnConfig, MostPopular};
+    use crate::eval::{Scorer, evaluate};
+    let d = &l.data;
+    let seqs = super::training_sequences(d, &l.prepared.fit_end);
+    let pop = MostPopular::fit(d.n_tracks(), seqs.iter().flat_map(|s| s.iter().copied()));
+    let knn = ItemKnn::fit(
+        d.n_tracks(),
+        seqs.iter().copied(),
+        &ItemKnnConfig::default(),
+    );
+    let floors: [(&str, &dyn Scorer); 2] = [("most-popular", &pop), ("item-knn", &knn)];
+    floors
+        .into_iter()
+        .map(|(name, s)| {
+            let r = evaluate(
+                s,
+                d,
+                &l.prepared.split.test,
+                l.prepared.test_candidates.as_deref(),
+                false,
+            );
+            let m = crate::eval::report::HEADLINE
+                .iter()
+                .filter_map(|k| r.mean(k).map(|v| (k.to_string(), v)))
+                .collect();
+            (name.to_string(), m)
+        })
+        .collect()
 }
 
 /// Re-evaluates a finished run from its saved models (`encore eval RUN`).
