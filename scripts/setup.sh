@@ -65,13 +65,14 @@ step "npm packages (playwright-core, binaryen's wasm-opt) from package-lock.json
   npm ci --no-audit --no-fund --loglevel=error; fi)
 wasm-opt --version
 
-step "numpy for the reference implementations in tests/reference ($ENCORE_CACHE/pyenv)"
+step "numpy and gguf (llama.cpp's reader) for the references in tests/reference ($ENCORE_CACHE/pyenv)"
 NUMPY_VERSION=2.2.6
-if ! "$ENCORE_CACHE/pyenv/bin/python" -c "import numpy, sys; sys.exit(numpy.__version__ != '$NUMPY_VERSION')" 2>/dev/null; then
+GGUF_VERSION=0.17.1
+if ! "$ENCORE_CACHE/pyenv/bin/python" -c "import numpy, gguf, sys, importlib.metadata as m; sys.exit(numpy.__version__ != '$NUMPY_VERSION' or m.version('gguf') != '$GGUF_VERSION')" 2>/dev/null; then
   python3 -m venv "$ENCORE_CACHE/pyenv"
-  "$ENCORE_CACHE/pyenv/bin/pip" install -q "numpy==$NUMPY_VERSION"
+  "$ENCORE_CACHE/pyenv/bin/pip" install -q "numpy==$NUMPY_VERSION" "gguf==$GGUF_VERSION"
 fi
-"$ENCORE_CACHE/pyenv/bin/python" -c "import numpy; print('numpy', numpy.__version__)"
+"$ENCORE_CACHE/pyenv/bin/python" -c "import numpy, importlib.metadata as m; print('numpy', numpy.__version__, 'gguf', m.version('gguf'))"
 
 if ((WITH_ASSETS)); then
   step "offline assets into $ENCORE_ASSETS"

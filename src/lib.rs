@@ -15,6 +15,7 @@ pub mod device;
 pub mod eval;
 pub mod features;
 pub mod listen;
+pub mod llm;
 pub mod model;
 pub mod smoke;
 

@@ -5,6 +5,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+use common::python;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,22 +19,6 @@ use encore::features::text::{self, Bert, HfTokenizer, SentenceEncoder, WordPiece
 
 fn assets() -> PathBuf {
     common::assets(&["musicnn", "all-MiniLM-L6-v2"])
-}
-
-/// The Python with numpy that scripts/setup.sh installs for the reference implementations.
-fn python() -> PathBuf {
-    let p = std::env::var_os("ENCORE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("ENCORE_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/encore")
-                });
-            cache.join("pyenv/bin/python")
-        });
-    assert!(p.exists(), "no {} (scripts/setup.sh makes it)", p.display());
-    p
 }
 
 fn vibe_ace() -> PathBuf {

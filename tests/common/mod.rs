@@ -39,3 +39,21 @@ pub fn assets(needed: &[&str]) -> std::path::PathBuf {
     );
     dir
 }
+
+/// The Python with numpy and gguf that scripts/setup.sh installs for the reference
+/// implementations in tests/reference ($ENCORE_PYTHON overrides).
+#[allow(dead_code)] // only the tests against references use it
+pub fn python() -> std::path::PathBuf {
+    let p = std::env::var_os("ENCORE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("ENCORE_CACHE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/encore")
+                });
+            cache.join("pyenv/bin/python")
+        });
+    assert!(p.exists(), "no {} (scripts/setup.sh makes it)", p.display());
+    p
+}

