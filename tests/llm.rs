@@ -188,3 +188,86 @@ fn a_damaged_model_file_is_refused_with_its_name_and_the_problem() {
     std::fs::write(&p, b"not a model at all").unwrap();
     assert!(Gguf::open(&p).unwrap_err().contains("not a GGUF file"));
 }
+
+/// Hugging Face `tokenizers` set up as SmolLM2's tokenizer.json is (byte-level BPE, digits
+/// split one by one, then GPT-2's pattern; control tokens whole), from the GGUF's vocabulary:
+/// an independent implementation of the same algorithm.
+fn hf_reference(g: &Gguf) -> tokenizers::Tokenizer {
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::digits::Digits;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::{AddedToken, PreTokenizerWrapper};
+    let strings = |k: &str| -> Vec<String> {
+        g.get(k)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let tokens = strings("tokenizer.ggml.tokens");
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")
+        .iter()
+        .map(|m| {
+            let (a, b) = m.split_once(' ').unwrap();
+            (a.to_string(), b.to_string())
+        })
+        .collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .unwrap();
+    let mut t = tokenizers::Tokenizer::new(bpe);
+    t.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(Sequence::new(vec![
+        PreTokenizerWrapper::Digits(Digits::new(true)),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
+    ]))));
+    let specials: Vec<AddedToken> = tokens[..17]
+        .iter()
+        .map(|s| AddedToken::from(s.clone(), true))
+        .collect();
+    t.add_special_tokens(&specials);
+    t
+}
+
+#[test]
+fn smollm2_tokenizer_matches_hugging_face_tokenizers() {
+    use encore::llm::tokenizer::BpeTokenizer;
+    let g = Gguf::open(&smollm2()).unwrap();
+    let ours = BpeTokenizer::from_gguf(&g).unwrap();
+    assert_eq!(ours.vocab_size(), 49152);
+    assert_eq!(
+        (ours.bos, ours.eos, ours.add_bos),
+        (Some(1), Some(2), false)
+    );
+    let hf = hf_reference(&g);
+    let texts = [
+        "Hello, world!",
+        "<|im_start|>system\nYou rate songs.<|im_end|>\n<|im_start|>user\nRate \"Vibe Ace\" by Kevin MacLeod.<|im_end|>\n<|im_start|>assistant\n",
+        "In 2024 the tempo was 128.5 BPM; in 1999, 90.",
+        "I'm sure they're   fine, aren't they?\t\tYes.\n\n\nDone  ",
+        "Café, naïve, Ångström, Øresund, straße — «quotes» and “curly” ones…",
+        "日本語の歌詞と한국어 가사, emoji 🎵🎸🥁 and ZWJ 👩‍🎤",
+        "{\"energy\": 4, \"valence\":2,\"tonality\" : 5}",
+        "def f(x):\n    return x**2  # square\n",
+        "½ ² ٣ numbers in other scripts Ⅻ",
+        "",
+        "   ",
+    ];
+    for text in texts {
+        let want: Vec<u32> = hf.encode(text, false).unwrap().get_ids().to_vec();
+        let got = ours.encode(text);
+        assert_eq!(got, want, "{text:?}");
+        assert_eq!(ours.decode(&got, true), text, "round trip of {text:?}");
+    }
+    // Control tokens are single ids; their text inside plain words is not split out wrongly.
+    assert_eq!(ours.encode("<|im_end|>"), vec![2]);
+    assert_eq!(ours.decode(&ours.encode("a<|im_end|>b"), false), "ab");
+}
