@@ -271,3 +271,94 @@ fn smollm2_tokenizer_matches_hugging_face_tokenizers() {
     assert_eq!(ours.encode("<|im_end|>"), vec![2]);
     assert_eq!(ours.decode(&ours.encode("a<|im_end|>b"), false), "ab");
 }
+
+#[test]
+fn smollm2_logits_and_greedy_decoding_match_a_numpy_forward() {
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    use encore::llm::llama::{KvCache, Llama};
+    use encore::llm::tokenizer::BpeTokenizer;
+    let path = smollm2();
+    let g = Gguf::open(&path).unwrap();
+    let tok = BpeTokenizer::from_gguf(&g).unwrap();
+    let dev = Device::flex();
+    let (m, cfg) = Llama::from_gguf(&g, &dev).unwrap();
+    assert_eq!(
+        (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.n_kv_heads),
+        (30, 576, 9, 3)
+    );
+    assert!(cfg.tie_embeddings && cfg.rope_interleaved && !cfg.qkv_bias);
+    let prompt = tok
+        .encode("<|im_start|>user\nName one jazz instrument.<|im_end|>\n<|im_start|>assistant\n");
+    let n_greedy = 32;
+    // The reference.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ref.json");
+    let status = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/llama_ref.py"))
+        .arg(&path)
+        .arg(serde_json::to_string(&prompt).unwrap())
+        .arg(n_greedy.to_string())
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "llama_ref.py failed");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let want: Vec<f32> = r["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let want_greedy: Vec<u32> = r["greedy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    // Next-token logits after the whole prompt, in one pass.
+    let ids: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
+    let mut cache = KvCache::default();
+    let h = m.forward_tokens(
+        Tensor::<2, Int>::from_data(TensorData::new(ids, [1, prompt.len()]), &dev),
+        &mut cache,
+    );
+    let last = h.narrow(1, prompt.len() - 1, 1).reshape([1, cfg.d_model]);
+    let got: Vec<f32> = m.logits(last).into_data().try_to_vec().unwrap();
+    let scale = want.iter().fold(0f32, |a, b| a.max(b.abs()));
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("logits: largest difference {worst:.2e} (largest logit {scale:.1})");
+    assert!(
+        worst / scale < 1e-3,
+        "logits differ by {worst} (scale {scale})"
+    );
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0
+    };
+    assert_eq!(argmax(&got), argmax(&want));
+    // Greedy decoding with the KV cache: the same 32 tokens.
+    let greedy = m.greedy(&prompt, n_greedy, &[], &dev);
+    eprintln!("greedy: {:?}", tok.decode(&greedy, true));
+    assert_eq!(greedy, want_greedy);
+    // From embeddings: the same hidden states as from the tokens.
+    let ids: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
+    let t = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, prompt.len()]), &dev);
+    let a: Vec<f32> = m
+        .forward_tokens(t.clone(), &mut KvCache::default())
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    let b: Vec<f32> = m
+        .forward_embeds(m.embed_tokens(t), &mut KvCache::default())
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    assert_eq!(a, b);
+}

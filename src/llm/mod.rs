@@ -1,6 +1,7 @@
 //! Large language models for MGPHot tagging and the E4SRec backbone: model files (GGUF), the
-//! byte-level BPE tokenizer rebuilt from them, and, as they land, the Llama-architecture decoder
-//! and generation.
+//! byte-level BPE tokenizer rebuilt from them, and the Llama-architecture decoder (SmolLM2,
+//! Llama 3.x, Qwen2.5) in burn.
 
 pub mod gguf;
+pub mod llama;
 pub mod tokenizer;

@@ -1,0 +1,469 @@
+//! A Llama-architecture decoder in burn: token embeddings, `n_layers` pre-norm blocks (RMSNorm,
+//! grouped-query attention with rotary position embeddings and a KV cache, RMSNorm, SwiGLU
+//! MLP), a final RMSNorm and an output projection (tied to the embeddings where the model has
+//! none of its own). Configurations for SmolLM2, Llama 3.x and Qwen2.5 (q/k/v biases) differ only
+//! in sizes, rotary base, biases and tying.
+//!
+//! Two entry points: [`Llama::forward_tokens`] from token ids and [`Llama::forward_embeds`] from
+//! input embeddings (E4SRec places item vectors between instruction tokens this way).
+//!
+//! Rotary layout: GGUF files of the `llama` architecture store Q and K permuted so that rotary
+//! pairs are adjacent dimensions `(2i, 2i + 1)` (llama.cpp's "normal" mode); Hugging Face
+//! checkpoints and Qwen2 pair `i` with `i + head_dim / 2` ("NeoX" mode). The config says which.
+
+use super::gguf::{Gguf, GgufError, Value};
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Linear, RmsNorm};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+#[derive(Config, Debug, PartialEq)]
+pub struct LlamaConfig {
+    pub vocab: usize,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub d_ff: usize,
+    #[config(default = 10000.0)]
+    pub rope_theta: f64,
+    #[config(default = 1e-5)]
+    pub rms_eps: f64,
+    /// Longest sequence (prompt and generated tokens) the rotary tables cover.
+    #[config(default = 2048)]
+    pub max_len: usize,
+    /// Rotary pairs `(2i, 2i + 1)` (GGUF `llama`) rather than `(i, i + head_dim / 2)`.
+    #[config(default = true)]
+    pub rope_interleaved: bool,
+    /// Biases on the q, k and v projections (Qwen2).
+    #[config(default = false)]
+    pub qkv_bias: bool,
+    /// The output projection is the token embedding table.
+    #[config(default = true)]
+    pub tie_embeddings: bool,
+}
+
+impl LlamaConfig {
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    /// SmolLM2-135M(-Instruct).
+    pub fn smollm2_135m() -> Self {
+        Self::new(49152, 576, 30, 9, 3, 1536).with_rope_theta(100000.0)
+    }
+
+    /// Llama 3.2 1B.
+    pub fn llama3_2_1b() -> Self {
+        Self::new(128256, 2048, 16, 32, 8, 8192)
+            .with_rope_theta(500000.0)
+            .with_max_len(8192)
+    }
+
+    /// Qwen2.5 0.5B (biases on q, k, v; NeoX rotary layout in its Hugging Face checkpoint).
+    pub fn qwen2_5_0_5b() -> Self {
+        Self::new(151936, 896, 24, 14, 2, 4864)
+            .with_rope_theta(1000000.0)
+            .with_rms_eps(1e-6)
+            .with_qkv_bias(true)
+            .with_rope_interleaved(false)
+    }
+
+    /// From a GGUF file's metadata (`llama` or `qwen2` architecture).
+    pub fn from_gguf(g: &Gguf) -> Result<Self, String> {
+        let arch = g.require("general.architecture", |v| v.as_str().map(str::to_string))?;
+        if arch != "llama" && arch != "qwen2" {
+            return Err(format!(
+                "architecture '{arch}' is not a Llama-style decoder (llama, qwen2)"
+            ));
+        }
+        let u = |k: &str| -> Result<usize, String> {
+            g.require(&format!("{arch}.{k}"), Value::as_u64)
+                .map(|v| v as usize)
+        };
+        let vocab = match g.get(&format!("{arch}.vocab_size")).and_then(Value::as_u64) {
+            Some(v) => v as usize,
+            None => g
+                .get("tokenizer.ggml.tokens")
+                .and_then(Value::as_array)
+                .map(<[Value]>::len)
+                .ok_or("no vocabulary size")?,
+        };
+        let mut c = Self::new(
+            vocab,
+            u("embedding_length")?,
+            u("block_count")?,
+            u("attention.head_count")?,
+            u("attention.head_count_kv").or_else(|_| u("attention.head_count"))?,
+            u("feed_forward_length")?,
+        );
+        if let Some(t) = g
+            .get(&format!("{arch}.rope.freq_base"))
+            .and_then(Value::as_f64)
+        {
+            c.rope_theta = t;
+        }
+        if let Some(e) = g
+            .get(&format!("{arch}.attention.layer_norm_rms_epsilon"))
+            .and_then(Value::as_f64)
+        {
+            c.rms_eps = e;
+        }
+        if let Some(n) = g
+            .get(&format!("{arch}.context_length"))
+            .and_then(Value::as_u64)
+        {
+            c.max_len = (n as usize).min(8192);
+        }
+        c.qkv_bias = g.tensor("blk.0.attn_q.bias").is_some();
+        c.rope_interleaved = arch == "llama";
+        c.tie_embeddings = g.tensor("output.weight").is_none();
+        if c.n_heads == 0 || c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads.max(1) != 0 {
+            return Err(format!(
+                "{} heads, {} key/value heads and width {} do not divide",
+                c.n_heads, c.n_kv_heads, c.d_model
+            ));
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub attn_norm: RmsNorm,
+    pub attn: Attention,
+    pub ffn_norm: RmsNorm,
+    pub mlp: Mlp,
+}
+
+#[derive(Module, Debug)]
+pub struct Llama {
+    /// `[vocab, d_model]`.
+    pub embed: Param<Tensor<2>>,
+    pub layers: Vec<Block>,
+    pub norm: RmsNorm,
+    /// `[vocab, d_model]`; `None` when tied to `embed`.
+    pub output: Option<Param<Tensor<2>>>,
+    /// `[max_len, head_dim / 2]`, not trained.
+    pub cos: Tensor<2>,
+    pub sin: Tensor<2>,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub rope_interleaved: bool,
+}
+
+/// Keys and values of the positions seen so far, per layer.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    /// Per layer: `[batch, n_kv_heads, seen, head_dim]`.
+    pub layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl KvCache {
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn linear(w: Vec<f32>, out: usize, inp: usize, bias: Option<Vec<f32>>, device: &Device) -> Linear {
+    // Stored `[out, in]` (PyTorch's layout); burn's Linear multiplies by `[in, out]`.
+    let w = Tensor::<2>::from_data(TensorData::new(w, [out, inp]), device).transpose();
+    Linear {
+        weight: Param::from_tensor(w),
+        bias: bias
+            .map(|b| Param::from_tensor(Tensor::from_data(TensorData::new(b, [out]), device))),
+    }
+}
+
+fn rms(w: Vec<f32>, eps: f64, device: &Device) -> RmsNorm {
+    let n = w.len();
+    RmsNorm {
+        gamma: Param::from_tensor(Tensor::from_data(TensorData::new(w, [n]), device)),
+        epsilon: eps,
+    }
+}
+
+/// Rotary tables: angle `pos * theta^(-2i / head_dim)` for `i < head_dim / 2`.
+fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let half = c.head_dim() / 2;
+    let mut cos = Vec::with_capacity(c.max_len * half);
+    let mut sin = Vec::with_capacity(c.max_len * half);
+    for p in 0..c.max_len {
+        for i in 0..half {
+            let freq = c.rope_theta.powf(-2.0 * i as f64 / c.head_dim() as f64);
+            let a = p as f64 * freq;
+            cos.push(a.cos() as f32);
+            sin.push(a.sin() as f32);
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(cos, [c.max_len, half]), device),
+        Tensor::from_data(TensorData::new(sin, [c.max_len, half]), device),
+    )
+}
+
+impl Llama {
+    /// Loads every weight of a GGUF file (dequantized to float32).
+    pub fn from_gguf(g: &Gguf, device: &Device) -> Result<(Self, LlamaConfig), String> {
+        let c = LlamaConfig::from_gguf(g)?;
+        let t = |name: &str| -> Result<Vec<f32>, String> {
+            g.dequantize(name).map_err(|e: GgufError| e.to_string())
+        };
+        let check = |name: &str, want: &[usize]| -> Result<(), String> {
+            let got = g
+                .tensor(name)
+                .ok_or_else(|| format!("no tensor '{name}'"))?
+                .shape();
+            if got != want {
+                return Err(format!(
+                    "tensor '{name}' is {got:?}, the config needs {want:?}"
+                ));
+            }
+            Ok(())
+        };
+        let (d, hd, kv) = (c.d_model, c.head_dim(), c.n_kv_heads * c.head_dim());
+        let lin = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear, String> {
+            check(&format!("{name}.weight"), &[out, inp])?;
+            let b = if bias {
+                Some(t(&format!("{name}.bias"))?)
+            } else {
+                None
+            };
+            Ok(linear(t(&format!("{name}.weight"))?, out, inp, b, device))
+        };
+        let mut layers = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            let p = format!("blk.{l}");
+            layers.push(Block {
+                attn_norm: rms(t(&format!("{p}.attn_norm.weight"))?, c.rms_eps, device),
+                attn: Attention {
+                    q: lin(&format!("{p}.attn_q"), c.n_heads * hd, d, c.qkv_bias)?,
+                    k: lin(&format!("{p}.attn_k"), kv, d, c.qkv_bias)?,
+                    v: lin(&format!("{p}.attn_v"), kv, d, c.qkv_bias)?,
+                    o: lin(&format!("{p}.attn_output"), d, c.n_heads * hd, false)?,
+                },
+                ffn_norm: rms(t(&format!("{p}.ffn_norm.weight"))?, c.rms_eps, device),
+                mlp: Mlp {
+                    gate: lin(&format!("{p}.ffn_gate"), c.d_ff, d, false)?,
+                    up: lin(&format!("{p}.ffn_up"), c.d_ff, d, false)?,
+                    down: lin(&format!("{p}.ffn_down"), d, c.d_ff, false)?,
+                },
+            });
+        }
+        check("token_embd.weight", &[c.vocab, d])?;
+        let table = |name: &str| -> Result<Param<Tensor<2>>, String> {
+            Ok(Param::from_tensor(Tensor::from_data(
+                TensorData::new(t(name)?, [c.vocab, d]),
+                device,
+            )))
+        };
+        let output = if c.tie_embeddings {
+            None
+        } else {
+            check("output.weight", &[c.vocab, d])?;
+            Some(table("output.weight")?)
+        };
+        let (cos, sin) = rope_tables(&c, device);
+        let m = Llama {
+            embed: table("token_embd.weight")?,
+            layers,
+            norm: rms(t("output_norm.weight")?, c.rms_eps, device),
+            output,
+            cos,
+            sin,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: hd,
+            rope_interleaved: c.rope_interleaved,
+        };
+        Ok((m, c))
+    }
+
+    /// Embeddings of token ids.
+    ///
+    /// # Shapes
+    /// - ids: `[batch, len]`
+    /// - output: `[batch, len, d_model]`
+    pub fn embed_tokens(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [b, l] = ids.dims();
+        let d = self.embed.dims()[1];
+        self.embed
+            .val()
+            .select(0, ids.reshape([b * l]))
+            .reshape([b, l, d])
+    }
+
+    /// Hidden states (after the final norm) of token ids, continuing `cache`.
+    ///
+    /// # Shapes
+    /// - ids: `[batch, len]`
+    /// - output: `[batch, len, d_model]`
+    pub fn forward_tokens(&self, ids: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+        self.forward_embeds(self.embed_tokens(ids), cache)
+    }
+
+    /// Hidden states (after the final norm) from input embeddings, continuing `cache`.
+    ///
+    /// # Shapes
+    /// - x: `[batch, len, d_model]`
+    /// - output: `[batch, len, d_model]`
+    pub fn forward_embeds(&self, mut x: Tensor<3>, cache: &mut KvCache) -> Tensor<3> {
+        let start = cache.len();
+        if cache.layers.len() != self.layers.len() {
+            cache.layers = vec![None; self.layers.len()];
+        }
+        for (block, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let h = self.attention(&block.attn, block.attn_norm.forward(x.clone()), start, slot);
+            x = x + h;
+            let n = block.ffn_norm.forward(x.clone());
+            let m = &block.mlp;
+            x = x + m
+                .down
+                .forward(silu(m.gate.forward(n.clone())) * m.up.forward(n));
+        }
+        self.norm.forward(x)
+    }
+
+    /// Next-token logits from hidden states.
+    ///
+    /// # Shapes
+    /// - hidden: `[n, d_model]`
+    /// - output: `[n, vocab]`
+    pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
+        let w = match &self.output {
+            Some(o) => o.val(),
+            None => self.embed.val(),
+        };
+        hidden.matmul(w.transpose())
+    }
+
+    /// Rotates `x` (`[batch, heads, len, head_dim]`) for positions `start..start + len`.
+    fn rope(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
+        let [b, h, l, hd] = x.dims();
+        let half = hd / 2;
+        let cos = self
+            .cos
+            .clone()
+            .narrow(0, start, l)
+            .reshape([1, 1, l, half]);
+        let sin = self
+            .sin
+            .clone()
+            .narrow(0, start, l)
+            .reshape([1, 1, l, half]);
+        if self.rope_interleaved {
+            // Pairs (2i, 2i + 1).
+            let p = x.reshape([b, h, l, half, 2]);
+            let x0 = p.clone().narrow(4, 0, 1).reshape([b, h, l, half]);
+            let x1 = p.narrow(4, 1, 1).reshape([b, h, l, half]);
+            let r0 = x0.clone() * cos.clone() - x1.clone() * sin.clone();
+            let r1 = x0 * sin + x1 * cos;
+            Tensor::stack::<5>(vec![r0, r1], 4).reshape([b, h, l, hd])
+        } else {
+            // Pairs (i, i + half).
+            let x0 = x.clone().narrow(3, 0, half);
+            let x1 = x.narrow(3, half, half);
+            let r0 = x0.clone() * cos.clone() - x1.clone() * sin.clone();
+            let r1 = x0 * sin + x1 * cos;
+            Tensor::cat(vec![r0, r1], 3)
+        }
+    }
+
+    fn attention(
+        &self,
+        a: &Attention,
+        x: Tensor<3>,
+        start: usize,
+        slot: &mut Option<(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<3> {
+        let [b, l, _] = x.dims();
+        let (h, kvh, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, l, n, hd]).swap_dims(1, 2);
+        let q = self.rope(heads(a.q.forward(x.clone()), h), start);
+        let k = self.rope(heads(a.k.forward(x.clone()), kvh), start);
+        let v = heads(a.v.forward(x), kvh);
+        let (k, v) = match slot.take() {
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+            None => (k, v),
+        };
+        *slot = Some((k.clone(), v.clone()));
+        let total = k.dims()[2];
+        // Grouped-query attention: each key/value head serves h / kvh query heads.
+        let rep = h / kvh;
+        let expand = |t: Tensor<4>| {
+            t.unsqueeze_dim::<5>(2)
+                .expand([b, kvh, rep, total, hd])
+                .reshape([b, h, total, hd])
+        };
+        let (k, v) = (expand(k), expand(v));
+        let mut scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt();
+        if l > 1 {
+            // Query i (position start + i) sees keys up to start + i.
+            let mut mask = vec![0f32; l * total];
+            for i in 0..l {
+                for j in start + i + 1..total {
+                    mask[i * total + j] = f32::NEG_INFINITY;
+                }
+            }
+            let mask = Tensor::<2>::from_data(TensorData::new(mask, [l, total]), &scores.device())
+                .reshape([1, 1, l, total]);
+            scores = scores + mask;
+        }
+        let out = softmax(scores, 3).matmul(v); // [b, h, l, hd]
+        a.o.forward(out.swap_dims(1, 2).reshape([b, l, h * hd]))
+    }
+}
+
+impl Llama {
+    /// Greedy decoding: up to `n` tokens after `prompt`, stopping after any of `stop`.
+    pub fn greedy(&self, prompt: &[u32], n: usize, stop: &[u32], device: &Device) -> Vec<u32> {
+        let mut cache = KvCache::default();
+        let ids: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
+        let mut input =
+            Tensor::<2, Int>::from_data(TensorData::new(ids, [1, prompt.len()]), device);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let h = self.forward_tokens(input, &mut cache);
+            let l = h.dims()[1];
+            let d = h.dims()[2];
+            let logits = self.logits(h.narrow(1, l - 1, 1).reshape([1, d]));
+            let next = logits
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .expect("ids")[0];
+            out.push(next as u32);
+            if stop.contains(&(next as u32)) {
+                break;
+            }
+            input = Tensor::from_data(TensorData::new(vec![next], [1, 1]), device);
+        }
+        out
+    }
+}
