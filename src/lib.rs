@@ -18,6 +18,7 @@ pub mod listen;
 pub mod llm;
 pub mod model;
 pub mod smoke;
+pub mod tagging;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
