@@ -362,3 +362,67 @@ fn smollm2_logits_and_greedy_decoding_match_a_numpy_forward() {
         .unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn encore_tag_writes_58_genes_in_schema_and_resumes() {
+    use encore::features::store::FeatureStore;
+    let dir = tempfile::tempdir().unwrap();
+    let tracks = dir.path().join("tracks.tsv");
+    std::fs::write(&tracks, "vibe\tKevin MacLeod\tVibe Ace\n").unwrap();
+    let store = dir.path().join("store");
+    let model = smollm2();
+    let args = [
+        "tag",
+        "--store",
+        store.to_str().unwrap(),
+        "--tracks",
+        tracks.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    let out = common::encore_ok(&args);
+    assert!(
+        out.contains("tagged 1 tracks") && out.contains("tokens/s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("wrote mgphot (58 genes) for 1 tracks"),
+        "{out}"
+    );
+    let s = FeatureStore::load(&store).unwrap();
+    let v = s.get("mgphot", 0).expect("the track has mgphot genes");
+    assert_eq!(v.len(), 58);
+    // Constrained decoding: every gene is a rating 0-5 divided by 5.
+    for x in v {
+        let r = x * 5.0;
+        assert!(
+            (r - r.round()).abs() < 1e-6 && (0.0..=5.0).contains(&r),
+            "{x}"
+        );
+    }
+    let m = s.modality("mgphot").unwrap();
+    assert_eq!(m.labels.as_ref().unwrap()[19], "Drum Set");
+    assert!(m.provenance.version.starts_with("mgphot-v1/"));
+    // Again: the cache answers, nothing is tagged.
+    let (code, out, err) = common::encore(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("1 already in") && !out.contains("tagged 1"),
+        "{out}\n{err}"
+    );
+    // A damaged model file is refused by name.
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, &std::fs::read(&model).unwrap()[..4096]).unwrap();
+    let (code, _, err) = common::encore(&[
+        "tag",
+        "--store",
+        store.to_str().unwrap(),
+        "--model",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bad.gguf") && err.contains("truncated"),
+        "{err}"
+    );
+}

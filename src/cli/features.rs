@@ -55,20 +55,20 @@ struct ConvertArgs {
 
 /// Where the store's tracks come from when it is created.
 #[derive(Args, Debug, Clone)]
-struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// Feature store folder (created when missing)
     #[arg(long)]
-    store: PathBuf,
+    pub(crate) store: PathBuf,
     /// A new store takes its tracks from this catalog.json
     #[arg(long)]
-    catalog: Option<PathBuf>,
+    pub(crate) catalog: Option<PathBuf>,
     /// A new store takes its tracks from this TSV: id[<TAB>artist<TAB>title] per line (an empty
     /// id: the track is keyed by artist and title)
     #[arg(long)]
-    tracks: Option<PathBuf>,
+    pub(crate) tracks: Option<PathBuf>,
     /// A new store takes its tracks from this prepared dataset folder (`encore data ingest`)
     #[arg(long)]
-    data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -219,7 +219,7 @@ fn convert_to(ckpt: &Path, out: &Path) -> anyhow::Result<usize> {
 }
 
 /// Opens the store, creating it from `--catalog` / `--tracks` when it does not exist yet.
-fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<FeatureStore> {
+pub(crate) fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<FeatureStore> {
     if a.store.join("manifest.json").exists() {
         if a.catalog.is_some() || a.tracks.is_some() || a.data.is_some() {
             eprintln!(
@@ -295,7 +295,12 @@ fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<FeatureStore> 
     FeatureStore::new(tracks).map_err(|e| anyhow!(e))
 }
 
-fn provenance(model: &str, version: &str, sha: &str, params: serde_json::Value) -> Provenance {
+pub(crate) fn provenance(
+    model: &str,
+    version: &str,
+    sha: &str,
+    params: serde_json::Value,
+) -> Provenance {
     Provenance {
         model: model.into(),
         version: version.into(),

@@ -4,6 +4,7 @@ mod catalog;
 mod data;
 mod doctor;
 mod features;
+mod tag;
 mod train;
 
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ enum Command {
     Export(catalog::ExportArgs),
     /// Content features: musicnn audio embeddings and tags, MiniLM text embeddings, imports, store info
     Features(features::FeaturesArgs),
+    /// MGPHot genes for a feature store's tracks by a local GGUF model (constrained JSON), resumable
+    Tag(Box<tag::TagArgs>),
     /// Paired per-user test between two runs on the same data and protocol (bootstrap and Wilcoxon)
     Compare(train::CompareArgs),
 }
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Catalog(args) => catalog::run(args),
         Command::Export(args) => catalog::run_export(args),
         Command::Features(args) => features::run(args),
+        Command::Tag(args) => tag::run(*args),
     };
     match result {
         Ok(code) => code,
