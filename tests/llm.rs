@@ -426,3 +426,79 @@ fn encore_tag_writes_58_genes_in_schema_and_resumes() {
         "{err}"
     );
 }
+
+#[test]
+fn encore_tag_validate_scores_genes_against_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let header = format!(
+        "id,{}\n",
+        (1..=58)
+            .map(|i| format!("g{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let row = |id: &str, f: &dyn Fn(usize) -> f32| {
+        format!(
+            "{id},{}\n",
+            (0..58)
+                .map(|g| format!("{:.1}", f(g)))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    // Predictions: track k rates every gene k/10; the reference agrees in order, 0.1 lower.
+    let mut pred = header.clone();
+    let mut refs = header.clone();
+    for k in 1..=4 {
+        pred.push_str(&row(&format!("t{k}"), &|_| k as f32 / 10.0));
+        refs.push_str(&row(&format!("t{k}"), &|_| (k - 1) as f32 / 10.0));
+    }
+    refs.push_str(&row("elsewhere", &|_| 0.5));
+    std::fs::write(p("pred.csv"), pred).unwrap();
+    std::fs::write(p("ref.csv"), &refs).unwrap();
+    std::fs::write(p("tracks.tsv"), "t1\nt2\nt3\nt4\n").unwrap();
+    common::encore_ok(&[
+        "features",
+        "import",
+        "--store",
+        &p("store"),
+        "--tracks",
+        &p("tracks.tsv"),
+        "--modality",
+        "mgphot",
+        &p("pred.csv"),
+    ]);
+    let out = common::encore_ok(&[
+        "tag",
+        "validate",
+        "--store",
+        &p("store"),
+        "--reference",
+        &p("ref.csv"),
+        "--json",
+        &p("v.json"),
+    ]);
+    assert!(out.contains("over 4 tracks"), "{out}");
+    assert!(out.contains("| all | +1.000 | 0.100 |"), "{out}");
+    assert!(
+        out.contains("| Drum Set | instrumentation | +1.000 | 0.100 |"),
+        "{out}"
+    );
+    assert!(out.contains("1 not in the store"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("v.json")).unwrap()).unwrap();
+    assert_eq!(v["genes"].as_array().unwrap().len(), 58);
+    // A value outside [0, 1] in the reference is an error naming its line.
+    std::fs::write(p("bad.csv"), refs.replace("t2,0.1,", "t2,7.0,")).unwrap();
+    let (code, _, err) = common::encore(&[
+        "tag",
+        "validate",
+        "--store",
+        &p("store"),
+        "--reference",
+        &p("bad.csv"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.csv:3"), "{err}");
+}

@@ -19,12 +19,25 @@ use crate::tagging::schema::{genes, tag};
 use crate::tagging::tagger::{LocalTagger, PromptMode, Song};
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TagArgs {
-    #[command(flatten)]
-    store: StoreArgs,
+    #[command(subcommand)]
+    command: Option<TagCommand>,
+    /// Feature store folder (created when missing); its tracks' artist and title are asked about
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// A new store takes its tracks from this catalog.json
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// A new store takes its tracks from this TSV: id<TAB>artist<TAB>title per line
+    #[arg(long)]
+    tracks: Option<PathBuf>,
+    /// A new store takes its tracks from this prepared dataset folder (`encore data ingest`)
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// A GGUF model (Llama architecture: SmolLM2, Llama 3.x, Qwen2.5)
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// One prompt per gene category (the MGPHot paper's way) instead of all 58 genes at once
     #[arg(long)]
     per_category: bool,
@@ -38,18 +51,104 @@ pub struct TagArgs {
     device: DeviceChoice,
 }
 
+struct RunArgs {
+    store: StoreArgs,
+    model: PathBuf,
+    per_category: bool,
+    cache: Option<PathBuf>,
+    limit: Option<usize>,
+    device: DeviceChoice,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TagCommand {
+    /// Agreement of the store's mgphot genes with reference values: Spearman rho and MAE per gene and category
+    Validate(ValidateArgs),
+}
+
+#[derive(Args, Debug)]
+struct ValidateArgs {
+    /// Feature store with an mgphot modality (from `encore tag`)
+    #[arg(long)]
+    store: PathBuf,
+    /// Reference genes: CSV/TSV (`id,v1..v58` or `artist,title,v1..v58` with a header) or JSONL
+    /// (`{"id", "vector": [58 values in 0-1]}`), MGPHot's 58 values per track
+    #[arg(long)]
+    reference: PathBuf,
+    /// Also write the scores as JSON here
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let store = crate::features::store::FeatureStore::load(&a.store).map_err(|e| anyhow!(e))?;
+    let pred = store
+        .modality("mgphot")
+        .with_context(|| format!("{}: no mgphot modality (run encore tag)", a.store.display()))?;
+    let rows = crate::features::import::read_vectors(&a.reference, None).map_err(|e| anyhow!(e))?;
+    let mut pairs = Vec::new();
+    let (mut unknown, mut untagged) = (0, 0);
+    for (line, key, v) in rows {
+        crate::features::tags::check_known_modality("mgphot", &v)
+            .map_err(|e| anyhow!("{}:{line}: {e}", a.reference.display()))?;
+        match store.resolve(&key) {
+            None => unknown += 1,
+            Some(t) if !pred.present[t] => untagged += 1,
+            Some(t) => pairs.push((pred.values[t * 58..(t + 1) * 58].to_vec(), v)),
+        }
+    }
+    if pairs.len() < 2 {
+        bail!(
+            "{}: {} reference tracks are tagged in {} (at least 2 are needed; {unknown} unknown, {untagged} untagged)",
+            a.reference.display(),
+            pairs.len(),
+            a.store.display()
+        );
+    }
+    let r = crate::tagging::validate::validate(&pairs);
+    print!("{}", r.to_markdown());
+    println!("(reference rows skipped: {unknown} not in the store, {untagged} without mgphot)");
+    if let Some(p) = &a.json {
+        crate::data::ingest::write_json(p, &r)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(a: TagArgs) -> anyhow::Result<ExitCode> {
+    if let Some(TagCommand::Validate(v)) = a.command {
+        return validate(v);
+    }
+    let (Some(store), Some(model)) = (a.store, a.model) else {
+        bail!("encore tag needs --store and --model (or: encore tag validate ...)");
+    };
+    tag_tracks(RunArgs {
+        store: StoreArgs {
+            store,
+            catalog: a.catalog,
+            tracks: a.tracks,
+            data: a.data,
+        },
+        model,
+        per_category: a.per_category,
+        cache: a.cache,
+        limit: a.limit,
+        device: a.device,
+    })
+}
+
+fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let model_path = a.model.clone();
     let mut store = open_store(&a.store, false)?;
-    let bytes = std::fs::read(&a.model).with_context(|| a.model.display().to_string())?;
+    let bytes = std::fs::read(&model_path).with_context(|| model_path.display().to_string())?;
     let sha = crate::data::sha256_hex(&bytes);
-    let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     let name = g
         .get("general.name")
         .and_then(Value::as_str)
         .unwrap_or("model")
         .to_string();
     let model_key = format!("{name}@{}", &sha[..16]);
-    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     let template = g
         .get("tokenizer.chat_template")
         .and_then(Value::as_str)
@@ -57,13 +156,13 @@ pub fn run(a: TagArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| {
             format!(
                 "{}: no ChatML or Llama 3 chat template in its metadata",
-                a.model.display()
+                model_path.display()
             )
         })?;
     let device = crate::device::select(a.device)?.device;
     let t0 = Instant::now();
     let (model, cfg) =
-        Llama::from_gguf(&g, &device).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+        Llama::from_gguf(&g, &device).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     drop(g);
     eprintln!(
         "{name}: {} layers, width {}, {} heads ({} key/value), loaded in {:.1} s",
