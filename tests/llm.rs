@@ -502,3 +502,44 @@ fn encore_tag_validate_scores_genes_against_a_reference() {
     assert_eq!(code, 1);
     assert!(err.contains("bad.csv:3"), "{err}");
 }
+
+#[test]
+fn encore_llm_chat_and_bench_run_the_real_model() {
+    let model = smollm2();
+    let m = model.to_str().unwrap();
+    let (code, out, err) = common::encore(&[
+        "llm",
+        "chat",
+        "--model",
+        m,
+        "--max-tokens",
+        "12",
+        "What instrument did Miles Davis play?",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.trim().is_empty() && err.contains("tokens/s"),
+        "{out}\n{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("b.json");
+    let out = common::encore_ok(&[
+        "llm",
+        "bench",
+        "--model",
+        m,
+        "--prompt-tokens",
+        "16",
+        "--gen-tokens",
+        "3",
+        "--repeat",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.contains("prompt processing 16 tokens"), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["prompt"].as_array().unwrap().len(), 16);
+    assert_eq!(v["greedy"].as_array().unwrap().len(), 3);
+    assert!(v["gen_tokens_per_s"].as_f64().unwrap() > 0.0);
+}

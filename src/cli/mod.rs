@@ -4,6 +4,7 @@ mod catalog;
 mod data;
 mod doctor;
 mod features;
+mod llm;
 mod tag;
 mod train;
 
@@ -46,6 +47,8 @@ enum Command {
     Export(catalog::ExportArgs),
     /// Content features: musicnn audio embeddings and tags, MiniLM text embeddings, imports, store info
     Features(features::FeaturesArgs),
+    /// Run a GGUF model: speed benchmark, one chat answer
+    Llm(Box<llm::LlmArgs>),
     /// MGPHot genes for a feature store's tracks by a local GGUF model (constrained JSON), resumable
     Tag(Box<tag::TagArgs>),
     /// Paired per-user test between two runs on the same data and protocol (bootstrap and Wilcoxon)
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => catalog::run_export(args),
         Command::Features(args) => features::run(args),
         Command::Tag(args) => tag::run(*args),
+        Command::Llm(args) => llm::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -121,6 +121,15 @@ impl<'a> Session<'a> {
         self.last = Some(logits.into_data().try_to_vec::<f32>().expect("f32 logits"));
     }
 
+    /// The `k` highest logits after the last token fed, as (token id, logit).
+    pub fn top_logits(&self, k: usize) -> Vec<(u32, f32)> {
+        let Some(l) = &self.last else { return vec![] };
+        let mut v: Vec<(u32, f32)> = l.iter().enumerate().map(|(i, &x)| (i as u32, x)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v.truncate(k);
+        v
+    }
+
     pub fn feed_text(&mut self, text: &str) {
         let ids = self.tok.encode(text);
         self.counts.prompt_tokens += ids.len();

@@ -191,10 +191,17 @@ impl KvCache {
 }
 
 fn linear(w: Vec<f32>, out: usize, inp: usize, bias: Option<Vec<f32>>, device: &Device) -> Linear {
-    // Stored `[out, in]` (PyTorch's layout); burn's Linear multiplies by `[in, out]`.
-    let w = Tensor::<2>::from_data(TensorData::new(w, [out, inp]), device).transpose();
+    // Stored `[out, in]` (PyTorch's layout); burn's Linear multiplies by `[in, out]`. Transposed
+    // here on the host so the weight is contiguous: a transposed view would be copied by every
+    // matrix product.
+    let mut t = vec![0f32; w.len()];
+    for o in 0..out {
+        for i in 0..inp {
+            t[i * out + o] = w[o * inp + i];
+        }
+    }
     Linear {
-        weight: Param::from_tensor(w),
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(t, [inp, out]), device)),
         bias: bias
             .map(|b| Param::from_tensor(Tensor::from_data(TensorData::new(b, [out]), device))),
     }
@@ -359,7 +366,8 @@ impl Llama {
             Some(o) => o.val(),
             None => self.embed.val(),
         };
-        hidden.matmul(w.transpose())
+        // `[vocab, d] x [d, n]`, then transposed: the large table is read in its own layout.
+        w.matmul(hidden.transpose()).transpose()
     }
 
     /// Rotates `x` (`[batch, heads, len, head_dim]`) for positions `start..start + len`.
