@@ -12,8 +12,15 @@ import numpy as np
 from llama_cpp import Llama
 
 
+def last_logits(llm):
+    # Without logits_all, llama-cpp-python 0.3.16 keeps only the last position's logits in the
+    # context (its `scores` stay zero): read them there.
+    ptr = llm._ctx.get_logits_ith(-1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float32)
+
+
 def main():
-    model, encore_json, out, threads, repeat = sys.argv[1:6]
+    model, encore_json, out_path, threads, repeat = sys.argv[1:6]
     threads, repeat = int(threads), int(repeat)
     e = json.load(open(encore_json))
     prompt, n_gen = e["prompt"], e["gen_tokens"]
@@ -25,7 +32,7 @@ def main():
         t0 = time.perf_counter()
         llm.eval(prompt)
         pp = time.perf_counter() - t0
-        logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        logits = last_logits(llm)
         if rep == 0:
             idx = np.argsort(-logits)[:10]
             top = [[int(i), float(logits[i])] for i in idx]
@@ -35,7 +42,7 @@ def main():
             t = int(np.argmax(logits))
             out.append(t)
             llm.eval([t])
-            logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+            logits = last_logits(llm)
         tg = time.perf_counter() - t1
         if rep > 0:
             best_pp, best_tg = min(best_pp, pp), min(best_tg, tg)
@@ -49,7 +56,7 @@ def main():
         "greedy": greedy,
         "top_logits": top,
     }
-    json.dump(r, open(out, "w"))
+    json.dump(r, open(out_path, "w"))
 
 
 if __name__ == "__main__":
