@@ -6,15 +6,16 @@
 
 mod common;
 use common::encore;
+use common::training::{dataset, dataset_heard, job, one_at_a_time, quick};
 
 use burn::tensor::Device;
+use encore::data::Dataset;
 use encore::data::rng::Rng;
-use encore::data::{Dataset, EventLog, Preset, RawEvent, preprocess};
 use encore::eval::protocol::{Protocol, prepare};
 use encore::features::store::{FeatureStore, Provenance, TrackRef};
 use encore::model::ModelConfig;
 use encore::model::fusion::{ContentTable, FusionConfig, Strategy};
-use encore::train::{TrainConfig, TrainJob, rank_cases, train};
+use encore::train::{TrainJob, rank_cases, train};
 
 const GROUPS: usize = 6;
 const PER_GROUP: usize = 10;
@@ -26,10 +27,9 @@ const COLD: usize = 2;
 /// nowhere else in the log.
 fn grouped_log(users: usize, len: usize) -> (Dataset, Vec<bool>) {
     let mut rng = Rng::new(7);
-    let mut log = EventLog::default();
+    let mut seqs: Vec<Vec<u32>> = Vec::new();
     for u in 0..users {
         let g = u % GROUPS;
-        let user = format!("u{u}");
         let warm = PER_GROUP - COLD;
         let mut seq: Vec<usize> = (0..len)
             .map(|_| g + GROUPS * rng.below(warm as u64) as usize)
@@ -38,18 +38,9 @@ fn grouped_log(users: usize, len: usize) -> (Dataset, Vec<bool>) {
             let c = warm + (u / GROUPS) % COLD;
             *seq.last_mut().unwrap() = g + GROUPS * c;
         }
-        for (i, t) in seq.iter().enumerate() {
-            let key = format!("t{t}");
-            log.push(&RawEvent {
-                user: &user,
-                ts: i as i64,
-                track_key: &key,
-                track_name: &key,
-                ..Default::default()
-            });
-        }
+        seqs.push(seq.into_iter().map(|t| t as u32).collect());
     }
-    let d = preprocess(&log, &Preset::sessions_only(i64::MAX / 4), |_| {}).dataset;
+    let d = dataset(&seqs);
     let cold = d
         .tracks
         .iter()
@@ -94,6 +85,7 @@ fn small(strategy: Option<Strategy>, n_items: usize, content: &[ContentTable]) -
 
 #[test]
 fn the_content_only_encoder_recommends_tracks_never_seen_in_training() {
+    let _turn = one_at_a_time();
     let (d, cold) = grouped_log(120, 16);
     let p: Protocol = "loo-full".parse().unwrap();
     let prep = prepare(&d, &p, 0, None).unwrap();
@@ -118,23 +110,8 @@ fn the_content_only_encoder_recommends_tracks_never_seen_in_training() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = small(s, d.n_tracks(), &content);
         let job = TrainJob {
-            data: &d,
-            prepared: &prep,
-            model: cfg.clone(),
             content: if s.is_some() { &content } else { &[] },
-            train: TrainConfig {
-                epochs: 15,
-                batch_size: 16,
-                lr: 5e-3,
-                warmup_steps: 5,
-                patience: 1000,
-                ..Default::default()
-            },
-            seed: 1,
-            device: dev.clone(),
-            dir: dir.path().to_path_buf(),
-            progress: false,
-            stop_after: None,
+            ..job(&d, &prep, &cfg, quick(15), 1, dir.path())
         };
         let t = train(&job).unwrap();
         let r = rank_cases(&t.model, &cfg, &d, &cold_cases, None, false, &dev);
@@ -473,34 +450,25 @@ max_len = 8
 /// user's last play follows such a choice.
 fn skip_log(users: usize, pairs: usize) -> Dataset {
     let mut rng = Rng::new(11);
-    let mut log = EventLog::default();
-    for u in 0..users {
-        let user = format!("u{u}");
-        let mut ts = 0i64;
-        for _ in 0..pairs {
-            let a = rng.below(10) as usize;
-            let skipped = rng.below(2) == 1;
-            let next = if skipped { a + 20 } else { a + 10 };
-            for (t, played) in [(a, if skipped { 5.0 } else { 200.0 }), (next, 200.0)] {
-                let key = format!("t{t}");
-                log.push(&RawEvent {
-                    user: &user,
-                    ts,
-                    track_key: &key,
-                    track_name: &key,
-                    duration_s: Some(200.0),
-                    played_s: Some(played),
-                    ..Default::default()
-                });
-                ts += 210;
+    let seqs: Vec<Vec<(u32, Option<f32>)>> = (0..users)
+        .map(|_| {
+            let mut seq = Vec::with_capacity(2 * pairs);
+            for _ in 0..pairs {
+                let a = rng.below(10) as u32;
+                let skipped = rng.below(2) == 1;
+                let next = if skipped { a + 20 } else { a + 10 };
+                seq.push((a, Some(if skipped { 5.0 } else { 200.0 })));
+                seq.push((next, Some(200.0)));
             }
-        }
-    }
-    preprocess(&log, &Preset::sessions_only(i64::MAX / 4), |_| {}).dataset
+            seq
+        })
+        .collect();
+    dataset_heard(&seqs, Some(200.0))
 }
 
 #[test]
 fn a_model_that_reads_completion_learns_what_a_skip_means() {
+    let _turn = one_at_a_time();
     use encore::model::completion::CompletionInput;
     let d = skip_log(150, 10);
     assert!(d.completion.iter().any(|&c| c < 0.1) && d.completion.iter().any(|&c| c > 0.9));
@@ -516,26 +484,7 @@ fn a_model_that_reads_completion_learns_what_a_skip_means() {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = small(None, d.n_tracks(), &[]);
         cfg.set_completion(c);
-        let job = TrainJob {
-            data: &d,
-            prepared: &prep,
-            model: cfg.clone(),
-            content: &[],
-            train: TrainConfig {
-                epochs: 30,
-                batch_size: 16,
-                lr: 5e-3,
-                warmup_steps: 5,
-                patience: 1000,
-                ..Default::default()
-            },
-            seed: 2,
-            device: dev.clone(),
-            dir: dir.path().to_path_buf(),
-            progress: false,
-            stop_after: None,
-        };
-        let t = train(&job).unwrap();
+        let t = train(&job(&d, &prep, &cfg, quick(30), 2, dir.path())).unwrap();
         let r = rank_cases(&t.model, &cfg, &d, &prep.split.test, None, false, &dev);
         hr.push(r.mean("HR@1").unwrap());
     }

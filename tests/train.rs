@@ -4,79 +4,18 @@
 
 mod common;
 use common::encore;
+use common::training::{dataset, job, one_at_a_time, quick};
 
 use burn::tensor::Device;
-use encore::data::{Dataset, EventLog, Preset, RawEvent, preprocess};
 use encore::eval::protocol::{Protocol, prepare};
 use encore::model::{MODEL_NAMES, ModelConfig};
 use encore::train::{TrainConfig, TrainJob, load_model, rank_cases, train};
-use std::sync::Mutex;
-
-/// burn's flex generator is process-wide: trainings in parallel test threads would draw from it
-/// in an unpredictable order, so the tests that train take turns.
-static TRAINING: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Users walk a fixed cycle over `n_items` tracks, each from its own starting point.
 fn cyclic_sequences(users: usize, len: usize, n_items: usize) -> Vec<Vec<u32>> {
     (0..users)
         .map(|u| (0..len).map(|i| ((u * 7 + i) % n_items) as u32).collect())
         .collect()
-}
-
-fn dataset(seqs: &[Vec<u32>]) -> Dataset {
-    let mut log = EventLog::default();
-    for (u, s) in seqs.iter().enumerate() {
-        let user = format!("u{u}");
-        for (i, t) in s.iter().enumerate() {
-            let key = format!("t{t}");
-            log.push(&RawEvent {
-                user: &user,
-                ts: i as i64,
-                track_key: &key,
-                track_name: &key,
-                ..Default::default()
-            });
-        }
-    }
-    preprocess(&log, &Preset::sessions_only(i64::MAX / 4), |_| {}).dataset
-}
-
-fn quick(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 16,
-        lr: 5e-3,
-        warmup_steps: 5,
-        patience: 1000,
-        ..Default::default()
-    }
-}
-
-/// A training job on flex with no progress output.
-fn job<'a>(
-    d: &'a Dataset,
-    prep: &'a encore::eval::protocol::Prepared,
-    model: &ModelConfig,
-    train: TrainConfig,
-    seed: u64,
-    dir: &std::path::Path,
-) -> TrainJob<'a> {
-    TrainJob {
-        data: d,
-        prepared: prep,
-        model: model.clone(),
-        content: &[],
-        train,
-        seed,
-        device: Device::flex(),
-        dir: dir.to_path_buf(),
-        progress: false,
-        stop_after: None,
-    }
 }
 
 fn small(name: &str, n_items: usize) -> ModelConfig {

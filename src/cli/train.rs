@@ -177,6 +177,19 @@ fn select_device(choice: DeviceChoice) -> anyhow::Result<(burn::tensor::Device, 
     Ok((sel.device, label))
 }
 
+/// Where runs train: the chosen device, progress on a terminal, `jobs` seeds at once.
+fn execution(device_arg: &str, jobs: usize) -> anyhow::Result<Execution> {
+    let (device, device_label) =
+        select_device(super::parse_device(device_arg).map_err(anyhow::Error::msg)?)?;
+    Ok(Execution {
+        device,
+        device_label,
+        device_arg: device_arg.to_string(),
+        progress: progress(),
+        jobs,
+    })
+}
+
 fn progress() -> bool {
     std::io::IsTerminal::is_terminal(&std::io::stderr())
 }
@@ -243,15 +256,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         split_seed: a.split_seed,
         cold: a.cold,
     };
-    let (device, device_label) =
-        select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
-    let how = Execution {
-        device,
-        device_label,
-        device_arg: a.device_arg.clone(),
-        progress: progress(),
-        jobs: a.jobs,
-    };
+    let how = execution(&a.device_arg, a.jobs)?;
     let r = run(spec, &a.out, &how).map_err(anyhow::Error::msg)?;
     print!("{}", r.to_markdown());
     println!(
@@ -271,15 +276,7 @@ pub fn run_ablate(a: AblateArgs) -> anyhow::Result<ExitCode> {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default(),
     };
-    let (device, device_label) =
-        select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
-    let how = Execution {
-        device,
-        device_label,
-        device_arg: a.device_arg.clone(),
-        progress: progress(),
-        jobs: a.jobs,
-    };
+    let how = execution(&a.device_arg, a.jobs)?;
     let r = crate::train::ablate::ablate(&cfg, &root, &a.out, &how, a.only.as_deref())
         .map_err(anyhow::Error::msg)?;
     print!("{}", r.to_markdown());

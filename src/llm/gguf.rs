@@ -95,21 +95,32 @@ pub enum GgmlType {
 }
 
 impl GgmlType {
+    /// Every type with its ggml type id.
+    const IDS: [(Self, u32); 11] = [
+        (Self::F32, 0),
+        (Self::F16, 1),
+        (Self::Q4_0, 2),
+        (Self::Q4_1, 3),
+        (Self::Q5_0, 6),
+        (Self::Q5_1, 7),
+        (Self::Q8_0, 8),
+        (Self::Q4K, 12),
+        (Self::Q5K, 13),
+        (Self::Q6K, 14),
+        (Self::BF16, 30),
+    ];
+
     fn from_id(id: u32) -> Option<Self> {
-        Some(match id {
-            0 => Self::F32,
-            1 => Self::F16,
-            2 => Self::Q4_0,
-            3 => Self::Q4_1,
-            6 => Self::Q5_0,
-            7 => Self::Q5_1,
-            8 => Self::Q8_0,
-            12 => Self::Q4K,
-            13 => Self::Q5K,
-            14 => Self::Q6K,
-            30 => Self::BF16,
-            _ => return None,
-        })
+        Self::IDS.iter().find(|&&(_, i)| i == id).map(|&(t, _)| t)
+    }
+
+    /// The ggml type id.
+    pub fn id(self) -> u32 {
+        Self::IDS
+            .iter()
+            .find(|&&(t, _)| t == self)
+            .map(|&(_, i)| i)
+            .expect("every type is listed")
     }
 
     pub fn name(self) -> &'static str {
@@ -547,10 +558,7 @@ pub fn dequantize(ty: GgmlType, raw: &[u8], out: &mut [f32]) {
                 let scales = &b[4..16];
                 let qs = &b[16..144];
                 for (g, chunk) in o.chunks_exact_mut(64).enumerate() {
-                    let (sc0, m0) = scale_min_k4(2 * g, scales);
-                    let (sc1, m1) = scale_min_k4(2 * g + 1, scales);
-                    let (d0, min0) = (d * sc0 as f32, dmin * m0 as f32);
-                    let (d1, min1) = (d * sc1 as f32, dmin * m1 as f32);
+                    let (d0, min0, d1, min1) = k4_group(d, dmin, scales, g);
                     let q = &qs[32 * g..32 * g + 32];
                     for l in 0..32 {
                         chunk[l] = d0 * (q[l] & 0x0f) as f32 - min0;
@@ -564,10 +572,7 @@ pub fn dequantize(ty: GgmlType, raw: &[u8], out: &mut [f32]) {
                 let qh = &b[16..48];
                 let qs = &b[48..176];
                 for (g, chunk) in o.chunks_exact_mut(64).enumerate() {
-                    let (sc0, m0) = scale_min_k4(2 * g, scales);
-                    let (sc1, m1) = scale_min_k4(2 * g + 1, scales);
-                    let (d0, min0) = (d * sc0 as f32, dmin * m0 as f32);
-                    let (d1, min1) = (d * sc1 as f32, dmin * m1 as f32);
+                    let (d0, min0, d1, min1) = k4_group(d, dmin, scales, g);
                     let q = &qs[32 * g..32 * g + 32];
                     let (u1, u2) = (1u8 << (2 * g), 2u8 << (2 * g));
                     for l in 0..32 {
@@ -602,6 +607,19 @@ pub fn dequantize(ty: GgmlType, raw: &[u8], out: &mut [f32]) {
             }
         }
     }
+}
+
+/// Scales and mins of the two 32-value halves of 64-value group `g` of a `Q4_K`/`Q5_K`
+/// super-block: `(d0, min0, d1, min1)`.
+fn k4_group(d: f32, dmin: f32, scales: &[u8], g: usize) -> (f32, f32, f32, f32) {
+    let (sc0, m0) = scale_min_k4(2 * g, scales);
+    let (sc1, m1) = scale_min_k4(2 * g + 1, scales);
+    (
+        d * sc0 as f32,
+        dmin * m0 as f32,
+        d * sc1 as f32,
+        dmin * m1 as f32,
+    )
 }
 
 /// The 6-bit scale and min of sub-block `j` of a `Q4_K`/`Q5_K` super-block.
@@ -666,21 +684,6 @@ pub fn write(
             }
         }
     }
-    fn ty_id(t: GgmlType) -> u32 {
-        match t {
-            GgmlType::F32 => 0,
-            GgmlType::F16 => 1,
-            GgmlType::Q4_0 => 2,
-            GgmlType::Q4_1 => 3,
-            GgmlType::Q5_0 => 6,
-            GgmlType::Q5_1 => 7,
-            GgmlType::Q8_0 => 8,
-            GgmlType::Q4K => 12,
-            GgmlType::Q5K => 13,
-            GgmlType::Q6K => 14,
-            GgmlType::BF16 => 30,
-        }
-    }
     let mut o = Vec::new();
     o.extend(MAGIC);
     o.extend(3u32.to_le_bytes());
@@ -699,7 +702,7 @@ pub fn write(
         for d in dims {
             o.extend(d.to_le_bytes());
         }
-        o.extend(ty_id(*ty).to_le_bytes());
+        o.extend(ty.id().to_le_bytes());
         o.extend(offset.to_le_bytes());
         offsets.push(offset);
         offset = (offset + data.len() as u64).div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;

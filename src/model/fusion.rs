@@ -398,6 +398,10 @@ mod tests {
         vec![mk("audio", 12, 0.1), mk("tags", 5, 2.0)]
     }
 
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
     fn config(s: Strategy, t: &[ContentTable]) -> FusionConfig {
         FusionConfig::new(s, t.iter().map(ContentTable::modality_dim).collect())
     }
@@ -457,13 +461,8 @@ mod tests {
             .set_content(&t)
             .unwrap();
         let c = f.modality_vectors();
-        let absent: Vec<f32> = f.modalities[0]
-            .absent
-            .val()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let rows: Vec<f32> = c[0].clone().into_data().try_to_vec().unwrap();
+        let absent = host(f.modalities[0].absent.val());
+        let rows = host(c[0].clone());
         for (i, row) in rows.chunks(4).enumerate() {
             if t[0].present[i] {
                 assert_ne!(row, &absent[..], "track {i} has audio");
@@ -480,16 +479,8 @@ mod tests {
             .load_record(f.clone().into_record())
             .set_content(&t2)
             .unwrap();
-        let a: Vec<f32> = f
-            .forward(Tensor::zeros([6, 4], &dev))
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let b: Vec<f32> = f2
-            .forward(Tensor::zeros([6, 4], &dev))
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let a = host(f.forward(Tensor::zeros([6, 4], &dev)));
+        let b = host(f2.forward(Tensor::zeros([6, 4], &dev)));
         assert_eq!(a, b);
     }
 
@@ -502,30 +493,13 @@ mod tests {
         cfg.modality_dropout = 0.5;
         let inference = Device::flex();
         let f = cfg.init(40, 4, &inference).set_content(&t).unwrap();
-        let a: Vec<f32> = f.modality_vectors()[1]
-            .clone()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let b: Vec<f32> = f.modality_vectors()[1]
-            .clone()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let a = host(f.modality_vectors()[1].clone());
+        let b = host(f.modality_vectors()[1].clone());
         assert_eq!(a, b, "inference is deterministic");
         let ad = Device::flex().autodiff();
         let g = cfg.init(40, 4, &ad).set_content(&t).unwrap();
-        let absent: Vec<f32> = g.modalities[1]
-            .absent
-            .val()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let c: Vec<f32> = g.modality_vectors()[1]
-            .clone()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let absent = host(g.modalities[1].absent.val());
+        let c = host(g.modality_vectors()[1].clone());
         let dropped = c
             .chunks(4)
             .zip(&t[1].present)
@@ -548,36 +522,14 @@ mod tests {
             .init(5, 4, &dev)
             .set_content(&t)
             .unwrap();
-        let before: Vec<f32> = f.modalities[0]
-            .values
-            .val()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let proj_before: Vec<f32> = f.modalities[0]
-            .proj
-            .weight
-            .val()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let before = host(f.modalities[0].values.val());
+        let proj_before = host(f.modalities[0].proj.weight.val());
         let mut opt = AdamWConfig::new().init();
         let loss = f.forward(Tensor::ones([5, 4], &dev)).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &f);
         f = opt.step(0.1, f, grads);
-        let after: Vec<f32> = f.modalities[0]
-            .values
-            .val()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let proj_after: Vec<f32> = f.modalities[0]
-            .proj
-            .weight
-            .val()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let after = host(f.modalities[0].values.val());
+        let proj_after = host(f.modalities[0].proj.weight.val());
         assert_eq!(before, after);
         assert_ne!(proj_before, proj_after);
     }
@@ -587,10 +539,10 @@ mod tests {
         let dev = Device::flex();
         let t = tables(5);
         let id = Tensor::<2>::random([5, 4], Distribution::Normal(0.0, 1.0), &dev);
-        let want: Vec<f32> = id.clone().into_data().try_to_vec().unwrap();
+        let want = host(id.clone());
         for s in [Strategy::Film, Strategy::Xattn] {
             let f = config(s, &t).init(5, 4, &dev).set_content(&t).unwrap();
-            let got: Vec<f32> = f.forward(id.clone()).into_data().try_to_vec().unwrap();
+            let got = host(f.forward(id.clone()));
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-6, "{s}: {a} vs {b}");
             }

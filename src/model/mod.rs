@@ -627,6 +627,28 @@ pub fn positions(batch: usize, len: usize, max_len: usize, device: &Device) -> T
 mod tests {
     use super::*;
 
+    /// Scoring a candidate list gives the same scores as scoring every track (30 tracks).
+    fn candidates_score_as_all(m: &SeqModel, cfg: &ModelConfig, d: &Device, label: &str) {
+        let hist: [&[u32]; 2] = [&[1, 2, 3, 4], &[29, 0]];
+        let state = m.history_state(&hist, cfg.max_len(), d);
+        let all: Vec<f32> = m.score_all(state.clone()).into_data().try_to_vec().unwrap();
+        let cands = [3i64, 0, 29, 7, 3, 11];
+        let c = Tensor::<2, Int>::from_data(TensorData::new(cands.to_vec(), [2, 3]), d);
+        let got: Vec<f32> = m
+            .score_candidates(state, c)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for (i, &t) in cands.iter().enumerate() {
+            let want = all[(i / 3) * 30 + t as usize];
+            assert!(
+                (got[i] - want).abs() < 1e-4,
+                "{label}: {} vs {want}",
+                got[i]
+            );
+        }
+    }
+
     #[test]
     fn padding_to_the_full_window_leaves_the_state_unchanged() {
         let d = Device::flex();
@@ -718,24 +740,7 @@ mod tests {
                     v
                 };
                 assert_eq!(special(&rows), special(&w), "{name}+{s}");
-                let hist: [&[u32]; 2] = [&[1, 2, 3, 4], &[29, 0]];
-                let state = m.history_state(&hist, cfg.max_len(), &d);
-                let all: Vec<f32> = m.score_all(state.clone()).into_data().try_to_vec().unwrap();
-                let cands = [3i64, 0, 29, 7, 3, 11];
-                let c = Tensor::<2, Int>::from_data(TensorData::new(cands.to_vec(), [2, 3]), &d);
-                let got: Vec<f32> = m
-                    .score_candidates(state, c)
-                    .into_data()
-                    .try_to_vec()
-                    .unwrap();
-                for (i, &t) in cands.iter().enumerate() {
-                    let want = all[(i / 3) * 30 + t as usize];
-                    assert!(
-                        (got[i] - want).abs() < 1e-4,
-                        "{name}+{s}: {} vs {want}",
-                        got[i]
-                    );
-                }
+                candidates_score_as_all(&m, &cfg, &d, &format!("{name}+{s}"));
             }
         }
     }
@@ -760,21 +765,7 @@ mod tests {
         let d = Device::flex();
         for name in MODEL_NAMES {
             let cfg = ModelConfig::defaults(name, 30).unwrap();
-            let m = cfg.init(&d).valid();
-            let hist: [&[u32]; 2] = [&[1, 2, 3, 4], &[29, 0]];
-            let state = m.history_state(&hist, cfg.max_len(), &d);
-            let all: Vec<f32> = m.score_all(state.clone()).into_data().try_to_vec().unwrap();
-            let cands = [3i64, 0, 29, 7, 3, 11];
-            let c = Tensor::<2, Int>::from_data(TensorData::new(cands.to_vec(), [2, 3]), &d);
-            let got: Vec<f32> = m
-                .score_candidates(state, c)
-                .into_data()
-                .try_to_vec()
-                .unwrap();
-            for (i, &t) in cands.iter().enumerate() {
-                let want = all[(i / 3) * 30 + t as usize];
-                assert!((got[i] - want).abs() < 1e-4, "{name}: {} vs {want}", got[i]);
-            }
+            candidates_score_as_all(&cfg.init(&d).valid(), &cfg, &d, name);
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+pub mod training;
+
 /// Runs the `encore` binary as a user would: exit code, stdout, stderr.
 pub fn encore(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_encore"))
