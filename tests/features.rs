@@ -5,10 +5,9 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::python;
+use common::run_reference;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use burn::tensor::Device;
 use common::{encore, encore_ok};
@@ -36,23 +35,6 @@ fn audio_16k(path: &Path) -> Vec<f32> {
         pcm.sample_rate,
         dsp::SAMPLE_RATE,
     )
-}
-
-fn run_reference(script: &str, args: &[&Path]) -> serde_json::Value {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out.json");
-    let status = Command::new(python())
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/reference")
-                .join(script),
-        )
-        .args(args)
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{script} failed");
-    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {
@@ -85,7 +67,10 @@ fn musicnn_matches_the_numpy_reference() {
     let pcm_file = tempfile::NamedTempFile::new().unwrap();
     let bytes: Vec<u8> = clip.iter().flat_map(|x| x.to_le_bytes()).collect();
     std::fs::write(pcm_file.path(), bytes).unwrap();
-    let r = run_reference("musicnn_ref.py", &[weights_file.path(), pcm_file.path()]);
+    let r = run_reference(
+        "musicnn_ref.py",
+        &[weights_file.path().as_os_str(), pcm_file.path().as_os_str()],
+    );
 
     let front = MelFrontEnd::new();
     let mel = front.log_mel(clip);
@@ -208,7 +193,10 @@ fn minilm_matches_the_numpy_reference_and_ranks_sentences() {
     assert!(cosine(&batched[0], &single[0]) > 0.99999);
     let ids_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(ids_file.path(), serde_json::to_vec(&ids).unwrap()).unwrap();
-    let r = run_reference("minilm_ref.py", &[&dir, ids_file.path()]);
+    let r = run_reference(
+        "minilm_ref.py",
+        &[dir.as_os_str(), ids_file.path().as_os_str()],
+    );
     for (i, (ours, theirs)) in batched.iter().zip(r.as_array().unwrap()).enumerate() {
         let theirs = floats(theirs);
         let c = cosine(ours, &theirs);

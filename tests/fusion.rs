@@ -387,17 +387,7 @@ max_len = 8
             .find(|l| l.starts_with(&format!("| {key} |")))
             .unwrap_or_else(|| panic!("no row for {key} in\n{md}"));
         let cols: Vec<&str> = row.split('|').map(str::trim).collect();
-        for (i, m) in [
-            "Recall@5",
-            "Recall@10",
-            "Recall@20",
-            "NDCG@5",
-            "NDCG@10",
-            "NDCG@20",
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (i, m) in encore::train::ablate::METRICS.iter().enumerate() {
             let v = &c["metrics"][m];
             let half = (v["ci95"][1].as_f64().unwrap() - v["ci95"][0].as_f64().unwrap()) / 2.0;
             let want = format!("{:.4} ±{:.4}", v["mean"].as_f64().unwrap(), half);

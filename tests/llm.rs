@@ -4,7 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::python;
+use common::{python, run_reference};
 
 use encore::data::rng::Rng;
 use encore::llm::gguf::{self, GgmlType, Gguf, Value};
@@ -291,18 +291,12 @@ fn smollm2_logits_and_greedy_decoding_match_a_numpy_forward() {
         .encode("<|im_start|>user\nName one jazz instrument.<|im_end|>\n<|im_start|>assistant\n");
     let n_greedy = 32;
     // The reference.
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("ref.json");
-    let status = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/llama_ref.py"))
-        .arg(&path)
-        .arg(serde_json::to_string(&prompt).unwrap())
-        .arg(n_greedy.to_string())
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "llama_ref.py failed");
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let tokens = serde_json::to_string(&prompt).unwrap();
+    let n = n_greedy.to_string();
+    let r = run_reference(
+        "llama_ref.py",
+        &[path.as_os_str(), tokens.as_ref(), n.as_ref()],
+    );
     let want: Vec<f32> = r["logits"]
         .as_array()
         .unwrap()

@@ -59,3 +59,23 @@ pub fn python() -> std::path::PathBuf {
     assert!(p.exists(), "no {} (scripts/setup.sh makes it)", p.display());
     p
 }
+
+/// Runs `tests/reference/SCRIPT ARGS... OUT.json` with [`python`] and returns what it wrote to
+/// `OUT.json`.
+#[allow(dead_code)] // only the tests against references use it
+pub fn run_reference(script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.json");
+    let status = Command::new(python())
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/reference")
+                .join(script),
+        )
+        .args(args)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script} failed");
+    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+}
