@@ -223,19 +223,15 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
             a.store.store.display()
         );
     }
-    let todo: Vec<&(usize, Song)> = songs
+    let mut todo: Vec<&(usize, Song)> = songs
         .iter()
         .filter(|(_, s)| cache.get(&s.id, &model_key, &version).is_none())
-        .take(a.limit.unwrap_or(usize::MAX))
         .collect();
+    let cached = songs.len() - todo.len();
+    todo.truncate(a.limit.unwrap_or(usize::MAX));
     eprintln!(
-        "{} tracks with a title, {} already in {}, tagging {}",
+        "{} tracks with a title, {cached} already in {}, tagging {}",
         songs.len(),
-        songs.len()
-            - songs
-                .iter()
-                .filter(|(_, s)| cache.get(&s.id, &model_key, &version).is_none())
-                .count(),
         cache_path.display(),
         todo.len()
     );

@@ -6,7 +6,6 @@
 use super::llama::{KvCache, Llama};
 use super::tokenizer::BpeTokenizer;
 use crate::data::rng::Rng;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// How a conversation becomes text.
@@ -183,8 +182,8 @@ impl<'a> Session<'a> {
             self.feed_text(&format!("{lead}{key}\": "));
             let logits = self.last.as_ref().ok_or("nothing was fed")?;
             let sub: Vec<f32> = digits.iter().map(|&t| logits[t as usize]).collect();
-            let p = softmax_host(&sub);
-            let best = (0..6).max_by(|&a, &b| p[a].total_cmp(&p[b])).expect("six");
+            let p: [f32; 6] = softmax(&sub, 1.0).try_into().expect("six digits");
+            let best = argmax(&p) as usize;
             values.push(best as u8);
             probs.push(p);
             self.counts.generated += 1;
@@ -202,25 +201,20 @@ fn argmax(v: &[f32]) -> u32 {
         .map_or(0, |(i, _)| i as u32)
 }
 
-fn softmax_host(v: &[f32]) -> [f32; 6] {
-    let m = v.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
+/// Probabilities of `logits / temperature`.
+fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let e: Vec<f32> = logits
+        .iter()
+        .map(|x| ((x - m) / temperature).exp())
+        .collect();
     let s: f32 = e.iter().sum();
-    let mut out = [0f32; 6];
-    for (o, x) in out.iter_mut().zip(e) {
-        *o = x / s;
-    }
-    out
+    e.into_iter().map(|x| x / s).collect()
 }
 
 /// Temperature and nucleus (top-p) sampling.
 pub fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, rng: &mut Rng) -> u32 {
-    let device = Device::flex();
-    let t = Tensor::<1>::from_data(TensorData::new(logits.to_vec(), [logits.len()]), &device);
-    let p: Vec<f32> = softmax(t / f64::from(temperature), 0)
-        .into_data()
-        .try_to_vec()
-        .expect("f32");
+    let p = softmax(logits, temperature);
     let mut order: Vec<u32> = (0..p.len() as u32).collect();
     order.sort_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]));
     let mut kept = Vec::new();

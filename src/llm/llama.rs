@@ -218,11 +218,13 @@ fn rms(w: Vec<f32>, eps: f64, device: &Device) -> RmsNorm {
 /// Rotary tables: angle `pos * theta^(-2i / head_dim)` for `i < head_dim / 2`.
 fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
     let half = c.head_dim() / 2;
+    let freqs: Vec<f64> = (0..half)
+        .map(|i| c.rope_theta.powf(-2.0 * i as f64 / c.head_dim() as f64))
+        .collect();
     let mut cos = Vec::with_capacity(c.max_len * half);
     let mut sin = Vec::with_capacity(c.max_len * half);
     for p in 0..c.max_len {
-        for i in 0..half {
-            let freq = c.rope_theta.powf(-2.0 * i as f64 / c.head_dim() as f64);
+        for &freq in &freqs {
             let a = p as f64 * freq;
             cos.push(a.cos() as f32);
             sin.push(a.sin() as f32);

@@ -313,6 +313,12 @@ pub struct Ablation {
     pub code_version: String,
 }
 
+/// The name under which `results.json` holds a table metric: Recall@K is HR@K (one target
+/// per case).
+fn results_key(metric: &str) -> String {
+    metric.replace("Recall@", "HR@")
+}
+
 fn pick(r: &SeedRanks, ranking: &str) -> Ranks {
     match ranking {
         "full" => r.full.clone(),
@@ -329,11 +335,7 @@ fn summaries(r: &Results, ranking: &str) -> BTreeMap<String, MetricSummary> {
     };
     METRICS
         .iter()
-        .filter_map(|k| {
-            // Recall@K is HR@K for one target per case.
-            let key = k.replace("Recall@", "HR@");
-            m.get(&key).map(|v| (k.to_string(), v.clone()))
-        })
+        .filter_map(|k| m.get(&results_key(k)).map(|v| (k.to_string(), v.clone())))
         .collect()
 }
 
@@ -491,7 +493,7 @@ impl Ablation {
         for (name, m) in &self.floors {
             let _ = write!(s, "| {name} (floor) | 1 |");
             for k in METRICS {
-                match m.get(&k.replace("Recall@", "HR@")) {
+                match m.get(&results_key(k)) {
                     Some(v) => {
                         let _ = write!(s, " {v:.4} |");
                     }
