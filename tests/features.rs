@@ -533,23 +533,25 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
 
     // MGPHot genes: 58 values in [0, 1].
     let id = rows.iter().find(|r| !r[1].is_empty()).unwrap()[1];
-    std::fs::write(
-        p("genes.jsonl"),
-        format!(
-            "{{\"id\": \"{id}\", \"vector\": [{}]}}\n",
-            vec!["0.5"; 57].join(",")
-        ),
-    )
-    .unwrap();
-    let (code, _, err) = encore(&[
-        "features",
-        "import",
-        "--store",
-        &store,
-        "--modality",
-        "mgphot",
-        &p("genes.jsonl"),
-    ]);
+    // Imports one track's genes as JSONL; the exit code and stderr.
+    let import_genes = |genes: &[&str]| {
+        std::fs::write(
+            p("genes.jsonl"),
+            format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", genes.join(",")),
+        )
+        .unwrap();
+        let (code, _, err) = encore(&[
+            "features",
+            "import",
+            "--store",
+            &store,
+            "--modality",
+            "mgphot",
+            &p("genes.jsonl"),
+        ]);
+        (code, err)
+    };
+    let (code, err) = import_genes(&["0.5"; 57]);
     assert_ne!(code, 0);
     assert!(
         err.contains("genes.jsonl:1") && err.contains("58 genes"),
@@ -557,37 +559,12 @@ fn tags_completion_and_imports_on_a_synthetic_log() {
     );
     let mut genes = vec!["0.5"; 58];
     genes[4] = "1.5";
-    std::fs::write(
-        p("genes.jsonl"),
-        format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", genes.join(",")),
-    )
-    .unwrap();
-    let (code, _, err) = encore(&[
-        "features",
-        "import",
-        "--store",
-        &store,
-        "--modality",
-        "mgphot",
-        &p("genes.jsonl"),
-    ]);
+    let (code, err) = import_genes(&genes);
     assert_ne!(code, 0);
     assert!(err.contains("gene 5 is 1.5"), "{err}");
     genes[4] = "0.9";
-    std::fs::write(
-        p("genes.jsonl"),
-        format!("{{\"id\": \"{id}\", \"vector\": [{}]}}\n", genes.join(",")),
-    )
-    .unwrap();
-    encore_ok(&[
-        "features",
-        "import",
-        "--store",
-        &store,
-        "--modality",
-        "mgphot",
-        &p("genes.jsonl"),
-    ]);
+    let (code, err) = import_genes(&genes);
+    assert_eq!(code, 0, "{err}");
 
     let info = encore_ok(&["features", "info", &store]);
     assert!(
