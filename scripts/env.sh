@@ -7,6 +7,8 @@ export ENCORE_CACHE="${ENCORE_CACHE:-$HOME/.cache/encore}"
 export ENCORE_ASSETS="${ENCORE_ASSETS:-$ENCORE_CACHE/assets}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ENCORE_CACHE/target}"
 export ENCORE_TOOLS="$ENCORE_CACHE/tools"
+# llama-cpp-python and its OpenAI-compatible server (tests and the LLM benchmark).
+export ENCORE_LLAMACPP_VENV="${ENCORE_LLAMACPP_VENV:-$ENCORE_CACHE/venv-llamacpp}"
 export PATH="$ENCORE_TOOLS/bin:$ENCORE_ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # wgpu/Vulkan loaders warn without a runtime dir.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$ENCORE_CACHE/xdg}"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything Encore needs on a fresh Debian 12 machine:
 # system packages (Chromium + chromedriver, Mesa Vulkan), the wasm target, trunk and
-# wasm-bindgen-cli (cached under $ENCORE_CACHE/tools), the npm packages from the lockfile,
-# and the offline assets listed in scripts/assets.tsv, each verified by sha256.
+# wasm-bindgen-cli (cached under $ENCORE_CACHE/tools), the npm packages from the lockfile, the
+# Python references (numpy, gguf; llama-cpp-python with its server), and the offline assets listed in scripts/assets.tsv, each verified by sha256.
 # A second run only checks: nothing is downloaded or built again.
 #
 #   scripts/setup.sh            everything
@@ -25,7 +25,7 @@ sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "system packages"
 APT_PACKAGES=(chromium chromium-driver mesa-vulkan-drivers libvulkan1 vulkan-tools
-  ca-certificates xz-utils)
+  ca-certificates xz-utils g++)
 command -v node >/dev/null || APT_PACKAGES+=(nodejs npm)
 command -v python3 >/dev/null || APT_PACKAGES+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || APT_PACKAGES+=(python3-pip)
@@ -73,6 +73,15 @@ if ! "$ENCORE_CACHE/pyenv/bin/python" -c "import numpy, gguf, sys, importlib.met
   "$ENCORE_CACHE/pyenv/bin/pip" install -q "numpy==$NUMPY_VERSION" "gguf==$GGUF_VERSION"
 fi
 "$ENCORE_CACHE/pyenv/bin/python" -c "import numpy, importlib.metadata as m; print('numpy', numpy.__version__, 'gguf', m.version('gguf'))"
+
+step "llama-cpp-python 0.3.16 and its server, for the server-tagging tests ($ENCORE_LLAMACPP_VENV)"
+# Built from source (PyPI has no binary wheel): llama.cpp compiles once, 10-20 minutes on 2 cores.
+if ! "$ENCORE_LLAMACPP_VENV/bin/python" -c "import llama_cpp, llama_cpp.server.app, sys; sys.exit(llama_cpp.__version__ != '0.3.16')" 2>/dev/null; then
+  python3 -m venv "$ENCORE_LLAMACPP_VENV"
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$ENCORE_LLAMACPP_VENV/bin/python" -m pip install -q \
+    -r "$ENCORE_ROOT/scripts/requirements-llamacpp.txt"
+fi
+"$ENCORE_LLAMACPP_VENV/bin/python" -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
 
 if ((WITH_ASSETS)); then
   step "offline assets into $ENCORE_ASSETS"

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
@@ -15,8 +16,9 @@ use crate::llm::gguf::{Gguf, Value};
 use crate::llm::llama::Llama;
 use crate::llm::tokenizer::BpeTokenizer;
 use crate::tagging::cache::{Entry, TagCache};
+use crate::tagging::remote::{RemoteTagger, ServerConfig};
 use crate::tagging::schema::{genes, tag};
-use crate::tagging::tagger::{LocalTagger, PromptMode, Song};
+use crate::tagging::tagger::{LocalTagger, PromptMode, Song, Tagger};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -35,9 +37,27 @@ pub struct TagArgs {
     /// A new store takes its tracks from this prepared dataset folder (`encore data ingest`)
     #[arg(long)]
     data: Option<PathBuf>,
-    /// A GGUF model (Llama architecture: SmolLM2, Llama 3.x, Qwen2.5)
+    /// A GGUF model (Llama architecture: SmolLM2, Llama 3.x, Qwen2.5), or with --endpoint the
+    /// name of the server's model
     #[arg(long)]
     model: Option<PathBuf>,
+    /// An OpenAI-compatible chat-completions server (llama.cpp, vLLM, Ollama), e.g.
+    /// http://127.0.0.1:8080/v1; --model then names the server's model
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Bearer token for the server
+    #[arg(long, env = "ENCORE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Requests in flight at once (server only)
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Seconds one request may take (server only)
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Further attempts after a failed request: transport errors, timeouts, 429, 5xx, or an
+    /// answer that lacks genes (server only)
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
     /// One prompt per gene category (the MGPHot paper's way) instead of all 58 genes at once
     #[arg(long)]
     per_category: bool,
@@ -53,11 +73,24 @@ pub struct TagArgs {
 
 struct RunArgs {
     store: StoreArgs,
-    model: PathBuf,
+    backend: BackendArgs,
     per_category: bool,
     cache: Option<PathBuf>,
     limit: Option<usize>,
     device: DeviceChoice,
+}
+
+/// Which model answers: a local GGUF file or a model on a chat-completions server.
+enum BackendArgs {
+    Local(PathBuf),
+    Server {
+        endpoint: String,
+        model: String,
+        api_key: Option<String>,
+        concurrency: usize,
+        timeout: u64,
+        retries: u32,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -119,7 +152,23 @@ pub fn run(a: TagArgs) -> anyhow::Result<ExitCode> {
         return validate(v);
     }
     let (Some(store), Some(model)) = (a.store, a.model) else {
-        bail!("encore tag needs --store and --model (or: encore tag validate ...)");
+        bail!(
+            "encore tag needs --store and --model (a GGUF file, or a server's model name with --endpoint), or: encore tag validate ..."
+        );
+    };
+    if a.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let backend = match a.endpoint {
+        None => BackendArgs::Local(model),
+        Some(endpoint) => BackendArgs::Server {
+            endpoint,
+            model: model.to_string_lossy().into_owned(),
+            api_key: a.api_key,
+            concurrency: a.concurrency,
+            timeout: a.timeout,
+            retries: a.retries,
+        },
     };
     tag_tracks(RunArgs {
         store: StoreArgs {
@@ -128,7 +177,7 @@ pub fn run(a: TagArgs) -> anyhow::Result<ExitCode> {
             tracks: a.tracks,
             data: a.data,
         },
-        model,
+        backend,
         per_category: a.per_category,
         cache: a.cache,
         limit: a.limit,
@@ -136,19 +185,35 @@ pub fn run(a: TagArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let model_path = a.model.clone();
-    let mut store = open_store(&a.store, false)?;
-    let bytes = std::fs::read(&model_path).with_context(|| model_path.display().to_string())?;
+/// A loaded backend: the tagger, the cache's model key, and what the store's provenance says.
+struct Backend<'a> {
+    tagger: Box<dyn Tagger + Sync + 'a>,
+    key: String,
+    name: String,
+    sha: String,
+    decoding: String,
+    workers: usize,
+}
+
+/// The local model's parts, kept alive while the tagger borrows them.
+struct LocalModel {
+    model: Llama,
+    tok: BpeTokenizer,
+    template: ChatTemplate,
+    name: String,
+    sha: String,
+}
+
+fn load_local(path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<LocalModel> {
+    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
     let sha = crate::data::sha256_hex(&bytes);
-    let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
+    let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let name = g
         .get("general.name")
         .and_then(Value::as_str)
         .unwrap_or("model")
         .to_string();
-    let model_key = format!("{name}@{}", &sha[..16]);
-    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
+    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let template = g
         .get("tokenizer.chat_template")
         .and_then(Value::as_str)
@@ -156,14 +221,12 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| {
             format!(
                 "{}: no ChatML or Llama 3 chat template in its metadata",
-                model_path.display()
+                path.display()
             )
         })?;
-    let device = crate::device::select(a.device)?.device;
     let t0 = Instant::now();
     let (model, cfg) =
-        Llama::from_gguf(&g, &device).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
-    drop(g);
+        Llama::from_gguf(&g, device).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     eprintln!(
         "{name}: {} layers, width {}, {} heads ({} key/value), loaded in {:.1} s",
         cfg.n_layers,
@@ -172,11 +235,72 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
         cfg.n_kv_heads,
         t0.elapsed().as_secs_f64()
     );
+    Ok(LocalModel {
+        model,
+        tok,
+        template,
+        name,
+        sha,
+    })
+}
+
+fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(&a.store, false)?;
     let mode = if a.per_category {
         PromptMode::PerCategory
     } else {
         PromptMode::AllAtOnce
     };
+    let local;
+    let backend = match &a.backend {
+        BackendArgs::Local(path) => {
+            let device = crate::device::select(a.device)?.device;
+            local = load_local(path, &device)?;
+            Backend {
+                tagger: Box::new(LocalTagger {
+                    model: &local.model,
+                    tok: &local.tok,
+                    template: local.template,
+                    device,
+                    mode,
+                }),
+                key: format!("{}@{}", local.name, &local.sha[..16]),
+                name: local.name.clone(),
+                sha: local.sha.clone(),
+                decoding: "constrained JSON, ratings 0-5 / 5".into(),
+                workers: 1,
+            }
+        }
+        BackendArgs::Server {
+            endpoint,
+            model,
+            api_key,
+            concurrency,
+            timeout,
+            retries,
+        } => {
+            let mut cfg = ServerConfig::new(endpoint, model);
+            cfg.api_key = api_key.clone();
+            cfg.timeout = std::time::Duration::from_secs(*timeout);
+            cfg.retries = *retries;
+            let tagger = RemoteTagger::new(cfg, mode).map_err(|e| anyhow!(e))?;
+            eprintln!(
+                "{model} on {}, {concurrency} requests at a time",
+                tagger.url()
+            );
+            Backend {
+                tagger: Box::new(tagger),
+                key: format!("{model}@server"),
+                name: model.clone(),
+                sha: String::new(),
+                decoding: format!(
+                    "chat completions at {endpoint}, JSON schema when the server takes one, ratings 0-5 / 5"
+                ),
+                workers: *concurrency,
+            }
+        }
+    };
+    let model_key = backend.key.clone();
     let version = mode.version();
     let cache_path = a
         .cache
@@ -190,13 +314,6 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
             cache.dropped
         );
     }
-    let tagger = LocalTagger {
-        model: &model,
-        tok: &tok,
-        template,
-        device,
-        mode,
-    };
     let songs: Vec<(usize, Song)> = store
         .tracks()
         .iter()
@@ -244,46 +361,92 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
         "tagging [{bar:30}] {pos}/{len} {msg}",
     )?);
     let started = Instant::now();
-    let mut tokens = 0usize;
-    for (n, (_, song)) in todo.iter().enumerate() {
-        let t = tagger
-            .tag(song)
-            .map_err(|e| anyhow!("{} ({}): {e}", song.title, song.id))?;
-        tokens += t.counts.prompt_tokens + t.counts.generated;
-        cache
-            .put(Entry {
-                track: song.id.clone(),
-                model: model_key.clone(),
-                prompt: version.clone(),
-                values: t.values,
-            })
-            .map_err(|e| anyhow!(e))?;
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!(
-            "{:.1} tracks/min, {:.0} tokens/s",
-            (n + 1) as f64 * 60.0 / secs,
-            tokens as f64 / secs
-        ));
-        bar.inc(1);
-    }
+    let (mut tokens, mut done, mut clamped, mut requests) = (0usize, 0usize, 0usize, 0usize);
+    let mut failed: Vec<String> = Vec::new();
+    // Workers ask; this thread alone writes the cache, so a kill loses at most the answers in
+    // flight. Several failures in a row (a server that went away) stop the dispatch.
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let give_up = backend.workers.max(3);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..backend.workers.min(todo.len()) {
+            let tx = tx.clone();
+            let (todo, next, stop, tagger) = (&todo, &next, &stop, &backend.tagger);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, song)) = todo.get(n) else { break };
+                    if tx.send((n, tagger.tag(song))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut in_a_row = 0;
+        for (n, result) in rx {
+            let song = &todo[n].1;
+            match result {
+                Ok(t) => {
+                    in_a_row = 0;
+                    done += 1;
+                    tokens += t.counts.prompt_tokens + t.counts.generated;
+                    clamped += t.clamped;
+                    requests += t.requests;
+                    cache
+                        .put(Entry {
+                            track: song.id.clone(),
+                            model: model_key.clone(),
+                            prompt: version.clone(),
+                            values: t.values,
+                        })
+                        .map_err(|e| anyhow!(e))?;
+                }
+                Err(e) => {
+                    in_a_row += 1;
+                    bar.suspend(|| {
+                        eprintln!("{} - {} ({}): {e}", song.artist, song.title, song.id)
+                    });
+                    failed.push(song.id.clone());
+                    if in_a_row >= give_up && !stop.swap(true, Ordering::Relaxed) {
+                        bar.suspend(|| eprintln!("{in_a_row} failures in a row: stopping"));
+                    }
+                }
+            }
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "{:.1} tracks/min, {:.0} tokens/s",
+                done as f64 * 60.0 / secs,
+                tokens as f64 / secs
+            ));
+            bar.inc(1);
+        }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    if !todo.is_empty() {
+    if done > 0 {
         println!(
-            "tagged {} tracks in {secs:.1} s: {:.1} tracks/min, {:.0} tokens/s",
-            todo.len(),
-            todo.len() as f64 * 60.0 / secs.max(1e-9),
+            "tagged {done} tracks in {secs:.1} s: {:.1} tracks/min, {:.0} tokens/s",
+            done as f64 * 60.0 / secs.max(1e-9),
             tokens as f64 / secs.max(1e-9)
+        );
+    }
+    if requests > 0 {
+        println!(
+            "{requests} requests ({} answers asked again), {clamped} values outside 0-5 clamped",
+            requests.saturating_sub(done * mode.groups().len())
         );
     }
     // Everything the cache holds for this model and prompt goes into the store.
     let all = genes();
     let labels: Vec<String> = all.iter().map(|g| g.name.to_string()).collect();
     let prov = provenance(
-        &name,
+        &backend.name,
         &version,
-        &sha,
-        serde_json::json!({"prompt": version, "decoding": "constrained JSON, ratings 0-5 / 5"}),
+        &backend.sha,
+        serde_json::json!({"prompt": version, "decoding": backend.decoding}),
     );
     store
         .ensure_modality("mgphot", all.len(), prov, Some(labels))
@@ -310,5 +473,13 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
         "wrote mgphot (58 genes) for {written} tracks to {}",
         a.store.store.display()
     );
+    let not_tagged = todo.len() - done;
+    if not_tagged > 0 {
+        eprintln!(
+            "{not_tagged} tracks not tagged ({} failed); run the same command again to retry them",
+            failed.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }

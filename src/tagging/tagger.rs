@@ -59,8 +59,13 @@ pub fn user_prompt(song: &Song, genes: &[Gene]) -> String {
 pub struct Tagged {
     /// 58 values in [0, 1] (ratings / 5), MGPHot order.
     pub values: Vec<f32>,
-    /// Per gene, the probability the model gave its chosen rating.
+    /// Per gene, the probability the model gave its chosen rating (empty when the backend does
+    /// not report probabilities, as a chat-completions server).
     pub confidence: Vec<f32>,
+    /// Values outside 0-5 in a free-form answer, clamped (always 0 under constrained decoding).
+    pub clamped: usize,
+    /// Requests made, retries included.
+    pub requests: usize,
     pub counts: Counts,
 }
 
@@ -73,16 +78,29 @@ pub struct LocalTagger<'a> {
     pub mode: PromptMode,
 }
 
-impl LocalTagger<'_> {
-    pub fn tag(&self, song: &Song) -> Result<Tagged, String> {
+impl PromptMode {
+    /// The genes asked together in one prompt: all 58, or one group per category.
+    pub fn groups(self) -> Vec<Vec<Gene>> {
         let all = genes();
-        let groups: Vec<Vec<Gene>> = match self.mode {
-            PromptMode::AllAtOnce => vec![all.clone()],
+        match self {
+            PromptMode::AllAtOnce => vec![all],
             PromptMode::PerCategory => CATEGORIES
                 .iter()
                 .map(|c| all.iter().filter(|g| g.category == *c).copied().collect())
                 .collect(),
-        };
+        }
+    }
+}
+
+/// Something that rates songs on the 58 genes: the local model or a chat-completions server.
+pub trait Tagger {
+    fn tag(&self, song: &Song) -> Result<Tagged, String>;
+}
+
+impl Tagger for LocalTagger<'_> {
+    fn tag(&self, song: &Song) -> Result<Tagged, String> {
+        let all = genes();
+        let groups = self.mode.groups();
         let mut values = vec![0f32; all.len()];
         let mut confidence = vec![0f32; all.len()];
         let mut counts = Counts::default();
@@ -105,6 +123,8 @@ impl LocalTagger<'_> {
             values,
             confidence,
             counts,
+            clamped: 0,
+            requests: 0,
         })
     }
 }
