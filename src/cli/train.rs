@@ -18,18 +18,42 @@ use crate::train::{Decay, TrainConfig};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The listening data: a log file, or a folder written by `encore data ingest`
+    /// The listening data: a log file, or a folder written by `encore data ingest` (e4srec
+    /// takes its item encoder's)
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
     /// encore (an ingested folder), s3rec, recbole, lastfm1k, spotify or listenbrainz
     #[arg(long, default_value = "encore")]
     format: String,
     /// Preprocessing preset for log formats (`none`: only order the plays; `paper`, `default`)
     #[arg(long, default_value = "none")]
     preset: String,
-    /// sasrec, bert4rec or gru4rec
+    /// sasrec, bert4rec, gru4rec, or e4srec (an LLM over a trained run's items: --llm,
+    /// --item-encoder)
     #[arg(long)]
     model: String,
+    /// e4srec: the LLM, a GGUF file (Llama architecture: SmolLM2, Llama 3.x, Qwen2.5)
+    #[arg(long)]
+    llm: Option<PathBuf>,
+    /// e4srec: a finished run folder of sasrec, bert4rec or gru4rec (id-only or fused); its data,
+    /// protocol and split are used, and its best model's item table is the frozen item input
+    #[arg(long)]
+    item_encoder: Option<PathBuf>,
+    /// e4srec: which seed of the item encoder's run gives the item table
+    #[arg(long, default_value_t = 0)]
+    encoder_seed: u64,
+    /// e4srec: LoRA rank
+    #[arg(long, default_value_t = 16)]
+    lora_rank: usize,
+    /// e4srec: LoRA alpha (the update is scaled by alpha / rank)
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f64,
+    /// e4srec: adapted projections, comma-separated among q, k, v, o, gate, up, down
+    #[arg(long, default_value = "gate,up,down", value_delimiter = ',')]
+    lora_targets: Vec<String>,
+    /// e4srec: most recent history items read
+    #[arg(long, default_value_t = 50)]
+    history: usize,
     /// loo-sampled99, temporal-sampled200, full (= temporal-full), loo-full,
     /// loo-sampled-N, temporal-sampled-N
     #[arg(long, default_value = "temporal-sampled200")]
@@ -198,6 +222,15 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    if a.model == "e4srec" {
+        return run_e4srec(a);
+    }
+    if a.llm.is_some() || a.item_encoder.is_some() {
+        bail!("--llm and --item-encoder are for --model e4srec");
+    }
+    let Some(data) = a.data.clone() else {
+        bail!("--data is needed (a log file or an ingested folder)");
+    };
     // The catalogue size is set by `run` once the data is read.
     let mut model = ModelConfig::defaults(&a.model, 0).map_err(anyhow::Error::msg)?;
     for s in &a.sets {
@@ -231,33 +264,88 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         (_, l) => l,
     };
     let spec = RunSpec {
-        data: a.data.clone(),
+        data,
         format: a.format.clone(),
         preset: a.preset.clone(),
         protocol: a.protocol.clone(),
         samples: a.samples.clone(),
         model,
         content: a.content.clone(),
-        train: TrainConfig {
-            epochs: a.epochs,
-            batch_size: a.batch_size,
-            lr: a.lr,
-            weight_decay: a.weight_decay,
-            warmup_steps: a.warmup,
-            decay: a.decay,
-            grad_clip: (a.grad_clip > 0.0).then_some(a.grad_clip),
-            loss,
-            patience: a.patience,
-            eval_every: a.eval_every,
-            valid_metric: a.valid_metric.clone(),
-            engagement_floor: a.engagement_weight,
-        },
+        train: train_config(&a, loss),
         seeds: (0..a.seeds).collect(),
         split_seed: a.split_seed,
         cold: a.cold,
     };
     let how = execution(&a.device_arg, a.jobs)?;
     let r = run(spec, &a.out, &how).map_err(anyhow::Error::msg)?;
+    print!("{}", r.to_markdown());
+    println!(
+        "\nwrote {}/results.json, results.md, curves.svg",
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train_config(a: &TrainArgs, loss: Loss) -> TrainConfig {
+    TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        warmup_steps: a.warmup,
+        decay: a.decay,
+        grad_clip: (a.grad_clip > 0.0).then_some(a.grad_clip),
+        loss,
+        patience: a.patience,
+        eval_every: a.eval_every,
+        valid_metric: a.valid_metric.clone(),
+        engagement_floor: a.engagement_weight,
+    }
+}
+
+/// `encore train --model e4srec`: the LLM over a finished run's item table.
+fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    use crate::model::e4srec::E4SRecConfig;
+    use crate::train::e4srec::E4SRecSpec;
+    let (Some(llm), Some(encoder)) = (a.llm.clone(), a.item_encoder.clone()) else {
+        bail!(
+            "--model e4srec needs --llm GGUF and --item-encoder RUN (a finished encore train run)"
+        );
+    };
+    if a.data.is_some()
+        || a.samples.is_some()
+        || !a.content.is_empty()
+        || a.fusion.is_some()
+        || a.cold.is_some()
+        || !a.sets.is_empty()
+    {
+        bail!(
+            "--model e4srec takes its data, protocol, samples and content from --item-encoder; drop --data, --samples, --content, --fusion, --cold and --set"
+        );
+    }
+    if a.loss != Loss::Ce || a.engagement_weight.is_some() || a.completion.is_some() {
+        bail!("--model e4srec trains with --loss ce, without --engagement-weight or --completion");
+    }
+    let config = E4SRecConfig {
+        history: a.history,
+        lora_rank: a.lora_rank,
+        lora_alpha: a.lora_alpha,
+        lora_targets: a.lora_targets.clone(),
+        ..E4SRecConfig::default()
+    };
+    let spec = E4SRecSpec {
+        llm,
+        llm_sha256: String::new(),
+        encoder,
+        encoder_seed: a.encoder_seed,
+        config,
+        train: train_config(&a, Loss::Ce),
+        seeds: (0..a.seeds).collect(),
+    };
+    let (device, label) =
+        select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
+    let r = crate::train::e4srec::run(spec, &a.out, &device, &label, progress())
+        .map_err(anyhow::Error::msg)?;
     print!("{}", r.to_markdown());
     println!(
         "\nwrote {}/results.json, results.md, curves.svg",

@@ -42,6 +42,22 @@ pub struct ModelInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<ContentInfo>,
     pub train: TrainConfig,
+    /// E4SRec: the LLM and its configuration over the item encoder (`config` is then the
+    /// encoder's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmInfo>,
+}
+
+/// The LLM side of an E4SRec run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmInfo {
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
+    /// The item encoder's run folder and seed.
+    pub encoder: String,
+    pub encoder_seed: u64,
+    pub e4srec: crate::model::e4srec::E4SRecConfig,
 }
 
 /// One content modality of a run: where it came from and how much of the catalogue it covers.
@@ -189,7 +205,28 @@ impl Results {
                 &sha[..sha.len().min(16)]
             );
         }
-        let _ = writeln!(s, "- model: `{}`", self.model.config.canonical_json());
+        match &self.model.llm {
+            None => {
+                let _ = writeln!(s, "- model: `{}`", self.model.config.canonical_json());
+            }
+            Some(l) => {
+                let _ = writeln!(
+                    s,
+                    "- model: E4SRec on `{}` ({}, sha256 `{}`), `{}`",
+                    l.name,
+                    l.path,
+                    &l.sha256[..l.sha256.len().min(16)],
+                    serde_json::to_string(&l.e4srec).unwrap_or_default()
+                );
+                let _ = writeln!(
+                    s,
+                    "- item encoder: `{}` seed {}, `{}`",
+                    l.encoder,
+                    l.encoder_seed,
+                    self.model.config.canonical_json()
+                );
+            }
+        }
         for c in &self.model.content {
             let _ = writeln!(
                 s,

@@ -16,7 +16,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, RmsNorm};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
 #[derive(Config, Debug, PartialEq)]
 pub struct LlamaConfig {
@@ -45,6 +45,51 @@ pub struct LlamaConfig {
 }
 
 impl LlamaConfig {
+    /// A decoder with random weights (normal, standard deviation 0.02; norms at 1), for tests
+    /// and small experiments. Seeded by the device's generator.
+    pub fn init(&self, device: &Device) -> Llama {
+        let (d, hd) = (self.d_model, self.head_dim());
+        let normal = |rows: usize, cols: usize| {
+            Tensor::<2>::random([rows, cols], Distribution::Normal(0.0, 0.02), device)
+        };
+        let lin = |inp: usize, out: usize, bias: bool| Linear {
+            weight: Param::from_tensor(normal(inp, out)),
+            bias: bias.then(|| Param::from_tensor(Tensor::zeros([out], device))),
+        };
+        let norm = || rms(vec![1.0; d], self.rms_eps, device);
+        let kv = self.n_kv_heads * hd;
+        let layers = (0..self.n_layers)
+            .map(|_| Block {
+                attn_norm: norm(),
+                attn: Attention {
+                    q: lin(d, self.n_heads * hd, self.qkv_bias),
+                    k: lin(d, kv, self.qkv_bias),
+                    v: lin(d, kv, self.qkv_bias),
+                    o: lin(self.n_heads * hd, d, false),
+                },
+                ffn_norm: norm(),
+                mlp: Mlp {
+                    gate: lin(d, self.d_ff, false),
+                    up: lin(d, self.d_ff, false),
+                    down: lin(self.d_ff, d, false),
+                },
+            })
+            .collect();
+        let (cos, sin) = rope_tables(self, device);
+        Llama {
+            embed: Param::from_tensor(normal(self.vocab, d)),
+            layers,
+            norm: norm(),
+            output: (!self.tie_embeddings).then(|| Param::from_tensor(normal(self.vocab, d))),
+            cos,
+            sin,
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: hd,
+            rope_interleaved: self.rope_interleaved,
+        }
+    }
+
     pub fn head_dim(&self) -> usize {
         self.d_model / self.n_heads
     }
@@ -128,6 +173,9 @@ impl LlamaConfig {
         Ok(c)
     }
 }
+
+/// The attention bias that hides a key position ([`Llama::forward_embeds_masked`]).
+pub const MASKED: f32 = -1e9;
 
 #[derive(Module, Debug)]
 pub struct Attention {
@@ -341,13 +389,41 @@ impl Llama {
     /// # Shapes
     /// - x: `[batch, len, d_model]`
     /// - output: `[batch, len, d_model]`
-    pub fn forward_embeds(&self, mut x: Tensor<3>, cache: &mut KvCache) -> Tensor<3> {
+    pub fn forward_embeds(&self, x: Tensor<3>, cache: &mut KvCache) -> Tensor<3> {
+        self.forward_embeds_masked(x, cache, None)
+    }
+
+    /// [`forward_embeds`](Self::forward_embeds) with some key positions hidden from every query:
+    /// `key_bias` is added to the attention scores (0 to keep, [`MASKED`] to hide), so a batch of
+    /// left-padded sequences gives each row what it would give alone. A large finite value rather
+    /// than minus infinity keeps the padding rows themselves finite.
+    ///
+    /// # Shapes
+    /// - x: `[batch, len, d_model]`
+    /// - key_bias: `[batch, cache.len() + len]`
+    /// - output: `[batch, len, d_model]`
+    pub fn forward_embeds_masked(
+        &self,
+        mut x: Tensor<3>,
+        cache: &mut KvCache,
+        key_bias: Option<Tensor<2>>,
+    ) -> Tensor<3> {
         let start = cache.len();
+        let key_bias = key_bias.map(|k| {
+            let [b, t] = k.dims();
+            k.reshape([b, 1, 1, t])
+        });
         if cache.layers.len() != self.layers.len() {
             cache.layers = vec![None; self.layers.len()];
         }
         for (block, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let h = self.attention(&block.attn, block.attn_norm.forward(x.clone()), start, slot);
+            let h = self.attention(
+                &block.attn,
+                block.attn_norm.forward(x.clone()),
+                start,
+                slot,
+                key_bias.clone(),
+            );
             x = x + h;
             let n = block.ffn_norm.forward(x.clone());
             let m = &block.mlp;
@@ -410,6 +486,7 @@ impl Llama {
         x: Tensor<3>,
         start: usize,
         slot: &mut Option<(Tensor<4>, Tensor<4>)>,
+        key_bias: Option<Tensor<4>>,
     ) -> Tensor<3> {
         let [b, l, _] = x.dims();
         let (h, kvh, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
@@ -443,6 +520,9 @@ impl Llama {
             let mask = Tensor::<2>::from_data(TensorData::new(mask, [l, total]), &scores.device())
                 .reshape([1, 1, l, total]);
             scores = scores + mask;
+        }
+        if let Some(k) = key_bias {
+            scores = scores + k;
         }
         let out = softmax(scores, 3).matmul(v); // [b, h, l, hd]
         a.o.forward(out.swap_dims(1, 2).reshape([b, l, h * hd]))

@@ -11,6 +11,7 @@
 
 pub mod bert4rec;
 pub mod completion;
+pub mod e4srec;
 pub mod fusion;
 pub mod gru4rec;
 pub mod sasrec;

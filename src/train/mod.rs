@@ -11,6 +11,7 @@ pub mod ablate;
 pub mod batch;
 pub mod checkpoint;
 pub mod content;
+pub mod e4srec;
 pub mod loss;
 pub mod run;
 

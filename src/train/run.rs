@@ -484,6 +484,7 @@ pub fn evaluate_run(
                 })
                 .collect(),
             train: spec.train.clone(),
+            llm: None,
         },
         seeds: spec.seeds.clone(),
         code_version: crate::data::store::code_version(),

@@ -1,0 +1,522 @@
+//! Training and evaluating E4SRec (`encore train --model e4srec --llm GGUF --item-encoder RUN`).
+//!
+//! The item encoder is a finished Encore run (SASRec, BERT4Rec or GRU4Rec, id-only or fused):
+//! E4SRec uses its data, protocol, split and candidates exactly, and its best model's item table
+//! (for one of its seeds) as the frozen item representation, so both are scored on the same
+//! cases and `encore compare` pairs them user by user. The LLM is a GGUF file (its sha256 is
+//! recorded).
+//!
+//! Each epoch draws one target per user from the user's training plays (a uniformly chosen
+//! position; its history is everything before it), trains the LoRA adapters, projection and
+//! head with full-softmax cross-entropy and AdamW, and scores the validation cases; the best
+//! epoch by the validation metric is kept, with early stopping. After every epoch the trained
+//! tensors and the state are written (temporary file, then rename), and a killed run resumes from
+//! the last finished epoch; the optimiser's moments restart there (they are not saved).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::run::{Loaded, RunSpec, load};
+use super::{EpochLog, TrainConfig, load_model, training_sequences};
+use crate::data::rng::Rng;
+use crate::eval::report::{
+    DatasetInfo, LlmInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining,
+    summarize_metrics, write_results,
+};
+use crate::eval::{Ranks, Scorer, View, evaluate, evaluate_views};
+use crate::llm::generate::ChatTemplate;
+use crate::llm::gguf::{Gguf, Value};
+use crate::llm::llama::Llama;
+use crate::llm::tokenizer::BpeTokenizer;
+use crate::model::e4srec::{E4SRec, E4SRecConfig};
+
+/// How an E4SRec run was asked for (`RUN/e4srec.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct E4SRecSpec {
+    /// The LLM (GGUF) and its sha256.
+    pub llm: PathBuf,
+    pub llm_sha256: String,
+    /// The item encoder's run folder and the seed whose best model gives the item table.
+    pub encoder: PathBuf,
+    pub encoder_seed: u64,
+    pub config: E4SRecConfig,
+    pub train: TrainConfig,
+    pub seeds: Vec<u64>,
+}
+
+/// What `RUN/seed-K/state.json` records after each epoch.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct State {
+    epoch: usize,
+    best_epoch: usize,
+    best_valid: f64,
+    finished: bool,
+    curve: Vec<EpochLog>,
+}
+
+/// The loaded pieces every seed shares.
+pub struct Prepared {
+    pub encoder: RunSpec,
+    pub loaded: Loaded,
+    /// `[n_items, item_dim]`, the encoder's output table.
+    pub items: Tensor<2>,
+    pub llm_bytes: Vec<u8>,
+    pub prompt: (Vec<u32>, Vec<u32>),
+    pub llm_name: String,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
+    crate::data::ingest::write_json(path, v).map_err(|e| e.to_string())
+}
+
+fn llm_parts(
+    bytes: Vec<u8>,
+    path: &Path,
+    device: &Device,
+) -> Result<(Llama, BpeTokenizer, ChatTemplate, String), String> {
+    let g = Gguf::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| format!("{}: {e}", path.display()))?;
+    let template = g
+        .get("tokenizer.chat_template")
+        .and_then(Value::as_str)
+        .and_then(ChatTemplate::detect)
+        .ok_or_else(|| {
+            format!(
+                "{}: no ChatML or Llama 3 chat template in its metadata",
+                path.display()
+            )
+        })?;
+    let name = g
+        .get("general.name")
+        .and_then(Value::as_str)
+        .unwrap_or("llm")
+        .to_string();
+    let (m, _) = Llama::from_gguf(&g, device).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((m, tok, template, name))
+}
+
+/// Loads the encoder run's data and item table and the LLM's prompt tokens; checks the spec.
+pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, String> {
+    let encoder: RunSpec = read_json(&spec.encoder.join("run.json"))
+        .map_err(|e| format!("--item-encoder: {e} (a folder written by encore train)"))?;
+    let best = spec
+        .encoder
+        .join(format!("seed-{}", spec.encoder_seed))
+        .join("best.bpk");
+    if !best.exists() {
+        return Err(format!(
+            "{}: no trained model for seed {} (finish that run, or pick another --encoder-seed)",
+            best.display(),
+            spec.encoder_seed
+        ));
+    }
+    let loaded = load(&encoder)?;
+    let enc = load_model(&encoder.model, &best, device).map_err(|e| e.to_string())?;
+    let items = enc.item_table_from(enc.rows().as_ref());
+    let bytes = std::fs::read(&spec.llm).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
+    let sha = crate::data::sha256_hex(&bytes);
+    if !spec.llm_sha256.is_empty() && spec.llm_sha256 != sha {
+        return Err(format!(
+            "{} changed since the run started (sha256 {sha}, then {})",
+            spec.llm.display(),
+            spec.llm_sha256
+        ));
+    }
+    spec.llm_sha256 = sha;
+    let g = Gguf::parse(bytes.clone()).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
+    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
+    let template = g
+        .get("tokenizer.chat_template")
+        .and_then(Value::as_str)
+        .and_then(ChatTemplate::detect)
+        .ok_or_else(|| format!("{}: no chat template", spec.llm.display()))?;
+    let llm_name = g
+        .get("general.name")
+        .and_then(Value::as_str)
+        .unwrap_or("llm")
+        .to_string();
+    let prompt = spec.config.prompt_ids(&tok, template)?;
+    Ok(Prepared {
+        encoder,
+        loaded,
+        items,
+        llm_bytes: bytes,
+        prompt,
+        llm_name,
+    })
+}
+
+/// An E4SRec model as a [`Scorer`]: histories in batches through the decoder.
+pub struct E4SRecScorer<'a> {
+    pub model: &'a E4SRec,
+    pub batch: usize,
+}
+
+impl Scorer for E4SRecScorer<'_> {
+    fn n_items(&self) -> usize {
+        self.model.n_items()
+    }
+
+    fn score_all(&self, history: &[u32], out: &mut [f32]) {
+        self.score_batch(&[history], out);
+    }
+
+    fn score_batch(&self, histories: &[&[u32]], out: &mut [f32]) {
+        let s = self.model.forward(histories).into_data();
+        out.copy_from_slice(s.as_slice::<f32>().expect("f32 scores"));
+    }
+
+    fn batch_hint(&self) -> usize {
+        self.batch
+    }
+}
+
+fn save_trained(path: &Path, t: &BTreeMap<String, Tensor<2>>) -> Result<(), String> {
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = t
+        .iter()
+        .map(|(k, v)| {
+            let dims = v.dims().to_vec();
+            let vals = v.clone().into_data().try_to_vec::<f32>().expect("f32");
+            let bytes = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (k.clone(), dims, bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = data
+        .iter()
+        .map(|(k, dims, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), b)
+                    .expect("shape matches data"),
+            )
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn load_trained(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor<2>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let shape = view.shape();
+        if view.dtype() != safetensors::Dtype::F32 || shape.len() != 2 {
+            return Err(format!(
+                "{}: '{name}' is not a 2-D float32 tensor",
+                path.display()
+            ));
+        }
+        let vals: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        out.insert(
+            name,
+            Tensor::from_data(TensorData::new(vals, [shape[0], shape[1]]), device),
+        );
+    }
+    Ok(out)
+}
+
+fn mean_metric(r: &Ranks, metric: &str) -> f64 {
+    r.mean(metric).unwrap_or(0.0)
+}
+
+/// Trains (or resumes) one seed; its best trained tensors go to `RUN/seed-K/best.safetensors`.
+pub fn train_seed(
+    spec: &E4SRecSpec,
+    p: &Prepared,
+    run: &Path,
+    seed: u64,
+    device: &Device,
+    progress: bool,
+) -> Result<SeedTraining, String> {
+    let t = &spec.train;
+    let dir = run.join(format!("seed-{seed}"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let d = &p.loaded.data;
+    let seqs: Vec<&[u32]> = training_sequences(d, &p.loaded.prepared.fit_end)
+        .into_iter()
+        .filter(|s| s.len() >= 2)
+        .collect();
+    if seqs.is_empty() {
+        return Err("no user has two training plays".into());
+    }
+    let ad = device.clone().autodiff();
+    device.seed(seed);
+    let (llm, _, _, _) = llm_parts(p.llm_bytes.clone(), &spec.llm, &ad)?;
+    let items = Tensor::from_data(p.items.clone().into_data(), &ad);
+    let fresh = spec
+        .config
+        .init(llm, items, (&p.prompt.0, &p.prompt.1), &ad)?;
+    let state_path = dir.join("state.json");
+    let last_path = dir.join("last.safetensors");
+    let best_path = dir.join("best.safetensors");
+    let (mut model, mut state) = match read_json::<State>(&state_path) {
+        Ok(s) if last_path.exists() => {
+            let m = fresh.load_trained(&load_trained(&last_path, &ad)?)?;
+            eprintln!("seed {seed}: resuming after epoch {}", s.epoch);
+            (m, s)
+        }
+        _ => (fresh, State::default()),
+    };
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(t.weight_decay)
+        .with_grad_clipping(t.grad_clip.map(GradientClippingConfig::Norm))
+        .init();
+    let ce = CrossEntropyLossConfig::new().init(&ad);
+    let steps_per_epoch = seqs.len().div_ceil(t.batch_size);
+    let total = steps_per_epoch * t.epochs;
+    let bar = progress.then(|| {
+        let b = indicatif::ProgressBar::new(steps_per_epoch as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        b
+    });
+    while !state.finished && state.epoch < t.epochs {
+        let epoch = state.epoch + 1;
+        device.seed(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
+        let mut rng = Rng::stream(seed, 0xe45e_0000 + epoch as u64);
+        // One target per user: a uniformly drawn position after the first play.
+        let mut examples: Vec<(&[u32], u32)> = seqs
+            .iter()
+            .map(|s| {
+                let pos = 1 + rng.below(s.len() as u64 - 1) as usize;
+                (&s[..pos], s[pos])
+            })
+            .collect();
+        rng.shuffle(&mut examples);
+        if let Some(b) = &bar {
+            b.reset();
+            b.set_prefix(format!("epoch {epoch}/{}", t.epochs));
+        }
+        let t0 = Instant::now();
+        let (mut loss_sum, mut n) = (0.0f64, 0usize);
+        let mut lr = t.lr;
+        for (i, chunk) in examples.chunks(t.batch_size).enumerate() {
+            let hs: Vec<&[u32]> = chunk.iter().map(|e| e.0).collect();
+            let ys: Vec<i64> = chunk.iter().map(|e| i64::from(e.1)).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(ys, [chunk.len()]), &ad);
+            let loss = ce.forward(model.forward(&hs), y);
+            let v = loss.clone().into_scalar::<f32>() as f64;
+            loss_sum += v * chunk.len() as f64;
+            n += chunk.len();
+            lr = t.lr_at((epoch - 1) * steps_per_epoch + i, total);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            if let Some(b) = &bar {
+                b.inc(1);
+                b.set_message(format!("loss {:.4}", loss_sum / n as f64));
+            }
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let valid = if epoch % t.eval_every == 0 || epoch == t.epochs {
+            let m = model.clone().valid();
+            let scorer = E4SRecScorer {
+                model: &m,
+                batch: t.batch_size,
+            };
+            let r = evaluate(
+                &scorer,
+                d,
+                &p.loaded.prepared.split.valid,
+                p.loaded.prepared.valid_candidates.as_deref(),
+                false,
+            );
+            Some(mean_metric(&r, &t.valid_metric))
+        } else {
+            None
+        };
+        let log = EpochLog {
+            epoch,
+            loss: loss_sum / n.max(1) as f64,
+            lr,
+            valid,
+            seconds,
+            seq_per_s: n as f64 / seconds.max(1e-9),
+            targets_per_s: n as f64 / seconds.max(1e-9),
+        };
+        if let Some(b) = &bar {
+            b.suspend(|| {
+                eprintln!(
+                    "seed {seed} epoch {epoch}: loss {:.4}, valid {} {}, {:.0} s",
+                    log.loss,
+                    t.valid_metric,
+                    valid.map_or("-".into(), |v| format!("{v:.4}")),
+                    seconds
+                )
+            });
+        }
+        state.curve.push(log);
+        state.epoch = epoch;
+        let trained = model.trained();
+        if let Some(v) = valid
+            && (state.best_epoch == 0 || v > state.best_valid)
+        {
+            state.best_valid = v;
+            state.best_epoch = epoch;
+            save_trained(&best_path, &trained)?;
+        }
+        if epoch - state.best_epoch >= t.patience {
+            state.finished = true;
+        }
+        save_trained(&last_path, &trained)?;
+        write_json(&state_path, &state)?;
+    }
+    state.finished = true;
+    write_json(&state_path, &state)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let seconds: f64 = state.curve.iter().map(|e| e.seconds).sum();
+    let examples: f64 = state.curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
+    Ok(SeedTraining {
+        seed,
+        best_epoch: state.best_epoch,
+        best_valid: state.best_valid,
+        epochs: state.curve.len(),
+        seconds,
+        seq_per_s: examples / seconds.max(1e-9),
+        targets_per_s: examples / seconds.max(1e-9),
+        curve: state.curve,
+    })
+}
+
+/// Trains every seed of `spec` in `run` (resuming), scores the test cases under the encoder's
+/// protocol and full ranking, and writes `results.json`, `results.md` and `curves.svg`.
+pub fn run(
+    mut spec: E4SRecSpec,
+    run: &Path,
+    device: &Device,
+    device_label: &str,
+    progress: bool,
+) -> Result<Results, String> {
+    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+    let spec_path = run.join("e4srec.json");
+    if let Ok(old) = read_json::<E4SRecSpec>(&spec_path) {
+        spec.llm_sha256 = old.llm_sha256.clone();
+        if old != spec {
+            return Err(format!(
+                "{} holds a run with other settings; write to a new folder (-o) or remove it",
+                run.display()
+            ));
+        }
+    }
+    let p = prepare(&mut spec, device)?;
+    write_json(&spec_path, &spec)?;
+    let l = &p.loaded;
+    eprintln!(
+        "E4SRec on {} (last {} items, LoRA rank {} on {}) over the items of {} ({} seed {}): {} users, {} tracks; {} ({} test, {} validation cases)",
+        p.llm_name,
+        spec.config.history,
+        spec.config.lora_rank,
+        spec.config.lora_targets.join("/"),
+        p.encoder.model.label(),
+        spec.encoder.display(),
+        spec.encoder_seed,
+        l.info.users,
+        l.info.items,
+        l.protocol.name,
+        l.prepared.split.test.len(),
+        l.prepared.split.valid.len()
+    );
+    let mut training = Vec::new();
+    let mut ranks = Vec::new();
+    let mut throughput = Vec::new();
+    for &seed in &spec.seeds {
+        training.push(train_seed(&spec, &p, run, seed, device, progress)?);
+        let dir = run.join(format!("seed-{seed}"));
+        let (llm, _, _, _) = llm_parts(p.llm_bytes.clone(), &spec.llm, device)?;
+        let model = spec
+            .config
+            .init(llm, p.items.clone(), (&p.prompt.0, &p.prompt.1), device)?
+            .load_trained(&load_trained(&dir.join("best.safetensors"), device)?)?;
+        let scorer = E4SRecScorer {
+            model: &model,
+            batch: spec.train.batch_size,
+        };
+        let full = |mask_heard| View {
+            candidates: None,
+            mask_heard,
+        };
+        let views = [
+            View {
+                candidates: l.prepared.test_candidates.as_deref(),
+                mask_heard: false,
+            },
+            full(false),
+            full(true),
+        ];
+        let t0 = Instant::now();
+        let cases = &l.prepared.split.test;
+        let mut r = evaluate_views(&scorer, &l.data, cases, &views).into_iter();
+        throughput
+            .push((cases.len() * l.data.n_tracks()) as f64 / t0.elapsed().as_secs_f64().max(1e-9));
+        let mut next = || r.next().expect("one result per view");
+        let sr = SeedRanks {
+            protocol: next(),
+            full: next(),
+            full_unheard: next(),
+        };
+        write_json(&dir.join("ranks.json"), &sr)?;
+        ranks.push(sr);
+    }
+    let pick = |f: fn(&SeedRanks) -> &Ranks| -> Vec<&Ranks> { ranks.iter().map(f).collect() };
+    let info: DatasetInfo = l.info.clone();
+    let results = Results {
+        dataset: info,
+        protocol: ProtocolInfo {
+            name: l.protocol.name.clone(),
+            description: l.protocol.describe(),
+            samples: l.samples.clone(),
+            test_cases: l.prepared.split.test.len(),
+            valid_cases: l.prepared.split.valid.len(),
+        },
+        model: ModelInfo {
+            name: format!("e4srec({} over {})", p.llm_name, p.encoder.model.label()),
+            config: p.encoder.model.clone(),
+            content: Vec::new(),
+            train: spec.train.clone(),
+            llm: Some(LlmInfo {
+                name: p.llm_name.clone(),
+                path: spec.llm.display().to_string(),
+                sha256: spec.llm_sha256.clone(),
+                encoder: spec.encoder.display().to_string(),
+                encoder_seed: spec.encoder_seed,
+                e4srec: spec.config.clone(),
+            }),
+        },
+        seeds: spec.seeds.clone(),
+        code_version: crate::data::store::code_version(),
+        device: device_label.to_string(),
+        metrics: summarize_metrics(&pick(|r| &r.protocol)),
+        metrics_full: summarize_metrics(&pick(|r| &r.full)),
+        metrics_full_unheard: summarize_metrics(&pick(|r| &r.full_unheard)),
+        training,
+        eval_user_items_per_s: crate::eval::stats::mean(&throughput),
+        baselines: super::run::floors(l),
+    };
+    write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
+    Ok(results)
+}
