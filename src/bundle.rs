@@ -250,17 +250,52 @@ impl Recommender {
         exclude: &[usize],
         k: usize,
     ) -> Result<Vec<Recommendation>, String> {
-        let items: Vec<u32> = history
+        self.recommend_with(history, None, exclude, k).await
+    }
+
+    /// Whether the model reads the completion ratio of each history play (trained with
+    /// `--completion`).
+    pub fn reads_completion(&self) -> bool {
+        self.model.reads_completion()
+    }
+
+    /// [`recommend`](Self::recommend) with the completion ratio of each history play (parallel
+    /// to `history`; NaN where unknown, as for the track playing now): a model trained with
+    /// `--completion` reads them, others ignore them.
+    pub async fn recommend_with(
+        &self,
+        history: &[usize],
+        completions: Option<&[f32]>,
+        exclude: &[usize],
+        k: usize,
+    ) -> Result<Vec<Recommendation>, String> {
+        if let Some(c) = completions
+            && c.len() != history.len()
+        {
+            return Err(format!(
+                "{} completion ratios for {} history plays",
+                c.len(),
+                history.len()
+            ));
+        }
+        let (items, ratios): (Vec<u32>, Vec<f32>) = history
             .iter()
-            .filter_map(|&t| self.track_item.get(t).copied().flatten())
-            .collect();
+            .enumerate()
+            .filter_map(|(i, &t)| {
+                let item = self.track_item.get(t).copied().flatten()?;
+                Some((item, completions.map_or(f32::NAN, |c| c[i])))
+            })
+            .unzip();
         let scores: Vec<f32> = if items.is_empty() {
             self.config.popularity.iter().map(|&p| p as f32).collect()
         } else {
-            let state = self.model.history_state_padded(
+            let ratios = [ratios.as_slice()];
+            let state = self.model.history_state_with(
                 &[&items],
+                completions.is_some().then_some(&ratios[..]),
                 self.config.model.max_len(),
                 true,
+                self.model.rows().as_ref(),
                 &self.device,
             );
             let s = self.model.score_all(state);

@@ -191,6 +191,65 @@ fn demo_catalog_model_and_bundles() {
     bytes[mid] ^= 0x55;
     let err = verify(m32.file("model.bpk").unwrap(), &bytes).unwrap_err();
     assert!(err.contains("does not match the manifest"), "{err}");
+
+    // A model that reads completion ratios (the simulated sessions carry them): the app passes
+    // each play's ratio, and a history heard to the end ranks differently from the same history
+    // skipped after a few seconds. The id-only model ignores the ratios.
+    let run_c = tmp.path().join("run-completion");
+    encore_ok(&[
+        "train",
+        "--data",
+        inter.to_str().unwrap(),
+        "--format",
+        "recbole",
+        "--preset",
+        "none",
+        "--model",
+        "sasrec",
+        "--protocol",
+        "loo-full",
+        "--completion",
+        "buckets:4",
+        "--seeds",
+        "1",
+        "--epochs",
+        "15",
+        "--device",
+        "cpu",
+        "-o",
+        run_c.to_str().unwrap(),
+    ]);
+    let dir_c = tmp.path().join("demo-completion");
+    encore_ok(&[
+        "export",
+        run_c.to_str().unwrap(),
+        "--catalog",
+        music.join("catalog.json").to_str().unwrap(),
+        "--quantize",
+        "q8",
+        "--simulated",
+        "-o",
+        dir_c.to_str().unwrap(),
+    ]);
+    let (_, with_c) = load(&dir_c, &device);
+    assert!(with_c.reads_completion() && !fp32.reads_completion());
+    let heard = vec![1.0f32; history.len()];
+    let skipped = vec![0.05f32; history.len()];
+    let top = |rec: &Recommender, c: &[f32]| -> Vec<(usize, f32)> {
+        pollster::block_on(rec.recommend_with(&history, Some(c), &history, 10))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.track, r.score))
+            .collect()
+    };
+    assert_ne!(top(&with_c, &heard), top(&with_c, &skipped));
+    assert_eq!(top(&fp32, &heard), top(&fp32, &skipped));
+    let err = pollster::block_on(with_c.recommend_with(&history, Some(&heard[1..]), &[], 10))
+        .unwrap_err();
+    assert!(
+        err.contains("5 completion ratios for 6 history plays"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -105,20 +105,26 @@ impl Ctx {
         let Some(rec) = self.rec.get_value() else {
             return;
         };
-        let mut history: Vec<usize> = self.plays.with_untracked(|p| {
-            p.iter()
-                .filter_map(|p| self.track_index(&p.track_id))
-                .collect()
-        });
+        // Each finished play with how much of it was heard; the track playing now has no
+        // ratio yet (NaN: the model's "unknown" input).
+        let (mut history, mut completions): (Vec<usize>, Vec<f32>) =
+            self.plays.with_untracked(|p| {
+                p.iter()
+                    .filter_map(|p| Some((self.track_index(&p.track_id)?, p.completion as f32)))
+                    .unzip()
+            });
         if let Some(t) = self.now.get_untracked() {
             history.push(t);
+            completions.push(f32::NAN);
         }
         let mut exclude: Vec<usize> = history.iter().rev().take(NO_REPEAT + 1).copied().collect();
         exclude.sort_unstable();
         exclude.dedup();
         spawn_local(async move {
             let start = now_millis();
-            let result = rec.recommend(&history, &exclude, UP_NEXT).await;
+            let result = rec
+                .recommend_with(&history, Some(&completions), &exclude, UP_NEXT)
+                .await;
             let elapsed = now_millis() - start;
             match result {
                 Ok(list) => {
