@@ -2,7 +2,8 @@
 # The demo catalog and model bundles the web app serves (idempotent):
 #   1. catalog: the free tracks named in models/demo.toml (from the asset cache) -> models/music/
 #   2. sessions simulated from the tracks' content (no real listening log exists for them)
-#   3. SASRec trained on them (3 seeds, leave-one-out, full ranking)
+#   3. SASRec trained on them, reading each play's completion ratio (3 seeds, leave-one-out,
+#      full ranking)
 #   4. bundles: models/demo (q8, the default) and models/demo-fp32, listed in models/index.json
 #   5. musicnn's weights (converted from the package's TF1 checkpoint) -> models/musicnn/, for the
 #      app's "your own track" analysis
@@ -28,8 +29,9 @@ mkdir -p "$work"
 "$encore" catalog build --spec models/demo.toml -o models/music
 "$encore" catalog simulate models/music/catalog.json --listeners 400 --sessions 6 --seed 0 -o "$work/sessions.inter"
 "$encore" train --data "$work/sessions.inter" --format recbole --preset none --model sasrec \
-  --protocol loo-full --seeds 3 --epochs 60 --patience 10 --device cpu -o "$work/sasrec"
-"$encore" export "$work/sasrec" --catalog models/music/catalog.json --quantize q8 --simulated \
+  --protocol loo-full --completion buckets:10 --seeds 3 --epochs 60 --patience 10 --device cpu \
+  -o "$work/sasrec-completion"
+"$encore" export "$work/sasrec-completion" --catalog models/music/catalog.json --quantize q8 --simulated \
   --name "Demo (SASRec, q8)" -o models/demo
-"$encore" export "$work/sasrec" --catalog models/music/catalog.json --quantize none --simulated \
+"$encore" export "$work/sasrec-completion" --catalog models/music/catalog.json --quantize none --simulated \
   --name "Demo (SASRec, float32)" -o models/demo-fp32

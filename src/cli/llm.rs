@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 
 use crate::device::DeviceChoice;
 use crate::llm::generate::{ChatTemplate, Sampling, Session};
-use crate::llm::gguf::{Gguf, Value};
+use crate::llm::gguf::Gguf;
 use crate::llm::llama::Llama;
 use crate::llm::tokenizer::BpeTokenizer;
 
@@ -79,24 +79,14 @@ struct Loaded {
 
 fn load(path: &std::path::Path, device: DeviceChoice) -> anyhow::Result<Loaded> {
     let g = Gguf::open(path).map_err(|e| anyhow!(e))?;
-    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let template = g
-        .get("tokenizer.chat_template")
-        .and_then(Value::as_str)
-        .and_then(ChatTemplate::detect);
-    let name = g
-        .get("general.name")
-        .and_then(Value::as_str)
-        .unwrap_or("model")
-        .to_string();
     let device = crate::device::select(device)?.device;
-    let (model, _) =
-        Llama::from_gguf(&g, &device).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let m = crate::llm::ChatModel::from_gguf(&g, &device)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(Loaded {
-        model,
-        tok,
-        template,
-        name,
+        model: m.model,
+        tok: m.info.tok,
+        template: m.info.template,
+        name: m.info.name,
         device,
     })
 }

@@ -11,8 +11,9 @@ use clap::Args;
 
 use super::features::{StoreArgs, open_store, provenance};
 use crate::device::DeviceChoice;
+use crate::llm::ChatModel;
 use crate::llm::generate::ChatTemplate;
-use crate::llm::gguf::{Gguf, Value};
+use crate::llm::gguf::Gguf;
 use crate::llm::llama::Llama;
 use crate::llm::tokenizer::BpeTokenizer;
 use crate::tagging::cache::{Entry, TagCache};
@@ -208,25 +209,13 @@ fn load_local(path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::
     let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
     let sha = crate::data::sha256_hex(&bytes);
     let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let name = g
-        .get("general.name")
-        .and_then(Value::as_str)
-        .unwrap_or("model")
-        .to_string();
-    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let template = g
-        .get("tokenizer.chat_template")
-        .and_then(Value::as_str)
-        .and_then(ChatTemplate::detect)
-        .with_context(|| {
-            format!(
-                "{}: no ChatML or Llama 3 chat template in its metadata",
-                path.display()
-            )
-        })?;
     let t0 = Instant::now();
-    let (model, cfg) =
-        Llama::from_gguf(&g, device).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let m = ChatModel::from_gguf(&g, device).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let template = m
+        .info
+        .template()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let (cfg, name) = (&m.config, m.info.name.clone());
     eprintln!(
         "{name}: {} layers, width {}, {} heads ({} key/value), loaded in {:.1} s",
         cfg.n_layers,
@@ -236,8 +225,8 @@ fn load_local(path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::
         t0.elapsed().as_secs_f64()
     );
     Ok(LocalModel {
-        model,
-        tok,
+        model: m.model,
+        tok: m.info.tok,
         template,
         name,
         sha,

@@ -32,10 +32,9 @@ use crate::eval::report::{
     summarize_metrics, write_results,
 };
 use crate::eval::{Ranks, Scorer, View, evaluate, evaluate_views};
-use crate::llm::generate::ChatTemplate;
-use crate::llm::gguf::{Gguf, Value};
+use crate::llm::ChatInfo;
+use crate::llm::gguf::Gguf;
 use crate::llm::llama::Llama;
-use crate::llm::tokenizer::BpeTokenizer;
 use crate::model::e4srec::{E4SRec, E4SRecConfig};
 
 /// How an E4SRec run was asked for (`RUN/e4srec.json`).
@@ -82,30 +81,10 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
     crate::data::ingest::write_json(path, v).map_err(|e| e.to_string())
 }
 
-fn llm_parts(
-    bytes: Vec<u8>,
-    path: &Path,
-    device: &Device,
-) -> Result<(Llama, BpeTokenizer, ChatTemplate, String), String> {
+fn load_llm(bytes: Vec<u8>, path: &Path, device: &Device) -> Result<Llama, String> {
     let g = Gguf::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| format!("{}: {e}", path.display()))?;
-    let template = g
-        .get("tokenizer.chat_template")
-        .and_then(Value::as_str)
-        .and_then(ChatTemplate::detect)
-        .ok_or_else(|| {
-            format!(
-                "{}: no ChatML or Llama 3 chat template in its metadata",
-                path.display()
-            )
-        })?;
-    let name = g
-        .get("general.name")
-        .and_then(Value::as_str)
-        .unwrap_or("llm")
-        .to_string();
     let (m, _) = Llama::from_gguf(&g, device).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((m, tok, template, name))
+    Ok(m)
 }
 
 /// Loads the encoder run's data and item table and the LLM's prompt tokens; checks the spec.
@@ -137,17 +116,11 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
     }
     spec.llm_sha256 = sha;
     let g = Gguf::parse(bytes.clone()).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let tok = BpeTokenizer::from_gguf(&g).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let template = g
-        .get("tokenizer.chat_template")
-        .and_then(Value::as_str)
-        .and_then(ChatTemplate::detect)
-        .ok_or_else(|| format!("{}: no chat template", spec.llm.display()))?;
-    let llm_name = g
-        .get("general.name")
-        .and_then(Value::as_str)
-        .unwrap_or("llm")
-        .to_string();
+    let info = ChatInfo::from_gguf(&g).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
+    let template = info
+        .template()
+        .map_err(|e| format!("{}: {e}", spec.llm.display()))?;
+    let (tok, llm_name) = (info.tok, info.name);
     let prompt = spec.config.prompt_ids(&tok, template)?;
     Ok(Prepared {
         encoder,
@@ -262,7 +235,7 @@ pub fn train_seed(
     }
     let ad = device.clone().autodiff();
     device.seed(seed);
-    let (llm, _, _, _) = llm_parts(p.llm_bytes.clone(), &spec.llm, &ad)?;
+    let llm = load_llm(p.llm_bytes.clone(), &spec.llm, &ad)?;
     let items = Tensor::from_data(p.items.clone().into_data(), &ad);
     let fresh = spec
         .config
@@ -447,7 +420,7 @@ pub fn run(
     for &seed in &spec.seeds {
         training.push(train_seed(&spec, &p, run, seed, device, progress)?);
         let dir = run.join(format!("seed-{seed}"));
-        let (llm, _, _, _) = llm_parts(p.llm_bytes.clone(), &spec.llm, device)?;
+        let llm = load_llm(p.llm_bytes.clone(), &spec.llm, device)?;
         let model = spec
             .config
             .init(llm, p.items.clone(), (&p.prompt.0, &p.prompt.1), device)?
