@@ -131,6 +131,11 @@ pub struct TrainArgs {
     /// Engagement-weighted loss: each target play counts FLOOR + (1 - FLOOR) x its completion
     #[arg(long, value_name = "FLOOR")]
     engagement_weight: Option<f32>,
+    /// Next-item windows move by this many plays and predict only their last N, so targets see
+    /// at least max_len - N plays of history (default: windows tile each sequence; 1 = every
+    /// target with its full history, max_len times the computation)
+    #[arg(long, value_name = "N")]
+    window_stride: Option<usize>,
     /// Cold start (with --protocol loo-full): hold this share of the tracks that end a user's
     /// history out of all training and histories, and score only the cases that target them
     #[arg(long, value_name = "SHARE")]
@@ -300,6 +305,7 @@ fn train_config(a: &TrainArgs, loss: Loss) -> TrainConfig {
         eval_every: a.eval_every,
         valid_metric: a.valid_metric.clone(),
         engagement_floor: a.engagement_weight,
+        window_stride: a.window_stride,
     }
 }
 

@@ -5,18 +5,31 @@ use crate::data::rng::Rng;
 use crate::model::PAD;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-/// A window `seq[start..end]` of user sequence `seq`.
+/// A window `seq[start..end]` of user sequence `seq`. Next-item windows predict the plays
+/// `seq[own..end]` (each from everything before it in the window); the plays before `own` are
+/// context only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     pub seq: u32,
     pub start: u32,
     pub end: u32,
+    pub own: u32,
 }
 
 /// Cuts every sequence into windows from its end backwards so that each play is a target once
-/// per epoch. Next-item windows hold `max_len + 1` plays (inputs and their shifted targets) and
-/// overlap by one; cloze windows hold `max_len` plays and do not overlap.
-pub fn windows(seqs: &[&[u32]], max_len: usize, cloze: bool) -> Vec<Window> {
+/// per epoch. Next-item windows hold up to `max_len + 1` plays (inputs and their shifted
+/// targets). Without `stride` they tile the sequence, overlapping by one play, so a target near
+/// a window's start sees little history; with `stride`, consecutive windows move by `stride`
+/// plays and each predicts only its last `stride` (the earliest window all of its own), so every
+/// target but the first few of a sequence sees at least `max_len - stride` plays, at
+/// `max_len / stride` times the computation (`stride` 1: every target with its full history, as
+/// RecBole's one sequence per prefix). Cloze windows hold `max_len` plays and do not overlap.
+pub fn windows(
+    seqs: &[&[u32]],
+    max_len: usize,
+    cloze: bool,
+    stride: Option<usize>,
+) -> Vec<Window> {
     let mut out = Vec::new();
     for (i, s) in seqs.iter().enumerate() {
         let mut end = s.len();
@@ -27,18 +40,22 @@ pub fn windows(seqs: &[&[u32]], max_len: usize, cloze: bool) -> Vec<Window> {
                     seq: i as u32,
                     start: start as u32,
                     end: end as u32,
+                    own: start as u32,
                 });
                 end = start;
             }
         } else {
+            let step = stride.unwrap_or(max_len).clamp(1, max_len);
             while end >= 2 {
                 let start = end.saturating_sub(max_len + 1);
+                let own = if start == 0 { 1 } else { (end - step).max(start + 1) };
                 out.push(Window {
                     seq: i as u32,
                     start: start as u32,
                     end: end as u32,
+                    own: own as u32,
                 });
-                end = start + 1;
+                end = own;
             }
         }
     }
@@ -115,9 +132,13 @@ pub fn next_item_batch(seqs: &[&[u32]], ratios: &[&[f32]], ws: &[Window], len: u
         let c = &ratios[w.seq as usize][range];
         let k = s.len() - 1;
         let off = r * len + len - k;
+        // Target j is play start + j + 1 of the sequence.
+        let own = (w.own - w.start) as usize;
         for j in 0..k {
             b.ids[off + j] = i64::from(s[j]) + 1;
-            b.targets[off + j] = i64::from(s[j + 1]) + 1;
+            if j + 1 >= own {
+                b.targets[off + j] = i64::from(s[j + 1]) + 1;
+            }
             b.completion[off + j] = c[j];
             b.target_completion[off + j] = c[j + 1];
         }
@@ -173,12 +194,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn strided_windows_predict_each_play_once_with_a_long_history() {
+        let s: Vec<u32> = (0..23).collect();
+        let c = vec![f32::NAN; 23];
+        let (seqs, ratios) = ([&s[..]], [&c[..]]);
+        for stride in [1, 2, 3, 5] {
+            let ws = windows(&seqs, 5, false, Some(stride));
+            let b = next_item_batch(&seqs, &ratios, &ws, 5);
+            // Each play after the first is predicted exactly once.
+            let mut targets: Vec<i64> = b.targets.iter().copied().filter(|&t| t != 0).collect();
+            targets.sort_unstable();
+            assert_eq!(targets, (2..=23).collect::<Vec<i64>>(), "stride {stride}");
+            // Outside the earliest window, a target sees at least max_len - stride + 1 plays.
+            for w in ws.iter().filter(|w| w.start > 0) {
+                assert!(w.own - w.start >= (5 - stride + 1) as u32, "stride {stride}: {w:?}");
+                assert_eq!(w.end - w.own, stride as u32);
+            }
+        }
+        // Without a stride the windows tile: as many as before the option existed.
+        assert_eq!(windows(&seqs, 5, false, None).len(), 5);
+    }
+
+    #[test]
     fn every_play_but_the_first_is_a_target_once() {
         let s: Vec<u32> = (0..12).collect();
         let seqs = [&s[..], &[7u32][..], &[1, 2][..]];
         let c: Vec<f32> = (0..12).map(|i| i as f32 / 10.0).collect();
         let ratios = [&c[..], &[f32::NAN][..], &[0.5, 0.25][..]];
-        let ws = windows(&seqs, 4, false);
+        let ws = windows(&seqs, 4, false, None);
         let b = next_item_batch(&seqs, &ratios, &ws, 4);
         let mut targets: Vec<i64> = b.targets.iter().copied().filter(|&t| t != 0).collect();
         targets.sort_unstable();
@@ -212,7 +255,7 @@ mod tests {
         let seqs = [&s[..]];
         let c = [0.5f32; 9];
         let ratios = [&c[..]];
-        let ws = windows(&seqs, 4, true);
+        let ws = windows(&seqs, 4, true, None);
         assert_eq!(ws.len(), 3);
         let mut rng = Rng::new(1);
         let b = cloze_batch(&seqs, &ratios, &ws, 4, 0.0, 99, &mut rng);

@@ -76,6 +76,10 @@ pub struct TrainConfig {
     /// (1 where its completion is unknown); `None` weighs every target alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engagement_floor: Option<f32>,
+    /// Next-item training windows move by this many plays and predict only their last
+    /// `stride` (see [`batch::windows`]); `None` tiles each sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_stride: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -93,6 +97,7 @@ impl Default for TrainConfig {
             eval_every: 1,
             valid_metric: "NDCG@10".into(),
             engagement_floor: None,
+            window_stride: None,
         }
     }
 }
@@ -232,7 +237,7 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
     let reads_completion = job.model.completion().is_some();
     let cloze = job.model.is_cloze();
     let max_len = job.model.max_len();
-    let all_windows = windows(&seqs, max_len, cloze);
+    let all_windows = windows(&seqs, max_len, cloze, t.window_stride);
     if all_windows.is_empty() {
         return Err(TrainError::Config("no training sequences".into()));
     }
