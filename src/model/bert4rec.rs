@@ -38,6 +38,9 @@ pub struct Bert4RecConfig {
     pub fusion: Option<FusionConfig>,
     /// Completion ratio of each history play as an input (none: not used).
     pub completion: Option<CompletionInput>,
+    /// The Transformer's linear layers drawn from N(0, init_std) (RecBole's and BERT's
+    /// initialisation with 0.02) instead of burn's default (Kaiming uniform).
+    pub init_std: Option<f64>,
 }
 
 #[derive(Module, Debug)]
@@ -70,6 +73,7 @@ impl Bert4RecConfig {
                 n_heads: self.n_heads,
                 max_len: self.max_len,
                 dropout: self.dropout,
+                init_std: self.init_std,
             },
             device,
         );

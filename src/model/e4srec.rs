@@ -423,15 +423,25 @@ mod tests {
     use burn::tensor::Distribution;
     use burn::tensor::loss::cross_entropy_with_logits;
 
-    /// One decoder and item table (the same for every `seed`); `seed` draws the trained parts.
-    fn tiny(dev: &Device, seed: u64, cfg: &E4SRecConfig) -> E4SRec {
+    /// A small decoder and item table.
+    fn base(dev: &Device) -> (Llama, Tensor<2>) {
         dev.seed(1);
         let llm = LlamaConfig::new(40, 16, 2, 2, 1, 32)
             .with_max_len(64)
             .init(dev);
         let items = Tensor::<2>::random([12, 8], Distribution::Normal(0.0, 1.0), dev);
+        (llm, items)
+    }
+
+    /// E4SRec over `base`; `seed` draws the trained parts.
+    fn on(base: &(Llama, Tensor<2>), dev: &Device, seed: u64, cfg: &E4SRecConfig) -> E4SRec {
         dev.seed(seed);
-        cfg.init(llm, items, (&[1, 2, 3], &[4, 5]), dev).unwrap()
+        cfg.init(base.0.clone(), base.1.clone(), (&[1, 2, 3], &[4, 5]), dev)
+            .unwrap()
+    }
+
+    fn tiny(dev: &Device, seed: u64, cfg: &E4SRecConfig) -> E4SRec {
+        on(&base(dev), dev, seed, cfg)
     }
 
     fn host(t: Tensor<2>) -> Vec<f32> {
@@ -524,7 +534,10 @@ mod tests {
             lora_rank: 4,
             ..E4SRecConfig::default()
         };
-        let mut m = tiny(&dev, 3, &cfg);
+        // One base for the trained model and the fresh one it is restored into (burn's
+        // generator is shared by tests running at the same time).
+        let shared = base(&dev);
+        let mut m = on(&shared, &dev, 3, &cfg);
         // Next track = last track + 1 (mod 12).
         let hs: Vec<Vec<u32>> = (0..12u32)
             .map(|i| vec![(i + 10) % 12, (i + 11) % 12, i])
@@ -559,7 +572,7 @@ mod tests {
 
         // Trained parts into a fresh model (other random projection, head and adapters).
         let saved = m.trained();
-        let fresh = tiny(&dev, 99, &cfg);
+        let fresh = on(&shared, &dev, 99, &cfg);
         assert_ne!(host(fresh.forward(&hist)), host(m.forward(&hist)));
         let back = fresh.load_trained(&saved).unwrap();
         for (k, v) in back.trained() {
@@ -571,7 +584,9 @@ mod tests {
         }
         let mut broken = saved.clone();
         broken.remove("layers.1.attn.v.lora_b");
-        let err = tiny(&dev, 5, &cfg).load_trained(&broken).unwrap_err();
+        let err = on(&shared, &dev, 5, &cfg)
+            .load_trained(&broken)
+            .unwrap_err();
         assert!(err.contains("layers.1.attn.v.lora_b"), "{err}");
     }
 

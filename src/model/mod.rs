@@ -140,6 +140,7 @@ impl ModelConfig {
             .expect("config serialises")
             .replace(",\"fusion\":null", "")
             .replace(",\"completion\":null", "")
+            .replace(",\"init_std\":null", "")
     }
 
     /// Longest history window the model reads.
@@ -157,7 +158,8 @@ impl ModelConfig {
     }
 
     /// Sets one hyper-parameter by name (`d_model`, `max_len`, `dropout`, `n_layers`,
-    /// `n_heads`, `d_ff`, `mask_prob`, `d_hidden`); used by the command line's overrides.
+    /// `n_heads`, `d_ff`, `mask_prob`, `d_hidden`, `init_std`); used by the command line's
+    /// overrides.
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), String> {
         let v = value as usize;
         let name = self.name();
@@ -168,6 +170,7 @@ impl ModelConfig {
             (Self::Sasrec(c), "n_layers") => c.n_layers = v,
             (Self::Sasrec(c), "n_heads") => c.n_heads = v,
             (Self::Sasrec(c), "d_ff") => c.d_ff = v,
+            (Self::Sasrec(c), "init_std") => c.init_std = Some(value),
             (Self::Bert4rec(c), "d_model") => c.d_model = v,
             (Self::Bert4rec(c), "max_len") => c.max_len = v,
             (Self::Bert4rec(c), "dropout") => c.dropout = value,
@@ -175,6 +178,7 @@ impl ModelConfig {
             (Self::Bert4rec(c), "n_heads") => c.n_heads = v,
             (Self::Bert4rec(c), "d_ff") => c.d_ff = v,
             (Self::Bert4rec(c), "mask_prob") => c.mask_prob = value,
+            (Self::Bert4rec(c), "init_std") => c.init_std = Some(value),
             (Self::Gru4rec(c), "d_model") => c.d_model = v,
             (Self::Gru4rec(c), "d_hidden") => c.d_hidden = v,
             (Self::Gru4rec(c), "max_len") => c.max_len = v,

@@ -39,6 +39,9 @@ pub struct SasRecConfig {
     pub fusion: Option<FusionConfig>,
     /// Completion ratio of each history play as an input (none: not used).
     pub completion: Option<CompletionInput>,
+    /// The Transformer's linear layers drawn from N(0, init_std) (RecBole's and BERT's
+    /// initialisation with 0.02) instead of burn's default (Kaiming uniform).
+    pub init_std: Option<f64>,
 }
 
 #[derive(Module, Debug)]
@@ -67,6 +70,7 @@ impl SasRecConfig {
                 n_heads: self.n_heads,
                 max_len: self.max_len,
                 dropout: self.dropout,
+                init_std: self.init_std,
             },
             device,
         );

@@ -26,6 +26,8 @@ pub(crate) struct Dims {
     pub n_heads: usize,
     pub max_len: usize,
     pub dropout: f64,
+    /// Linear layers from N(0, std) instead of burn's default.
+    pub init_std: Option<f64>,
 }
 
 pub(crate) struct Parts {
@@ -48,10 +50,16 @@ pub(crate) fn init(d: &Dims, device: &Device) -> Parts {
             .with_epsilon(1e-12)
             .init(device),
         dropout: DropoutConfig::new(d.dropout).init(),
-        encoder: TransformerEncoderConfig::new(d.d_model, d.d_ff, d.n_heads, d.n_layers)
-            .with_dropout(d.dropout)
-            .with_layer_norm_eps(1e-12)
-            .init(device),
+        encoder: {
+            let c = TransformerEncoderConfig::new(d.d_model, d.d_ff, d.n_heads, d.n_layers)
+                .with_dropout(d.dropout)
+                .with_layer_norm_eps(1e-12);
+            match d.init_std {
+                Some(std) => c.with_initializer(Initializer::Normal { mean: 0.0, std }),
+                None => c,
+            }
+            .init(device)
+        },
     }
 }
 

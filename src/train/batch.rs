@@ -24,12 +24,7 @@ pub struct Window {
 /// target but the first few of a sequence sees at least `max_len - stride` plays, at
 /// `max_len / stride` times the computation (`stride` 1: every target with its full history, as
 /// RecBole's one sequence per prefix). Cloze windows hold `max_len` plays and do not overlap.
-pub fn windows(
-    seqs: &[&[u32]],
-    max_len: usize,
-    cloze: bool,
-    stride: Option<usize>,
-) -> Vec<Window> {
+pub fn windows(seqs: &[&[u32]], max_len: usize, cloze: bool, stride: Option<usize>) -> Vec<Window> {
     let mut out = Vec::new();
     for (i, s) in seqs.iter().enumerate() {
         let mut end = s.len();
@@ -48,7 +43,11 @@ pub fn windows(
             let step = stride.unwrap_or(max_len).clamp(1, max_len);
             while end >= 2 {
                 let start = end.saturating_sub(max_len + 1);
-                let own = if start == 0 { 1 } else { (end - step).max(start + 1) };
+                let own = if start == 0 {
+                    1
+                } else {
+                    (end - step).max(start + 1)
+                };
                 out.push(Window {
                     seq: i as u32,
                     start: start as u32,
@@ -196,7 +195,7 @@ mod tests {
     #[test]
     fn strided_windows_predict_each_play_once_with_a_long_history() {
         let s: Vec<u32> = (0..23).collect();
-        let c = vec![f32::NAN; 23];
+        let c = [f32::NAN; 23];
         let (seqs, ratios) = ([&s[..]], [&c[..]]);
         for stride in [1, 2, 3, 5] {
             let ws = windows(&seqs, 5, false, Some(stride));
@@ -207,7 +206,10 @@ mod tests {
             assert_eq!(targets, (2..=23).collect::<Vec<i64>>(), "stride {stride}");
             // Outside the earliest window, a target sees at least max_len - stride + 1 plays.
             for w in ws.iter().filter(|w| w.start > 0) {
-                assert!(w.own - w.start >= (5 - stride + 1) as u32, "stride {stride}: {w:?}");
+                assert!(
+                    w.own - w.start >= (5 - stride + 1) as u32,
+                    "stride {stride}: {w:?}"
+                );
                 assert_eq!(w.end - w.own, stride as u32);
             }
         }
