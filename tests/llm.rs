@@ -537,3 +537,200 @@ fn encore_llm_chat_and_bench_run_the_real_model() {
     assert_eq!(v["greedy"].as_array().unwrap().len(), 3);
     assert!(v["gen_tokens_per_s"].as_f64().unwrap() > 0.0);
 }
+
+/// SmolLM2 rewritten as a Hugging Face checkpoint (safetensors with Hugging Face's names and
+/// rotary layout, config.json, tokenizer.json, tokenizer_config.json) loads through the Hugging
+/// Face path to the same tokens and the same next-token logits as the GGUF file.
+#[test]
+fn a_hugging_face_checkpoint_loads_to_the_same_model_as_the_gguf() {
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    use encore::llm::ChatModel;
+    use encore::llm::llama::{KvCache, LlamaConfig};
+    use serde_json::json;
+    let path = smollm2();
+    let g = Gguf::open(&path).unwrap();
+    let c = LlamaConfig::from_gguf(&g).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("SmolLM2-135M-Instruct");
+    std::fs::create_dir(&hf).unwrap();
+    // Weights: GGUF's `llama` files store Q and K rows so that rotary pairs are adjacent;
+    // Hugging Face pairs row i with i + head_dim / 2 in each head.
+    let hd = c.head_dim();
+    let unpermute = |w: Vec<f32>, heads: usize| -> Vec<f32> {
+        let cols = w.len() / (heads * hd);
+        let mut out = vec![0f32; w.len()];
+        for h in 0..heads {
+            for i in 0..hd / 2 {
+                for j in 0..2 {
+                    let src = (h * hd + 2 * i + j) * cols;
+                    let dst = (h * hd + j * (hd / 2) + i) * cols;
+                    out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
+                }
+            }
+        }
+        out
+    };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut put = |name: String, gguf: &str, perm: Option<usize>| {
+        let shape = g.tensor(gguf).unwrap().shape();
+        let mut v = g.dequantize(gguf).unwrap();
+        if let Some(heads) = perm {
+            v = unpermute(v, heads);
+        }
+        tensors.push((
+            name,
+            shape,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ));
+    };
+    put(
+        "model.embed_tokens.weight".into(),
+        "token_embd.weight",
+        None,
+    );
+    put("model.norm.weight".into(), "output_norm.weight", None);
+    for l in 0..c.n_layers {
+        let (h, b) = (format!("model.layers.{l}"), format!("blk.{l}"));
+        put(
+            format!("{h}.input_layernorm.weight"),
+            &format!("{b}.attn_norm.weight"),
+            None,
+        );
+        put(
+            format!("{h}.post_attention_layernorm.weight"),
+            &format!("{b}.ffn_norm.weight"),
+            None,
+        );
+        put(
+            format!("{h}.self_attn.q_proj.weight"),
+            &format!("{b}.attn_q.weight"),
+            Some(c.n_heads),
+        );
+        put(
+            format!("{h}.self_attn.k_proj.weight"),
+            &format!("{b}.attn_k.weight"),
+            Some(c.n_kv_heads),
+        );
+        put(
+            format!("{h}.self_attn.v_proj.weight"),
+            &format!("{b}.attn_v.weight"),
+            None,
+        );
+        put(
+            format!("{h}.self_attn.o_proj.weight"),
+            &format!("{b}.attn_output.weight"),
+            None,
+        );
+        for (hf_name, g_name) in [("gate", "gate"), ("up", "up"), ("down", "down")] {
+            put(
+                format!("{h}.mlp.{hf_name}_proj.weight"),
+                &format!("{b}.ffn_{g_name}.weight"),
+                None,
+            );
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, s, b)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+            (n.clone(), v.unwrap())
+        })
+        .collect();
+    std::fs::write(
+        hf.join("model.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        hf.join("config.json"),
+        json!({
+            "model_type": "llama", "vocab_size": c.vocab, "hidden_size": c.d_model,
+            "num_hidden_layers": c.n_layers, "num_attention_heads": c.n_heads,
+            "num_key_value_heads": c.n_kv_heads, "intermediate_size": c.d_ff,
+            "rope_theta": c.rope_theta, "rms_norm_eps": c.rms_eps, "tie_word_embeddings": true,
+            "max_position_embeddings": 8192
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // Tokenizer: the same vocabulary, merges and control tokens in Hugging Face's layout.
+    let strings = |k: &str| -> Vec<String> {
+        g.get(k)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let tokens = strings("tokenizer.ggml.tokens");
+    let types = g
+        .get("tokenizer.ggml.token_type")
+        .unwrap()
+        .as_array()
+        .unwrap();
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect();
+    let added: Vec<serde_json::Value> = types
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.as_u64() == Some(3))
+        .map(|(i, _)| json!({"id": i, "content": tokens[i], "special": true}))
+        .collect();
+    std::fs::write(
+        hf.join("tokenizer.json"),
+        json!({
+            "added_tokens": added,
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Digits", "individual_digits": true},
+                {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}]},
+            "model": {"type": "BPE", "vocab": vocab, "merges": strings("tokenizer.ggml.merges")}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let template = g.get("tokenizer.chat_template").unwrap().as_str().unwrap();
+    std::fs::write(
+        hf.join("tokenizer_config.json"),
+        json!({"chat_template": template}).to_string(),
+    )
+    .unwrap();
+
+    let dev = Device::flex();
+    let a = ChatModel::from_gguf(&g, &dev).unwrap();
+    let (b, sha) = ChatModel::from_hf_dir(&hf, &dev).unwrap();
+    assert_eq!(sha.len(), 64);
+    assert!(!b.config.rope_interleaved && a.config.rope_interleaved);
+    assert_eq!(a.info.template, b.info.template);
+    let text = "<|im_start|>user\nName 3 jazz instruments, e.g. the saxophone.<|im_end|>\n<|im_start|>assistant\n";
+    let ids = a.info.tok.encode(text);
+    assert_eq!(ids, b.info.tok.encode(text));
+    let logits = |m: &ChatModel| -> Vec<f32> {
+        let t = Tensor::<2, Int>::from_data(
+            TensorData::new(ids.iter().map(|&i| i64::from(i)).collect(), [1, ids.len()]),
+            &dev,
+        );
+        let h = m.model.forward_tokens(t, &mut KvCache::default());
+        let d = h.dims()[2];
+        m.model
+            .logits(h.narrow(1, ids.len() - 1, 1).reshape([1, d]))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (la, lb) = (logits(&a), logits(&b));
+    let worst = la
+        .iter()
+        .zip(&lb)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-3, "logits differ by up to {worst}");
+
+    // A damaged config is refused with its file's name.
+    std::fs::write(hf.join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
+    let err = ChatModel::from_hf_dir(&hf, &dev).err().unwrap();
+    assert!(err.contains("config.json") && err.contains("gpt2"), "{err}");
+}

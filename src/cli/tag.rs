@@ -38,7 +38,8 @@ pub struct TagArgs {
     /// A new store takes its tracks from this prepared dataset folder (`encore data ingest`)
     #[arg(long)]
     data: Option<PathBuf>,
-    /// A GGUF model (Llama architecture: SmolLM2, Llama 3.x, Qwen2.5), or with --endpoint the
+    /// A GGUF model or a Hugging Face checkpoint folder (safetensors, config.json,
+    /// tokenizer.json; Llama architecture: SmolLM2, Llama 3.x, Qwen2.5), or with --endpoint the
     /// name of the server's model
     #[arg(long)]
     model: Option<PathBuf>,
@@ -206,11 +207,16 @@ struct LocalModel {
 }
 
 fn load_local(path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<LocalModel> {
-    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
-    let sha = crate::data::sha256_hex(&bytes);
-    let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let t0 = Instant::now();
-    let m = ChatModel::from_gguf(&g, device).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let (m, sha) = if path.is_dir() {
+        ChatModel::from_hf_dir(path, device).map_err(|e| anyhow!("{}: {e}", path.display()))?
+    } else {
+        let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+        let sha = crate::data::sha256_hex(&bytes);
+        let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let m = ChatModel::from_gguf(&g, device).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        (m, sha)
+    };
     let template = m
         .info
         .template()

@@ -174,6 +174,9 @@ impl LlamaConfig {
     }
 }
 
+/// Reads a named weight as float32 after checking its `[out, in]` (or `[n]`) shape.
+type WeightReader<'a> = dyn Fn(&str, &[usize]) -> Result<Vec<f32>, String> + 'a;
+
 /// The attention bias that hides a key position ([`Llama::forward_embeds_masked`]).
 pub const MASKED: f32 = -1e9;
 
@@ -288,10 +291,20 @@ impl Llama {
     /// Loads every weight of a GGUF file (dequantized to float32).
     pub fn from_gguf(g: &Gguf, device: &Device) -> Result<(Self, LlamaConfig), String> {
         let c = LlamaConfig::from_gguf(g)?;
-        let t = |name: &str| -> Result<Vec<f32>, String> {
-            g.dequantize(name).map_err(|e: GgufError| e.to_string())
+        let names = |part: &str, layer: usize| -> String {
+            let l = format!("blk.{layer}");
+            match part {
+                "embed" => "token_embd.weight".into(),
+                "norm" => "output_norm.weight".into(),
+                "output" => "output.weight".into(),
+                "attn_norm" => format!("{l}.attn_norm.weight"),
+                "ffn_norm" => format!("{l}.ffn_norm.weight"),
+                "q" | "k" | "v" => format!("{l}.attn_{part}"),
+                "o" => format!("{l}.attn_output"),
+                other => format!("{l}.ffn_{other}"),
+            }
         };
-        let check = |name: &str, want: &[usize]| -> Result<(), String> {
+        let get = |name: &str, want: &[usize]| -> Result<Vec<f32>, String> {
             let got = g
                 .tensor(name)
                 .ok_or_else(|| format!("no tensor '{name}'"))?
@@ -301,55 +314,67 @@ impl Llama {
                     "tensor '{name}' is {got:?}, the config needs {want:?}"
                 ));
             }
-            Ok(())
+            g.dequantize(name).map_err(|e: GgufError| e.to_string())
         };
+        Ok((Self::assemble(&c, &names, &get, device)?, c))
+    }
+
+    /// Builds the decoder from named `[out, in]` weights: `names(part, layer)` gives a tensor's
+    /// name (linear layers without their `.weight`/`.bias` suffix), `get(name, shape)` its
+    /// float32 values after checking its shape.
+    fn assemble(
+        c: &LlamaConfig,
+        names: &dyn Fn(&str, usize) -> String,
+        get: &WeightReader,
+        device: &Device,
+    ) -> Result<Self, String> {
         let (d, hd, kv) = (c.d_model, c.head_dim(), c.n_kv_heads * c.head_dim());
-        let lin = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear, String> {
-            check(&format!("{name}.weight"), &[out, inp])?;
+        let lin = |name: String, out: usize, inp: usize, bias: bool| -> Result<Linear, String> {
+            let w = get(&format!("{name}.weight"), &[out, inp])?;
             let b = if bias {
-                Some(t(&format!("{name}.bias"))?)
+                Some(get(&format!("{name}.bias"), &[out])?)
             } else {
                 None
             };
-            Ok(linear(t(&format!("{name}.weight"))?, out, inp, b, device))
+            Ok(linear(w, out, inp, b, device))
+        };
+        let norm = |name: String| -> Result<RmsNorm, String> {
+            Ok(rms(get(&name, &[d])?, c.rms_eps, device))
         };
         let mut layers = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
-            let p = format!("blk.{l}");
             layers.push(Block {
-                attn_norm: rms(t(&format!("{p}.attn_norm.weight"))?, c.rms_eps, device),
+                attn_norm: norm(names("attn_norm", l))?,
                 attn: Attention {
-                    q: lin(&format!("{p}.attn_q"), c.n_heads * hd, d, c.qkv_bias)?,
-                    k: lin(&format!("{p}.attn_k"), kv, d, c.qkv_bias)?,
-                    v: lin(&format!("{p}.attn_v"), kv, d, c.qkv_bias)?,
-                    o: lin(&format!("{p}.attn_output"), d, c.n_heads * hd, false)?,
+                    q: lin(names("q", l), c.n_heads * hd, d, c.qkv_bias)?,
+                    k: lin(names("k", l), kv, d, c.qkv_bias)?,
+                    v: lin(names("v", l), kv, d, c.qkv_bias)?,
+                    o: lin(names("o", l), d, c.n_heads * hd, false)?,
                 },
-                ffn_norm: rms(t(&format!("{p}.ffn_norm.weight"))?, c.rms_eps, device),
+                ffn_norm: norm(names("ffn_norm", l))?,
                 mlp: Mlp {
-                    gate: lin(&format!("{p}.ffn_gate"), c.d_ff, d, false)?,
-                    up: lin(&format!("{p}.ffn_up"), c.d_ff, d, false)?,
-                    down: lin(&format!("{p}.ffn_down"), d, c.d_ff, false)?,
+                    gate: lin(names("gate", l), c.d_ff, d, false)?,
+                    up: lin(names("up", l), c.d_ff, d, false)?,
+                    down: lin(names("down", l), d, c.d_ff, false)?,
                 },
             });
         }
-        check("token_embd.weight", &[c.vocab, d])?;
-        let table = |name: &str| -> Result<Param<Tensor<2>>, String> {
+        let table = |name: String| -> Result<Param<Tensor<2>>, String> {
             Ok(Param::from_tensor(Tensor::from_data(
-                TensorData::new(t(name)?, [c.vocab, d]),
+                TensorData::new(get(&name, &[c.vocab, d])?, [c.vocab, d]),
                 device,
             )))
         };
         let output = if c.tie_embeddings {
             None
         } else {
-            check("output.weight", &[c.vocab, d])?;
-            Some(table("output.weight")?)
+            Some(table(names("output", 0))?)
         };
-        let (cos, sin) = rope_tables(&c, device);
-        let m = Llama {
-            embed: table("token_embd.weight")?,
+        let (cos, sin) = rope_tables(c, device);
+        Ok(Llama {
+            embed: table(names("embed", 0))?,
             layers,
-            norm: rms(t("output_norm.weight")?, c.rms_eps, device),
+            norm: norm(names("norm", 0))?,
             output,
             cos,
             sin,
@@ -357,8 +382,7 @@ impl Llama {
             n_kv_heads: c.n_kv_heads,
             head_dim: hd,
             rope_interleaved: c.rope_interleaved,
-        };
-        Ok((m, c))
+        })
     }
 
     /// Embeddings of token ids.
@@ -555,5 +579,113 @@ impl Llama {
             input = Tensor::from_data(TensorData::new(vec![next], [1, 1]), device);
         }
         out
+    }
+}
+
+impl LlamaConfig {
+    /// From a Hugging Face `config.json` (`model_type` `llama` or `qwen2`). Checkpoints in that
+    /// format pair rotary dimensions `i` and `i + head_dim / 2`.
+    pub fn from_hf_json(text: &str) -> Result<Self, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
+        let kind = v["model_type"].as_str().unwrap_or_default();
+        if kind != "llama" && kind != "qwen2" {
+            return Err(format!(
+                "config.json: model_type '{kind}' is not a Llama-style decoder (llama, qwen2)"
+            ));
+        }
+        let u = |k: &str| -> Result<usize, String> {
+            v[k].as_u64()
+                .map(|x| x as usize)
+                .ok_or_else(|| format!("config.json: no integer '{k}'"))
+        };
+        let heads = u("num_attention_heads")?;
+        let c = Self::new(
+            u("vocab_size")?,
+            u("hidden_size")?,
+            u("num_hidden_layers")?,
+            heads,
+            u("num_key_value_heads").unwrap_or(heads),
+            u("intermediate_size")?,
+        )
+        .with_rope_theta(v["rope_theta"].as_f64().unwrap_or(10000.0))
+        .with_rms_eps(v["rms_norm_eps"].as_f64().unwrap_or(1e-5))
+        .with_max_len(u("max_position_embeddings").unwrap_or(2048).min(8192))
+        .with_rope_interleaved(false)
+        .with_qkv_bias(kind == "qwen2")
+        .with_tie_embeddings(v["tie_word_embeddings"].as_bool().unwrap_or(false));
+        if c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 {
+            return Err(format!(
+                "config.json: {} heads ({} key/value) do not divide width {}",
+                c.n_heads, c.n_kv_heads, c.d_model
+            ));
+        }
+        Ok(c)
+    }
+}
+
+impl Llama {
+    /// Loads a Hugging Face checkpoint: `config` from its `config.json` and the bytes of its
+    /// safetensors file(s) (one, or the shards of `model.safetensors.index.json`); F32, F16
+    /// and BF16 tensors.
+    pub fn from_safetensors(
+        config: &LlamaConfig,
+        shards: &[&[u8]],
+        device: &Device,
+    ) -> Result<Self, String> {
+        let files = shards
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                safetensors::SafeTensors::deserialize(b)
+                    .map_err(|e| format!("safetensors file {}: {e}", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let names = |part: &str, layer: usize| -> String {
+            let l = format!("model.layers.{layer}");
+            match part {
+                "embed" => "model.embed_tokens.weight".into(),
+                "norm" => "model.norm.weight".into(),
+                "output" => "lm_head.weight".into(),
+                "attn_norm" => format!("{l}.input_layernorm.weight"),
+                "ffn_norm" => format!("{l}.post_attention_layernorm.weight"),
+                "q" | "k" | "v" | "o" => format!("{l}.self_attn.{part}_proj"),
+                other => format!("{l}.mlp.{other}_proj"),
+            }
+        };
+        let get = |name: &str, want: &[usize]| -> Result<Vec<f32>, String> {
+            let t = files
+                .iter()
+                .find_map(|f| f.tensor(name).ok())
+                .ok_or_else(|| format!("no tensor '{name}'"))?;
+            if t.shape() != want {
+                return Err(format!(
+                    "tensor '{name}' is {:?}, the config needs {want:?}",
+                    t.shape()
+                ));
+            }
+            let b = t.data();
+            use safetensors::Dtype;
+            Ok(match t.dtype() {
+                Dtype::F32 => b
+                    .chunks_exact(4)
+                    .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+                    .collect(),
+                Dtype::F16 => b
+                    .chunks_exact(2)
+                    .map(|x| half::f16::from_le_bytes([x[0], x[1]]).to_f32())
+                    .collect(),
+                Dtype::BF16 => b
+                    .chunks_exact(2)
+                    .map(|x| half::bf16::from_le_bytes([x[0], x[1]]).to_f32())
+                    .collect(),
+                other => {
+                    return Err(format!(
+                        "tensor '{name}' is {other:?}, not F32, F16 or BF16"
+                    ));
+                }
+            })
+        };
+        Self::assemble(config, &names, &get, device)
     }
 }

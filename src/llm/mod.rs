@@ -61,3 +61,75 @@ impl ChatModel {
         })
     }
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+impl ChatModel {
+    /// A Hugging Face checkpoint folder: `config.json`, `tokenizer.json`, `tokenizer_config.json`
+    /// (its `chat_template`), and `model.safetensors` or the shards that
+    /// `model.safetensors.index.json` lists. Returns the model and the sha256 of its weights.
+    pub fn from_hf_dir(
+        dir: &std::path::Path,
+        device: &burn::tensor::Device,
+    ) -> Result<(Self, String), String> {
+        let read = |name: &str| -> Result<Vec<u8>, String> {
+            let p = dir.join(name);
+            std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let text = |name: &str| -> Result<String, String> {
+            String::from_utf8(read(name)?).map_err(|e| format!("{name}: {e}"))
+        };
+        let config = LlamaConfig::from_hf_json(&text("config.json")?)?;
+        let tok = BpeTokenizer::from_hf_json(&text("tokenizer.json")?)?;
+        let tc: serde_json::Value = match text("tokenizer_config.json") {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| format!("tokenizer_config.json: {e}"))?,
+            Err(_) => serde_json::Value::Null,
+        };
+        let template = tc["chat_template"].as_str().and_then(ChatTemplate::detect);
+        let files: Vec<String> = match text("model.safetensors.index.json") {
+            Ok(t) => {
+                let idx: serde_json::Value = serde_json::from_str(&t)
+                    .map_err(|e| format!("model.safetensors.index.json: {e}"))?;
+                let mut f: Vec<String> = idx["weight_map"]
+                    .as_object()
+                    .ok_or("model.safetensors.index.json: no weight_map")?
+                    .values()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                f.sort();
+                f.dedup();
+                f
+            }
+            Err(_) => vec!["model.safetensors".into()],
+        };
+        let shards = files
+            .iter()
+            .map(|f| read(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sha = <sha2::Sha256 as sha2::Digest>::new();
+        for s in &shards {
+            sha2::Digest::update(&mut sha, s);
+        }
+        let sha: String = sha2::Digest::finalize(sha)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let refs: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
+        let model = Llama::from_safetensors(&config, &refs, device)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        Ok((
+            Self {
+                model,
+                config,
+                info: ChatInfo {
+                    tok,
+                    template,
+                    name,
+                },
+            },
+            sha,
+        ))
+    }
+}

@@ -126,6 +126,92 @@ impl BpeTokenizer {
         })
     }
 
+    /// From a Hugging Face `tokenizer.json` (a byte-level `BPE` model; special added tokens are
+    /// control tokens). The pre-tokenizer is recognised from its description: GPT-2's byte-level
+    /// split, or single digits first (SmolLM, StarCoder); others (a custom `Split` pattern, as
+    /// Llama 3's and Qwen2's) are refused.
+    pub fn from_hf_json(text: &str) -> Result<Self, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("tokenizer.json: {e}"))?;
+        let m = &v["model"];
+        if m["type"].as_str() != Some("BPE") {
+            return Err(format!(
+                "tokenizer.json: model type {} is not BPE",
+                m["type"]
+            ));
+        }
+        let vocab = m["vocab"]
+            .as_object()
+            .ok_or("tokenizer.json: no model.vocab")?;
+        let mut tokens: Vec<Option<String>> = Vec::new();
+        let mut put = |id: u64, t: &str| {
+            let id = id as usize;
+            if tokens.len() <= id {
+                tokens.resize(id + 1, None);
+            }
+            tokens[id] = Some(t.to_string());
+        };
+        for (t, id) in vocab {
+            put(
+                id.as_u64()
+                    .ok_or("tokenizer.json: a vocabulary id is not an integer")?,
+                t,
+            );
+        }
+        let mut control = Vec::new();
+        for a in v["added_tokens"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            let (Some(id), Some(t)) = (a["id"].as_u64(), a["content"].as_str()) else {
+                return Err("tokenizer.json: an added token without id or content".into());
+            };
+            put(id, t);
+            if a["special"].as_bool() == Some(true) {
+                control.push(id as u32);
+            }
+        }
+        let tokens = tokens
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| t.ok_or_else(|| format!("tokenizer.json: no token has id {i}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let merges: Vec<String> = m["merges"]
+            .as_array()
+            .ok_or("tokenizer.json: no model.merges")?
+            .iter()
+            .map(|x| match x {
+                serde_json::Value::String(s) => Ok(s.clone()),
+                serde_json::Value::Array(p) => match (p.first(), p.get(1)) {
+                    (Some(a), Some(b)) => Ok(format!(
+                        "{} {}",
+                        a.as_str().unwrap_or_default(),
+                        b.as_str().unwrap_or_default()
+                    )),
+                    _ => Err("tokenizer.json: a merge is not a pair".to_string()),
+                },
+                _ => Err("tokenizer.json: a merge is not a string or a pair".to_string()),
+            })
+            .collect::<Result<_, _>>()?;
+        let pre_text = v["pre_tokenizer"].to_string();
+        let pre = if pre_text.contains("\"Split\"") {
+            return Err(
+                "tokenizer.json: a custom Split pre-tokenizer (Llama 3, Qwen2) is not implemented"
+                    .into(),
+            );
+        } else if pre_text.contains("\"Digits\"") {
+            PreTokenizer::DigitsThenGpt2
+        } else if pre_text.contains("\"ByteLevel\"") {
+            PreTokenizer::Gpt2
+        } else {
+            return Err(format!(
+                "tokenizer.json: pre-tokenizer {pre_text} is not byte-level"
+            ));
+        };
+        Self::new(tokens, &merges, &control, pre)
+    }
+
     /// From a GGUF file's metadata (`tokenizer.ggml.model` must be `gpt2`).
     pub fn from_gguf(g: &Gguf) -> Result<Self, String> {
         let model = g.require("tokenizer.ggml.model", |v| v.as_str().map(str::to_string))?;
