@@ -24,14 +24,14 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::run::{Loaded, RunSpec, load};
+use super::run::{Loaded, RunSpec, load, read_json, scorer_test_ranks, write_json};
 use super::{EpochLog, TrainConfig, load_model, training_sequences};
 use crate::data::rng::Rng;
 use crate::eval::report::{
     DatasetInfo, LlmInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining,
     summarize_metrics, write_results,
 };
-use crate::eval::{Ranks, Scorer, View, evaluate, evaluate_views};
+use crate::eval::{Ranks, Scorer, evaluate};
 use crate::llm::ChatInfo;
 use crate::llm::gguf::Gguf;
 use crate::llm::llama::Llama;
@@ -67,23 +67,15 @@ pub struct Prepared {
     pub loaded: Loaded,
     /// `[n_items, item_dim]`, the encoder's output table.
     pub items: Tensor<2>,
-    pub llm_bytes: Vec<u8>,
+    /// The LLM's file, parsed once; each seed dequantizes its weights onto its device.
+    pub gguf: Gguf,
     pub prompt: (Vec<u32>, Vec<u32>),
     pub llm_name: String,
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
-    crate::data::ingest::write_json(path, v).map_err(|e| e.to_string())
-}
-
-fn load_llm(bytes: Vec<u8>, path: &Path, device: &Device) -> Result<Llama, String> {
-    let g = Gguf::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (m, _) = Llama::from_gguf(&g, device).map_err(|e| format!("{}: {e}", path.display()))?;
+fn load_llm(p: &Prepared, path: &Path, device: &Device) -> Result<Llama, String> {
+    let (m, _) =
+        Llama::from_gguf(&p.gguf, device).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(m)
 }
 
@@ -115,7 +107,7 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
         ));
     }
     spec.llm_sha256 = sha;
-    let g = Gguf::parse(bytes.clone()).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
+    let g = Gguf::parse(bytes).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
     let info = ChatInfo::from_gguf(&g).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
     let template = info
         .template()
@@ -126,7 +118,7 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
         encoder,
         loaded,
         items,
-        llm_bytes: bytes,
+        gguf: g,
         prompt,
         llm_name,
     })
@@ -235,7 +227,7 @@ pub fn train_seed(
     }
     let ad = device.clone().autodiff();
     device.seed(seed);
-    let llm = load_llm(p.llm_bytes.clone(), &spec.llm, &ad)?;
+    let llm = load_llm(p, &spec.llm, &ad)?;
     let items = Tensor::from_data(p.items.clone().into_data(), &ad);
     let fresh = spec
         .config
@@ -258,15 +250,7 @@ pub fn train_seed(
     let ce = CrossEntropyLossConfig::new().init(&ad);
     let steps_per_epoch = seqs.len().div_ceil(t.batch_size);
     let total = steps_per_epoch * t.epochs;
-    let bar = progress.then(|| {
-        let b = indicatif::ProgressBar::new(steps_per_epoch as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        b
-    });
+    let bar = super::progress_bar(progress, steps_per_epoch as u64);
     while !state.finished && state.epoch < t.epochs {
         let epoch = state.epoch + 1;
         device.seed(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
@@ -420,7 +404,7 @@ pub fn run(
     for &seed in &spec.seeds {
         training.push(train_seed(&spec, &p, run, seed, device, progress)?);
         let dir = run.join(format!("seed-{seed}"));
-        let llm = load_llm(p.llm_bytes.clone(), &spec.llm, device)?;
+        let llm = load_llm(&p, &spec.llm, device)?;
         let model = spec
             .config
             .init(llm, p.items.clone(), (&p.prompt.0, &p.prompt.1), device)?
@@ -429,29 +413,8 @@ pub fn run(
             model: &model,
             batch: spec.train.batch_size,
         };
-        let full = |mask_heard| View {
-            candidates: None,
-            mask_heard,
-        };
-        let views = [
-            View {
-                candidates: l.prepared.test_candidates.as_deref(),
-                mask_heard: false,
-            },
-            full(false),
-            full(true),
-        ];
-        let t0 = Instant::now();
-        let cases = &l.prepared.split.test;
-        let mut r = evaluate_views(&scorer, &l.data, cases, &views).into_iter();
-        throughput
-            .push((cases.len() * l.data.n_tracks()) as f64 / t0.elapsed().as_secs_f64().max(1e-9));
-        let mut next = || r.next().expect("one result per view");
-        let sr = SeedRanks {
-            protocol: next(),
-            full: next(),
-            full_unheard: next(),
-        };
+        let (sr, per_s) = scorer_test_ranks(l, &scorer);
+        throughput.push(per_s);
         write_json(&dir.join("ranks.json"), &sr)?;
         ranks.push(sr);
     }

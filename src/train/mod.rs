@@ -432,7 +432,7 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
     })
 }
 
-fn progress_bar(show: bool, steps: u64) -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress_bar(show: bool, steps: u64) -> Option<indicatif::ProgressBar> {
     if !show {
         return None;
     }

@@ -187,8 +187,12 @@ pub fn test_ranks(
     cfg: &ModelConfig,
     device: &Device,
 ) -> (SeedRanks, f64) {
+    scorer_test_ranks(l, &ModelScorer::new(model, cfg.max_len(), device.clone()))
+}
+
+/// [`test_ranks`] for any scorer (E4SRec's too).
+pub fn scorer_test_ranks(l: &Loaded, scorer: &dyn crate::eval::Scorer) -> (SeedRanks, f64) {
     let cases = &l.prepared.split.test;
-    let scorer = ModelScorer::new(model, cfg.max_len(), device.clone());
     let full = |mask_heard| View {
         candidates: None,
         mask_heard,
@@ -202,7 +206,7 @@ pub fn test_ranks(
         full(true),
     ];
     let t0 = Instant::now();
-    let mut r = evaluate_views(&scorer, &l.data, cases, &views).into_iter();
+    let mut r = evaluate_views(scorer, &l.data, cases, &views).into_iter();
     let per_s = (cases.len() * l.data.n_tracks()) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
     let mut next = || r.next().expect("one result per view");
     (
@@ -219,11 +223,11 @@ fn seed_dir(run: &Path, seed: u64) -> PathBuf {
     run.join(format!("seed-{seed}"))
 }
 
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
     crate::data::ingest::write_json(path, v).map_err(|e| e.to_string())
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
