@@ -2,10 +2,13 @@
 # The demo catalog and model bundles the web app serves (idempotent):
 #   1. catalog: the free tracks named in models/demo.toml (from the asset cache) -> models/music/
 #   2. sessions simulated from the tracks' content (no real listening log exists for them)
-#   3. SASRec trained on them, reading each play's completion ratio (3 seeds, leave-one-out,
-#      full ranking)
-#   4. bundles: models/demo (q8, the default) and models/demo-fp32, listed in models/index.json
-#   5. musicnn's weights (converted from the package's TF1 checkpoint) -> models/musicnn/, for the
+#   3. musicnn over every track (embedding and tags, a resumable feature store)
+#   4. SASRec trained on them, reading each play's completion ratio (3 seeds, leave-one-out,
+#      full ranking): content-only (items are their musicnn sound, so a listener's own file can
+#      be recommended) and id-only
+#   5. bundles: models/demo-content (q8, the default), models/demo (q8) and models/demo-fp32,
+#      listed in models/index.json in that order
+#   6. musicnn's weights (converted from the package's TF1 checkpoint) -> models/musicnn/, for the
 #      app's "your own track" analysis
 #   scripts/demo-model.sh [--force]
 set -euo pipefail
@@ -18,8 +21,9 @@ if ((force)) || [ ! -f models/musicnn/msd_musicnn.safetensors ]; then
   "$CARGO_TARGET_DIR/debug/encore" features convert-musicnn -o models/musicnn/msd_musicnn.safetensors
 fi
 if ((!force)) && [ -f models/demo/manifest.json ] && [ -f models/demo-fp32/manifest.json ] &&
+  [ -f models/demo-content/manifest.json ] && [ models/demo-content/manifest.json -nt models/demo.toml ] &&
   [ models/demo/manifest.json -nt models/demo.toml ] && [ -f models/music/catalog.json ]; then
-  echo "demo bundles up to date (models/demo, models/demo-fp32; --force rebuilds)"
+  echo "demo bundles up to date (models/demo-content, models/demo, models/demo-fp32; --force rebuilds)"
   exit 0
 fi
 cargo build --locked --quiet
@@ -28,9 +32,15 @@ work="$ENCORE_CACHE/demo-model"
 mkdir -p "$work"
 "$encore" catalog build --spec models/demo.toml -o models/music
 "$encore" catalog simulate models/music/catalog.json --listeners 400 --sessions 6 --seed 0 -o "$work/sessions.inter"
+"$encore" features audio --store "$work/store" --catalog models/music/catalog.json --dir models/music/audio
+"$encore" train --data "$work/sessions.inter" --format recbole --preset none --model sasrec \
+  --protocol loo-full --completion buckets:10 --content "audio=$work/store" --content "audio_tags=$work/store" \
+  --fusion content-only --seeds 3 --epochs 60 --patience 10 --device cpu -o "$work/sasrec-content"
 "$encore" train --data "$work/sessions.inter" --format recbole --preset none --model sasrec \
   --protocol loo-full --completion buckets:10 --seeds 3 --epochs 60 --patience 10 --device cpu \
   -o "$work/sasrec-completion"
+"$encore" export "$work/sasrec-content" --catalog models/music/catalog.json --quantize q8 --simulated \
+  --name "Demo (SASRec over musicnn sound, q8)" -o models/demo-content
 "$encore" export "$work/sasrec-completion" --catalog models/music/catalog.json --quantize q8 --simulated \
   --name "Demo (SASRec, q8)" -o models/demo
 "$encore" export "$work/sasrec-completion" --catalog models/music/catalog.json --quantize none --simulated \

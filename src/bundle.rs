@@ -91,6 +91,21 @@ pub struct BundleConfig {
     /// Plays of each model item in the training log (recommendations for an empty history).
     pub popularity: Vec<u32>,
     pub provenance: Provenance,
+    /// Labels of content modalities whose dimensions are named (e.g. MGPHot genes scaled to
+    /// 0..1), for the app's "why".
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
 }
 
 /// Checks downloaded bytes against their manifest entry.
@@ -163,19 +178,41 @@ pub fn load_weights(
     weights: Vec<u8>,
     device: &Device,
 ) -> Result<SeqModel, String> {
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-        .map_err(|e| format!("model.bpk: {e}"))?;
-    let cpu = Device::flex();
-    let model = cfg
-        .init(&cpu)
-        .try_load_record(record)
-        .map_err(|e| format!("model.bpk: {e}"))?
-        .map(&mut Dequantizer);
-    Ok(if *device == cpu {
+    let model = load_weights_cpu(cfg, weights)?;
+    Ok(if *device == Device::flex() {
         model
     } else {
         model.to_device(device)
     })
+}
+
+/// [`load_weights`] on the CPU backend (float weights).
+fn load_weights_cpu(cfg: &ModelConfig, weights: Vec<u8>) -> Result<SeqModel, String> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
+        .map_err(|e| format!("model.bpk: {e}"))?;
+    Ok(cfg
+        .init(&Device::flex())
+        .try_load_record(record)
+        .map_err(|e| format!("model.bpk: {e}"))?
+        .map(&mut Dequantizer))
+}
+
+/// A track the bundle was not trained on (a listener's own file), described by its content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewTrack {
+    /// Modality name -> vector (e.g. `audio`: musicnn's 200-d embedding); modalities the
+    /// model reads but the track lacks get the model's absent vector.
+    pub content: std::collections::BTreeMap<String, Vec<f32>>,
+}
+
+/// Why a track is recommended after the last one: what a listener can check.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Affinity {
+    /// Cosine similarity of the two tracks' musicnn embeddings, when both have one.
+    pub sound: Option<f32>,
+    /// Labels of named content (musicnn's tags, MGPHot genes) among the five strongest of both
+    /// tracks, strongest first (at most three per modality).
+    pub shared: Vec<String>,
 }
 
 /// A loaded bundle: the model on a device and the mapping between model items and the catalog.
@@ -187,6 +224,9 @@ pub struct Recommender {
     item_track: Vec<usize>,
     /// Model item of each catalog track (`None`: the model never saw it).
     track_item: Vec<Option<u32>>,
+    /// Each content modality of the model (configuration order): name and, per model item,
+    /// its vector where the item has it.
+    content: Vec<(String, Vec<Option<Vec<f32>>>)>,
     device: Device,
 }
 
@@ -225,15 +265,89 @@ impl Recommender {
             item_track.push(t);
             track_item[t] = Some(i as u32);
         }
-        let model = load_weights(&config.model, weights, device)?;
+        let model = load_weights_cpu(&config.model, weights)?;
+        let content = match (model.fusion(), config.model.fusion()) {
+            (Some(f), Some(c)) => c
+                .modalities
+                .iter()
+                .map(|m| m.name.clone())
+                .zip(f.content_of()?)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let model = if *device == Device::flex() {
+            model
+        } else {
+            model.to_device(device)
+        };
         Ok(Recommender {
             model,
             config,
             catalog,
             item_track,
             track_item,
+            content,
             device: device.clone(),
         })
+    }
+
+    /// Whether the model can score tracks it was not trained on from their content (a
+    /// content-only model), and so recommend a listener's own files.
+    pub fn accepts_new_tracks(&self) -> bool {
+        self.model.fusion().is_some_and(|f| !f.uses_ids())
+    }
+
+    /// The content modalities the model reads, in order.
+    pub fn modalities(&self) -> Vec<&str> {
+        self.content.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// A catalog track's content vector of one modality, when the model has it.
+    pub fn content_of(&self, track: usize, modality: &str) -> Option<&[f32]> {
+        let item = self.track_item.get(track).copied().flatten()? as usize;
+        let (_, rows) = self.content.iter().find(|(n, _)| n == modality)?;
+        rows.get(item)?.as_deref()
+    }
+
+    /// What links track `b` to track `a` (catalog indices, or new tracks after the catalog's
+    /// end with their content in `new`): how alike their sound is (musicnn embeddings, the
+    /// `audio` modality) and which labels of `labelled` content they share.
+    pub fn affinity(&self, a: usize, b: usize, new: &[NewTrack]) -> Affinity {
+        let get = |t: usize, m: &str| -> Option<Vec<f32>> {
+            if t < self.catalog.tracks.len() {
+                self.content_of(t, m).map(<[f32]>::to_vec)
+            } else {
+                new.get(t - self.catalog.tracks.len())?
+                    .content
+                    .get(m)
+                    .cloned()
+            }
+        };
+        let sound = match (get(a, "audio"), get(b, "audio")) {
+            (Some(x), Some(y)) if x.len() == y.len() => Some(cosine(&x, &y)),
+            _ => None,
+        };
+        let mut shared = Vec::new();
+        for (name, labels) in &self.config.labels {
+            if let (Some(x), Some(y)) = (get(a, name), get(b, name)) {
+                // Labels among the five strongest of both tracks.
+                let top = |v: &[f32]| -> Vec<usize> {
+                    let mut i: Vec<usize> = (0..v.len().min(labels.len())).collect();
+                    i.sort_by(|&p, &q| v[q].total_cmp(&v[p]).then(p.cmp(&q)));
+                    i.truncate(5);
+                    i
+                };
+                let (tx, ty) = (top(&x), top(&y));
+                let mut both: Vec<(f32, &String)> = tx
+                    .iter()
+                    .filter(|i| ty.contains(i))
+                    .map(|&i| (x[i].min(y[i]), &labels[i]))
+                    .collect();
+                both.sort_by(|p, q| q.0.total_cmp(&p.0).then(p.1.cmp(q.1)));
+                shared.extend(both.into_iter().take(3).map(|(_, l)| l.clone()));
+            }
+        }
+        Affinity { sound, shared }
     }
 
     /// Whether the model knows a catalog track.
@@ -269,6 +383,48 @@ impl Recommender {
         exclude: &[usize],
         k: usize,
     ) -> Result<Vec<Recommendation>, String> {
+        self.recommend_new(history, completions, exclude, k, &[])
+            .await
+    }
+
+    /// [`recommend_with`](Self::recommend_with) over the catalog and `new` tracks the model
+    /// was not trained on (a listener's own files, scored from their content through a
+    /// content-only model; see [`accepts_new_tracks`](Self::accepts_new_tracks)). New track `j`
+    /// is index `catalog.tracks.len() + j` in `history`, `exclude` and the result.
+    pub async fn recommend_new(
+        &self,
+        history: &[usize],
+        completions: Option<&[f32]>,
+        exclude: &[usize],
+        k: usize,
+        new: &[NewTrack],
+    ) -> Result<Vec<Recommendation>, String> {
+        let n_catalog = self.catalog.tracks.len();
+        if history
+            .iter()
+            .chain(exclude)
+            .any(|&t| t >= n_catalog + new.len())
+        {
+            return Err("a track index beyond the catalog and the new tracks".into());
+        }
+        // The new tracks' rows, appended after the model's table (so their ids follow its
+        // last row); none when the model cannot encode them.
+        let rows = self.model.rows();
+        let extra = match (new.is_empty(), self.model.fusion(), rows.as_ref()) {
+            (false, Some(f), Some(r)) if !f.uses_ids() => {
+                let content: Vec<Vec<Option<Vec<f32>>>> = self
+                    .content
+                    .iter()
+                    .map(|(name, _)| new.iter().map(|t| t.content.get(name).cloned()).collect())
+                    .collect();
+                Some((r.dims()[0], f.encode_new(&content, &self.device)?))
+            }
+            _ => None,
+        };
+        let rows = match (&rows, &extra) {
+            (Some(r), Some((_, e))) => Some(Tensor::cat(vec![r.clone(), e.clone()], 0)),
+            _ => rows,
+        };
         if let Some(c) = completions
             && c.len() != history.len()
         {
@@ -282,12 +438,22 @@ impl Recommender {
             .iter()
             .enumerate()
             .filter_map(|(i, &t)| {
-                let item = self.track_item.get(t).copied().flatten()?;
+                let item = if t < n_catalog {
+                    self.track_item.get(t).copied().flatten()?
+                } else {
+                    // Row `first + j` of the extended table is track id `first + j - 1`.
+                    let (first, _) = extra.as_ref()?;
+                    (first + t - n_catalog - 1) as u32
+                };
                 Some((item, completions.map_or(f32::NAN, |c| c[i])))
             })
             .unzip();
+        let n_items = self.item_track.len();
         let scores: Vec<f32> = if items.is_empty() {
-            self.config.popularity.iter().map(|&p| p as f32).collect()
+            // Popularity; new tracks were never played in training.
+            let mut p: Vec<f32> = self.config.popularity.iter().map(|&p| p as f32).collect();
+            p.extend(extra.iter().flat_map(|(_, e)| vec![-1.0; e.dims()[0]]));
+            p
         } else {
             let ratios = [ratios.as_slice()];
             let state = self.model.history_state_with(
@@ -295,10 +461,18 @@ impl Recommender {
                 completions.is_some().then_some(&ratios[..]),
                 self.config.model.max_len(),
                 true,
-                self.model.rows().as_ref(),
+                rows.as_ref(),
                 &self.device,
             );
-            let s = self.model.score_all(state);
+            let mut s = self.model.score_all(state.clone());
+            if let Some((_, e)) = &extra {
+                // New tracks have no learned output bias: they get the mean one.
+                let mut se = state.matmul(e.clone().transpose());
+                if let Some(b) = self.model.item_bias() {
+                    se = se + b.mean().unsqueeze_dim(0);
+                }
+                s = Tensor::cat(vec![s, se], 1);
+            }
             s.into_data_async()
                 .await
                 .map_err(|e| format!("reading scores back: {e:?}"))?
@@ -309,7 +483,11 @@ impl Recommender {
             .iter()
             .enumerate()
             .map(|(i, &score)| Recommendation {
-                track: self.item_track[i],
+                track: if i < n_items {
+                    self.item_track[i]
+                } else {
+                    n_catalog + i - n_items
+                },
                 score,
             })
             .filter(|r| !exclude.contains(&r.track))
@@ -327,7 +505,6 @@ pub use native::*;
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use super::*;
-    use burn::module::Quantizer;
     use burn::tensor::quantization::{
         Calibration, QuantScheme, QuantStore, QuantValue, ScaleDtype,
     };
@@ -357,8 +534,11 @@ mod native {
         })
     }
 
+    /// Quantization block: values per f32 scale.
+    pub const BLOCK: u8 = 64;
+
     /// The quantizer for `q8` (8-bit symmetric, blocks of 64 with an f32 scale each) or `q4`.
-    pub fn quantizer(kind: &str) -> Result<Option<Quantizer>, String> {
+    pub fn quantizer(kind: &str) -> Result<Option<BlockQuantizer>, String> {
         let value = match kind {
             "none" => return Ok(None),
             "q8" => QuantValue::Q8S,
@@ -368,8 +548,40 @@ mod native {
         let scheme = QuantScheme::default()
             .with_value(value)
             .with_store(QuantStore::PackedU32(0))
-            .per_block([64], ScaleDtype::F32);
-        Ok(Some(Quantizer::new(Calibration::MinMax, scheme)))
+            .per_block([BLOCK], ScaleDtype::F32);
+        Ok(Some(BlockQuantizer { scheme, kept: 0 }))
+    }
+
+    /// Quantizes every float parameter whose rows split into whole blocks (of 64 values, else 56,
+    /// 48, .., 16); the others (e.g. musicnn's 50 tag probabilities) stay float32.
+    pub struct BlockQuantizer {
+        scheme: QuantScheme,
+        /// Parameters left in float32.
+        pub kept: usize,
+    }
+
+    impl burn::module::ModuleMapper for BlockQuantizer {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let last = param.dims()[D - 1];
+            // Blocks of 64, or the largest smaller multiple of 8 that splits the rows (a 200-wide
+            // musicnn table: 40), the scale overhead staying small.
+            let Some(block) = (8..=BLOCK)
+                .rev()
+                .step_by(8)
+                .find(|&b| last.is_multiple_of(b as usize))
+                .filter(|&b| b >= 16)
+            else {
+                self.kept += 1;
+                return param;
+            };
+            let scheme = self.scheme.per_block([block], ScaleDtype::F32);
+            param.map(|t| {
+                let range =
+                    burn::tensor::quantization::compute_range(&scheme, &t, &Calibration::MinMax);
+                let q = burn::tensor::quantization::compute_q_params(&scheme, range);
+                t.quantize(&scheme, q)
+            })
+        }
     }
 
     /// Makes the catalog's audio URLs relative to the bundle: `../MUSIC/...` when the catalog's
@@ -453,7 +665,7 @@ mod native {
             None => (serialise(model)?, None),
             Some(mut q) => {
                 let float_bytes = serialise(model.clone())?.len() as u64;
-                let weights = serialise(model.clone().quantize_weights(&mut q))?;
+                let weights = serialise(model.clone().map(&mut q))?;
                 // Score the test cases with both, the quantized model loaded as the app loads it.
                 let restored = load_weights(&spec.model, weights.to_vec(), &device)?;
                 let (a, _) = test_ranks(&loaded, &model, &spec.model, &device);
@@ -488,10 +700,21 @@ mod native {
                 }
             }
         }
+        // Named dimensions of feature-store content (musicnn's tags, MGPHot genes), for "why".
+        let mut labels = std::collections::BTreeMap::new();
+        for src in &spec.content {
+            if src.path.join("manifest.json").is_file() {
+                let store = crate::features::store::FeatureStore::load(&src.path)?;
+                if let Some(l) = store.modality(&src.name).and_then(|m| m.labels.clone()) {
+                    labels.insert(src.name.clone(), l);
+                }
+            }
+        }
         let config = BundleConfig {
             model: spec.model.clone(),
             items,
             popularity,
+            labels,
             provenance: Provenance {
                 run: opts.run.display().to_string(),
                 seed,
@@ -527,7 +750,7 @@ mod native {
             description: opts.description.clone().unwrap_or_else(|| {
                 format!(
                     "{} over {} tracks ({}{})",
-                    spec.model.name(),
+                    spec.model.label(),
                     catalog.tracks.len(),
                     if opts.quantize == "none" {
                         "float32".to_string()

@@ -277,3 +277,174 @@ fn catalog_build_reports_a_missing_folder() {
         "{err}"
     );
 }
+
+/// A content-only bundle (musicnn's embedding and tags, as the app computes them for a
+/// listener's file) scores a track it was never trained on: a "new" track with a catalog
+/// track's content scores and behaves in a history exactly like that track.
+#[test]
+fn content_only_bundle_scores_new_tracks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let music = tmp.path().join("music");
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/models/demo.toml");
+    let assets = assets();
+    encore_ok(&[
+        "catalog",
+        "build",
+        "--spec",
+        spec,
+        "--assets",
+        assets.to_str().unwrap(),
+        "-o",
+        music.to_str().unwrap(),
+    ]);
+    let cat_path = music.join("catalog.json");
+    let catalog: Catalog = serde_json::from_slice(&std::fs::read(&cat_path).unwrap()).unwrap();
+    // musicnn on four short tracks (linked into one folder; --catalog matches them by path),
+    // the others stay without content and get the model's absent vectors.
+    let mut short: Vec<&encore::catalog::Track> = catalog.tracks.iter().collect();
+    short.sort_by(|a, b| a.duration_s.total_cmp(&b.duration_s));
+    let picked: Vec<String> = short.iter().take(4).map(|t| t.id.clone()).collect();
+    let dir = tmp.path().join("picked");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, id) in picked.iter().enumerate() {
+        let t = &catalog.tracks[catalog.position(id).unwrap()];
+        let ext = Path::new(&t.audio).extension().unwrap().to_str().unwrap();
+        std::os::unix::fs::symlink(
+            std::fs::canonicalize(music.join(&t.audio)).unwrap(),
+            dir.join(format!("{i}.{ext}")),
+        )
+        .unwrap();
+    }
+    let store = tmp.path().join("store");
+    let out = encore_ok(&[
+        "features",
+        "audio",
+        "--store",
+        store.to_str().unwrap(),
+        "--catalog",
+        cat_path.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("4 embedded") && out.contains("0 unmatched"),
+        "{out}"
+    );
+    let inter = tmp.path().join("sessions.inter");
+    encore_ok(&[
+        "catalog",
+        "simulate",
+        cat_path.to_str().unwrap(),
+        "--listeners",
+        "100",
+        "-o",
+        inter.to_str().unwrap(),
+    ]);
+    let run = tmp.path().join("run");
+    let audio = format!("audio={}", store.display());
+    let tags = format!("audio_tags={}", store.display());
+    encore_ok(&[
+        "train",
+        "--data",
+        inter.to_str().unwrap(),
+        "--format",
+        "recbole",
+        "--preset",
+        "none",
+        "--model",
+        "sasrec",
+        "--protocol",
+        "loo-full",
+        "--content",
+        &audio,
+        "--content",
+        &tags,
+        "--fusion",
+        "content-only",
+        "--completion",
+        "buckets:4",
+        "--seeds",
+        "1",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    let bundle = tmp.path().join("demo-content");
+    encore_ok(&[
+        "export",
+        run.to_str().unwrap(),
+        "--catalog",
+        cat_path.to_str().unwrap(),
+        "--quantize",
+        "q8",
+        "--simulated",
+        "-o",
+        bundle.to_str().unwrap(),
+    ]);
+    let (_, rec) = load(&bundle, &Device::flex());
+    assert!(rec.accepts_new_tracks());
+    assert_eq!(rec.modalities(), ["audio", "audio_tags"]);
+    assert_eq!(rec.config.labels["audio_tags"].len(), 50);
+    let with: Vec<usize> = picked
+        .iter()
+        .map(|id| rec.catalog.position(id).unwrap())
+        .collect();
+    let without = (0..rec.catalog.tracks.len())
+        .find(|t| !with.contains(t))
+        .unwrap();
+    assert!(rec.content_of(without, "audio").is_none());
+    let copy_of = with[0];
+    let mut content = std::collections::BTreeMap::new();
+    for m in ["audio", "audio_tags"] {
+        let v = rec.content_of(copy_of, m).unwrap();
+        assert_eq!(v.len(), if m == "audio" { 200 } else { 50 });
+        content.insert(m.to_string(), v.to_vec());
+    }
+    let new = vec![encore::bundle::NewTrack { content }];
+    let n = rec.catalog.tracks.len();
+    let scores = |history: &[usize]| -> Vec<(usize, f32)> {
+        pollster::block_on(rec.recommend_new(history, None, &[], n + 1, &new))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.track, r.score))
+            .collect()
+    };
+    let history = [with[1], with[2], without, with[3]];
+    let all = scores(&history);
+    assert_eq!(all.len(), n + 1);
+    let score = |t: usize| all.iter().find(|r| r.0 == t).unwrap().1;
+    assert!(
+        (score(n) - score(copy_of)).abs() < 1e-4,
+        "new {} vs its catalog twin {}",
+        score(n),
+        score(copy_of)
+    );
+    // In a history, the new track counts as its twin.
+    let mut h_new = history.to_vec();
+    let mut h_cat = history.to_vec();
+    h_new.push(n);
+    h_cat.push(copy_of);
+    let (a, b) = (scores(&h_new), scores(&h_cat));
+    for ((ta, sa), (tb, sb)) in a.iter().zip(&b) {
+        assert!((sa - sb).abs() < 1e-4, "{ta}: {sa} vs {tb}: {sb}");
+    }
+    // Without new tracks the catalog alone is ranked; a track index past both is refused.
+    let plain = pollster::block_on(rec.recommend_with(&history, None, &[], n)).unwrap();
+    assert_eq!(plain.len(), n);
+    assert!(plain.iter().all(|r| r.track < n));
+    let err = pollster::block_on(rec.recommend_new(&[n + 1], None, &[], 5, &new)).unwrap_err();
+    assert!(err.contains("beyond the catalog"), "{err}");
+    // "Why": the twin sounds the same, and shares its strongest musicnn tags.
+    let aff = rec.affinity(copy_of, n, &new);
+    assert!((aff.sound.unwrap() - 1.0).abs() < 1e-5, "{aff:?}");
+    assert_eq!(aff.shared.len(), 3, "{aff:?}");
+    assert!(rec.affinity(without, n, &new).sound.is_none());
+    // A content vector of the wrong width is refused with the widths named.
+    let mut bad = new.clone();
+    bad[0].content.insert("audio".into(), vec![0.0; 10]);
+    let err = pollster::block_on(rec.recommend_new(&history, None, &[], 5, &bad)).unwrap_err();
+    assert!(err.contains("10 values where the model reads 200"), "{err}");
+}

@@ -178,6 +178,7 @@ async fn recommender_agrees_on_webgpu_and_flex() {
         items: (0..n).rev().map(|i| format!("t{i}")).collect(),
         popularity: (0..n as u32).collect(),
         provenance: Provenance::default(),
+        labels: Default::default(),
     };
     let gpu = Recommender::new(
         config.clone(),
@@ -207,4 +208,115 @@ async fn recommender_agrees_on_webgpu_and_flex() {
     let pop = cpu.recommend(&[], &[], n).await.unwrap();
     assert_eq!(pop[0].track, 0);
     assert_eq!(pop[n - 1].track, n - 1);
+}
+
+/// A content-only bundle scores a listener's own track (content the model never saw) on WebGPU
+/// as on flex, and exactly as the catalog track with the same content.
+#[wasm_bindgen_test]
+async fn new_tracks_score_on_webgpu_as_on_flex() {
+    use burn::module::Module;
+    use encore::bundle::{BundleConfig, NewTrack, Provenance, Recommender};
+    use encore::catalog::{Catalog, Track};
+    use encore::model::ModelConfig;
+    use encore::model::fusion::{ContentTable, FusionConfig, ModalityDim, Strategy};
+    let (n, dim) = (20, 24);
+    let tracks: Vec<Track> = (0..n)
+        .map(|i| Track {
+            id: format!("t{i}"),
+            title: format!("T{i}"),
+            artist: "A".into(),
+            album: String::new(),
+            genre: String::new(),
+            duration_s: 60.0,
+            audio: format!("audio/t{i}.ogg"),
+            licence: "CC0".into(),
+            attribution: String::new(),
+            tags: vec![],
+        })
+        .collect();
+    let catalog = Catalog {
+        name: "t".into(),
+        description: String::new(),
+        tracks,
+    };
+    let mut model = ModelConfig::defaults("sasrec", n).unwrap();
+    model.set_fusion(Some(FusionConfig::new(
+        Strategy::ContentOnly,
+        vec![ModalityDim {
+            name: "audio".into(),
+            dim,
+        }],
+    )));
+    // Deterministic, distinct content per track; track 19 has none (absent vector).
+    let values: Vec<f32> = (0..n * dim)
+        .map(|k| ((k * 37 % 101) as f32 / 101.0) - 0.5)
+        .collect();
+    let present: Vec<bool> = (0..n).map(|i| i != n - 1).collect();
+    let table = ContentTable {
+        name: "audio".into(),
+        dim,
+        values: values.clone(),
+        present,
+    };
+    let weights = model
+        .init(&Device::flex())
+        .set_content(&[table])
+        .unwrap()
+        .into_record()
+        .into_bytes()
+        .unwrap()
+        .to_vec();
+    let config = BundleConfig {
+        model,
+        items: (0..n).map(|i| format!("t{i}")).collect(),
+        popularity: vec![1; n],
+        provenance: Provenance::default(),
+        labels: Default::default(),
+    };
+    let gpu = Recommender::new(
+        config.clone(),
+        catalog.clone(),
+        weights.clone(),
+        &webgpu().await,
+    )
+    .unwrap();
+    let cpu = Recommender::new(config, catalog, weights, &Device::flex()).unwrap();
+    assert!(gpu.accepts_new_tracks());
+    let twin = 5;
+    let new = vec![NewTrack {
+        content: [(
+            "audio".to_string(),
+            values[twin * dim..(twin + 1) * dim].to_vec(),
+        )]
+        .into(),
+    }];
+    let history = [3, 7, n, 12];
+    let a = gpu
+        .recommend_new(&history, None, &[], n + 1, &new)
+        .await
+        .unwrap();
+    let b = cpu
+        .recommend_new(&history, None, &[], n + 1, &new)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), n + 1);
+    // Per track (the new track and its twin tie, so their order may differ by rounding).
+    let score = |t: usize| a.iter().find(|r| r.track == t).unwrap().score;
+    for y in &b {
+        let x = score(y.track);
+        assert!(
+            (x - y.score).abs() < 1e-4,
+            "track {}: {x} vs {}",
+            y.track,
+            y.score
+        );
+    }
+    assert!(
+        (score(n) - score(twin)).abs() < 1e-4,
+        "{} vs {}",
+        score(n),
+        score(twin)
+    );
+    assert!((gpu.affinity(twin, n, &new).sound.unwrap() - 1.0).abs() < 1e-5);
+    assert!(gpu.affinity(n - 1, n, &new).sound.is_none());
 }

@@ -1,6 +1,7 @@
 //! `encore features`: convert musicnn's weights, embed audio folders and texts, import vectors,
 //! and summarise a feature store.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -218,6 +219,23 @@ fn convert_to(ckpt: &Path, out: &Path) -> anyhow::Result<usize> {
     Ok(bytes.len())
 }
 
+/// A catalog's audio files (resolved against the catalog's folder) -> track id, so that
+/// `--catalog` matches files by the path the catalog gives them, before any tags are read.
+fn catalog_paths(path: &Path) -> anyhow::Result<HashMap<PathBuf, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let cat: crate::catalog::Catalog = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a catalog", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ok(cat
+        .tracks
+        .into_iter()
+        .filter_map(|t| {
+            let p = std::fs::canonicalize(dir.join(&t.audio)).ok()?;
+            Some((p, t.id))
+        })
+        .collect())
+}
+
 /// Opens the store, creating it from `--catalog` / `--tracks` when it does not exist yet.
 pub(crate) fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<FeatureStore> {
     if a.store.join("manifest.json").exists() {
@@ -354,6 +372,10 @@ fn audio(a: AudioArgs) -> anyhow::Result<ExitCode> {
         Some(m) => Some(read_mapping(m)?),
         None => None,
     };
+    let by_path = match &a.store.catalog {
+        Some(c) => catalog_paths(c)?,
+        None => HashMap::new(),
+    };
     let prov = provenance(
         "musicnn MSD",
         "musicnn 0.1.0",
@@ -399,7 +421,12 @@ fn audio(a: AudioArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        let by_catalog = std::fs::canonicalize(path)
+            .ok()
+            .and_then(|p| by_path.get(&p))
+            .and_then(|id| store.position(id));
         let track = match mapping.as_ref().and_then(|m| m.get(&rel)) {
+            None if by_catalog.is_some() => by_catalog.expect("checked"),
             Some(id) => match store.position(id) {
                 Some(t) => t,
                 None => {

@@ -303,22 +303,115 @@ impl ItemFusion {
     pub fn modality_vectors(&self) -> Vec<Tensor<2>> {
         self.modalities
             .iter()
-            .map(|m| {
-                let x = m.proj.forward(m.norm.forward(m.values.val()));
-                let [n, d] = x.dims();
-                let mut keep = m.present.val();
-                let device = keep.device();
-                if self.modality_dropout > 0.0 && device.is_autodiff() {
-                    keep = keep
-                        * Tensor::random(
-                            [n, 1],
-                            Distribution::Bernoulli(1.0 - self.modality_dropout),
-                            &device,
-                        );
+            .map(|m| self.project(m, m.values.val(), m.present.val()))
+            .collect()
+    }
+
+    /// One modality's rows projected, with its absent vector where `present` is 0.
+    ///
+    /// # Shapes
+    /// - values: `[n, dim]`, present: `[n, 1]`
+    /// - output: `[n, d]`
+    fn project(&self, m: &ModalityInput, values: Tensor<2>, present: Tensor<2>) -> Tensor<2> {
+        let x = m.proj.forward(m.norm.forward(values));
+        let [n, d] = x.dims();
+        let mut keep = present;
+        let device = keep.device();
+        if self.modality_dropout > 0.0 && device.is_autodiff() {
+            keep = keep
+                * Tensor::random(
+                    [n, 1],
+                    Distribution::Bernoulli(1.0 - self.modality_dropout),
+                    &device,
+                );
+        }
+        let keep = keep.expand([n, d]);
+        let absent = m.absent.val().unsqueeze_dim::<2>(0).expand([n, d]);
+        x * keep.clone() + absent * (keep.neg() + 1.0)
+    }
+
+    /// Names and widths of the modalities, in configuration order.
+    pub fn modality_dims(&self) -> Vec<usize> {
+        self.modalities.iter().map(|m| m.values.dims()[1]).collect()
+    }
+
+    /// The representation of tracks that are not in the table (a listener's own files), from
+    /// their content alone: only a `content-only` module can do this, the others need an id
+    /// embedding the new tracks do not have.
+    ///
+    /// # Shapes
+    /// - content: one entry per modality (configuration order), each `n` rows of its width,
+    ///   `None` where a track lacks the modality (it gets the absent vector)
+    /// - output: `[n, d]`
+    pub fn encode_new(
+        &self,
+        content: &[Vec<Option<Vec<f32>>>],
+        device: &Device,
+    ) -> Result<Tensor<2>, String> {
+        let Combine::ContentOnly(lin) = &self.combine else {
+            return Err("only a content-only model can score tracks it was not trained on".into());
+        };
+        if content.len() != self.modalities.len() {
+            return Err(format!(
+                "{} content modalities given, the model has {}",
+                content.len(),
+                self.modalities.len()
+            ));
+        }
+        let n = content.first().map_or(0, |c| c.len());
+        if n == 0 || content.iter().any(|c| c.len() != n) {
+            return Err("every modality needs one entry per new track".into());
+        }
+        let mut parts = Vec::with_capacity(content.len());
+        for (m, rows) in self.modalities.iter().zip(content) {
+            let dim = m.values.dims()[1];
+            let mut v = vec![0f32; n * dim];
+            let mut p = vec![0f32; n];
+            for (i, r) in rows.iter().enumerate() {
+                if let Some(r) = r {
+                    if r.len() != dim {
+                        return Err(format!(
+                            "a content vector of {} values where the model reads {dim}",
+                            r.len()
+                        ));
+                    }
+                    if r.iter().any(|x| !x.is_finite()) {
+                        return Err("a content vector holds a value that is not finite".into());
+                    }
+                    v[i * dim..(i + 1) * dim].copy_from_slice(r);
+                    p[i] = 1.0;
                 }
-                let keep = keep.expand([n, d]);
-                let absent = m.absent.val().unsqueeze_dim::<2>(0).expand([n, d]);
-                x * keep.clone() + absent * (keep.neg() + 1.0)
+            }
+            let values = Tensor::from_data(TensorData::new(v, [n, dim]), device);
+            let present = Tensor::from_data(TensorData::new(p, [n, 1]), device);
+            parts.push(self.project(m, values, present));
+        }
+        Ok(lin.forward(Tensor::cat(parts, 1)))
+    }
+
+    /// The stored content of one track per modality (`None` where it lacks the modality).
+    pub fn content_of(&self) -> Result<Vec<Vec<Option<Vec<f32>>>>, String> {
+        self.modalities
+            .iter()
+            .map(|m| {
+                let [n, dim] = m.values.dims();
+                let v: Vec<f32> = m
+                    .values
+                    .val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| format!("{e:?}"))?;
+                let p: Vec<f32> = m
+                    .present
+                    .val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok((0..n)
+                    .map(|i| (p[i] > 0.5).then(|| v[i * dim..(i + 1) * dim].to_vec()))
+                    .collect())
             })
             .collect()
     }

@@ -29,6 +29,44 @@ pub struct Analysis {
     pub top: Vec<(&'static str, f32)>,
 }
 
+/// The catalog entry and content of an analysed file (`url`: the page's object URL for it).
+fn own_track(
+    file: &web_sys::File,
+    url: String,
+    seconds: f64,
+    f: &musicnn::TrackAudioFeatures,
+) -> super::settings::OwnTrack {
+    let name = file.name();
+    let key = format!("{name}\u{0}{}", file.size());
+    let id = format!("own/{}", &crate::data::sha256_hex(key.as_bytes())[..12]);
+    let title = name
+        .rsplit_once('.')
+        .map_or(name.as_str(), |(stem, _)| stem)
+        .replace('_', " ");
+    let tags = musicnn::top_tags(&f.tags, 3)
+        .into_iter()
+        .map(|(t, _)| t.to_string())
+        .collect();
+    let mut content = std::collections::BTreeMap::new();
+    content.insert("audio".to_string(), f.embedding.clone());
+    content.insert("audio_tags".to_string(), f.tags.clone());
+    super::settings::OwnTrack {
+        track: crate::catalog::Track {
+            id,
+            title,
+            artist: "your file".into(),
+            album: String::new(),
+            genre: String::new(),
+            duration_s: seconds,
+            audio: url,
+            licence: "yours".into(),
+            attribution: format!("{name}, read in this page only"),
+            tags,
+        },
+        content: crate::bundle::NewTrack { content },
+    }
+}
+
 fn now_millis() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
@@ -109,6 +147,8 @@ async fn fetch_weights() -> Result<Vec<u8>, String> {
 #[component]
 pub fn AnalyseTrack(
     device: StoredValue<Option<burn::tensor::Device>, LocalStorage>,
+    /// Where an analysed file joins the listener's own tracks.
+    own: RwSignal<Vec<super::settings::OwnTrack>>,
 ) -> impl IntoView {
     let model = StoredValue::new_local(None::<(burn::tensor::Device, Rc<Musicnn>)>);
     let status = RwSignal::new(String::new());
@@ -169,9 +209,17 @@ pub fn AnalyseTrack(
                 )
                 .await?
                 .ok_or_else(|| format!("{name}: no audio"))?;
+                let seconds = audio.len() as f64 / dsp::SAMPLE_RATE as f64;
+                let url = web_sys::Url::create_object_url_with_blob(&file).map_err(js_err)?;
+                let mine = own_track(&file, url, seconds, &f);
+                own.update(|o| {
+                    o.retain(|x| x.track.id != mine.track.id);
+                    o.push(mine);
+                });
+                own.with_untracked(|o| super::settings::save_own(o));
                 Ok::<_, String>(Analysis {
                     file: name.clone(),
-                    seconds: audio.len() as f64 / dsp::SAMPLE_RATE as f64,
+                    seconds,
                     patches: f.patches,
                     millis: now_millis() - t0,
                     top: musicnn::top_tags(&f.tags, 5),
@@ -201,7 +249,7 @@ pub fn AnalyseTrack(
         <section class="card" aria-labelledby="analyse-heading">
             <h2 id="analyse-heading">"Your own track"</h2>
             <p class="muted small">
-                "Pick an audio file: musicnn listens to it in this page, on your device, and names its style. The file never leaves your browser."
+                "Pick an audio file: musicnn listens to it in this page, on your device, and names its style. It joins the catalog as your track, and a content model (one that reads sound, not ids) can recommend it. The file never leaves your browser."
             </p>
             <input type="file" accept="audio/*" data-testid="analyse-file" aria-label="Audio file to analyse" on:change=on_file />
             <p

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::bundles::{self, BundleEntry, LoadedBundle};
-use super::settings::ComputePreference;
+use super::settings::{ComputePreference, OwnTrack};
 use super::storage;
 use crate::bundle::Recommender;
 use crate::catalog::{Catalog, shared_traits};
@@ -92,6 +92,10 @@ struct Ctx {
     computed: RwSignal<u32>,
     rec_error: RwSignal<Option<String>>,
     history_error: RwSignal<Option<String>>,
+    /// The listener's own analysed files, listed after the bundle's catalog.
+    own: RwSignal<Vec<OwnTrack>>,
+    /// Where each own track ranks (1 = first) among every candidate after the last refresh.
+    own_rank: RwSignal<Vec<(usize, usize)>>,
 }
 
 impl Ctx {
@@ -100,11 +104,33 @@ impl Ctx {
             .with_untracked(|c| c.as_ref().and_then(|c| c.position(id)))
     }
 
+    /// The bundle's catalog followed by the listener's own tracks (indices past the bundle's
+    /// catalog are own tracks, as [`Recommender::recommend_new`] numbers them).
+    fn sync_catalog(self) {
+        let Some(rec) = self.rec.get_value() else {
+            return;
+        };
+        let mut c = rec.catalog.clone();
+        self.own
+            .with_untracked(|o| c.tracks.extend(o.iter().map(|o| o.track.clone())));
+        self.catalog.set(Some(c));
+    }
+
     /// Recomputes "up next" on the device from the history and the track playing now.
     fn refresh(self) {
         let Some(rec) = self.rec.get_value() else {
             return;
         };
+        // Own tracks take part only when the model reads content alone; otherwise they are left
+        // out of the history it sees and of its candidates.
+        let n_catalog = rec.catalog.tracks.len();
+        let new: Vec<crate::bundle::NewTrack> = if rec.accepts_new_tracks() {
+            self.own
+                .with_untracked(|o| o.iter().map(|o| o.content.clone()).collect())
+        } else {
+            Vec::new()
+        };
+        let known = n_catalog + new.len();
         // Each finished play with how much of it was heard; the track playing now has no
         // ratio yet (NaN: the model's "unknown" input).
         let (mut history, mut completions): (Vec<usize>, Vec<f32>) =
@@ -117,30 +143,38 @@ impl Ctx {
             history.push(t);
             completions.push(f32::NAN);
         }
+        let (history, completions): (Vec<usize>, Vec<f32>) = history
+            .into_iter()
+            .zip(completions)
+            .filter(|(t, _)| *t < known)
+            .unzip();
         let mut exclude: Vec<usize> = history.iter().rev().take(NO_REPEAT + 1).copied().collect();
         exclude.sort_unstable();
         exclude.dedup();
         spawn_local(async move {
             let start = now_millis();
+            // Every candidate is ranked (the catalog is small), so own tracks can show their place.
             let result = rec
-                .recommend_with(&history, Some(&completions), &exclude, UP_NEXT)
+                .recommend_new(&history, Some(&completions), &exclude, usize::MAX, &new)
                 .await;
             let elapsed = now_millis() - start;
             match result {
-                Ok(list) => {
-                    let last = history.last().map(|&t| &rec.catalog.tracks[t]);
+                Ok(mut list) => {
+                    let ranks = list
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.track >= n_catalog)
+                        .map(|(i, r)| (r.track, i + 1))
+                        .collect();
+                    self.own_rank.set(ranks);
+                    list.truncate(UP_NEXT);
+                    let last = history.last().copied();
                     let rows = list
                         .into_iter()
                         .map(|r| {
-                            let traits = last
-                                .map(|l| shared_traits(l, &rec.catalog.tracks[r.track]))
-                                .unwrap_or_default();
-                            let why = if history.is_empty() {
-                                "popular in the training sessions".to_string()
-                            } else if traits.is_empty() {
-                                "often follows your recent tracks in listening sessions".to_string()
-                            } else {
-                                format!("shares {} with your last track", traits.join(", "))
+                            let why = match last {
+                                None => "popular in the training sessions".to_string(),
+                                Some(l) => explain(&rec, l, r.track, &new),
                             };
                             Rec {
                                 track: r.track,
@@ -180,17 +214,29 @@ impl Ctx {
 
     /// Starts playing catalog track `t` (recording the play it interrupts).
     fn play(self, t: usize) {
-        self.finish(false);
         let Some(track) = self
             .catalog
-            .with_untracked(|c| c.as_ref().map(|c| c.tracks[t].clone()))
+            .with_untracked(|c| c.as_ref().and_then(|c| c.tracks.get(t).cloned()))
         else {
             return;
         };
+        if track.audio.is_empty() {
+            // An own track after a reload: the page no longer holds its file.
+            self.rec_error.set(Some(format!(
+                "Pick \"{}\" again under \"Your own track\" to play it: this page does not keep your files.",
+                track.title
+            )));
+            return;
+        }
+        self.finish(false);
         let Some(audio) = self.audio.get_untracked() else {
             return;
         };
-        audio.set_src(&format!("{}{}", self.base.get_untracked(), track.audio));
+        if track.audio.starts_with("blob:") {
+            audio.set_src(&track.audio);
+        } else {
+            audio.set_src(&format!("{}{}", self.base.get_untracked(), track.audio));
+        }
         self.tracker.set_value(Tracker::default());
         self.started.set_value(Some(Started {
             track_id: track.id.clone(),
@@ -251,7 +297,18 @@ pub fn App() -> impl IntoView {
         computed: RwSignal::new(0),
         rec_error: RwSignal::new(None),
         history_error: RwSignal::new(None),
+        own: RwSignal::new(super::settings::load_own()),
+        own_rank: RwSignal::new(Vec::new()),
     };
+    // A newly analysed own track joins the catalog and the candidates.
+    Effect::new(move |prev: Option<usize>| {
+        let n = ctx.own.with(Vec::len);
+        if prev.is_some_and(|p| p != n) {
+            ctx.sync_catalog();
+            ctx.refresh();
+        }
+        n
+    });
     let position = RwSignal::new(0.0f64);
     let duration = RwSignal::new(0.0f64);
     let search = RwSignal::new(String::new());
@@ -286,8 +343,8 @@ pub fn App() -> impl IntoView {
             match bundles::load(&entry, &device).await {
                 Ok((bundle, rec)) => {
                     ctx.base.set(bundle.base.clone());
-                    ctx.catalog.set(Some(rec.catalog.clone()));
                     ctx.rec.set_value(Some(Rc::new(rec)));
+                    ctx.sync_catalog();
                     bundle_status.set(format!(
                         "{}: {} ({} files verified)",
                         bundle.manifest.name,
@@ -477,6 +534,23 @@ pub fn App() -> impl IntoView {
         }
     };
 
+    let own_rank_of = move |i: usize| {
+        ctx.own_rank
+            .with(|r| r.iter().find(|(t, _)| *t == i).map(|(_, k)| *k))
+    };
+    let own_rank_text = move |i: usize| {
+        let accepts = ctx
+            .rec
+            .with_value(|r| r.as_ref().is_some_and(|r| r.accepts_new_tracks()));
+        let n = ctx
+            .catalog
+            .with(|c| c.as_ref().map_or(0, |c| c.tracks.len()));
+        match own_rank_of(i) {
+            Some(k) => format!("your track: #{k} of {n} for you right now"),
+            None if !accepts => "this model knows tracks by id: choose a content model to have your tracks recommended".to_string(),
+            None => String::new(),
+        }
+    };
     let visible = move || {
         let q = search.get().to_lowercase();
         ctx.catalog.with(|c| {
@@ -660,17 +734,22 @@ pub fn App() -> impl IntoView {
                 <ul data-testid="catalog" class="catalog">
                     <For
                         each=visible
-                        key=|(i, _)| *i
+                        key=|(i, t)| (*i, t.audio.is_empty())
                         children=move |(i, t)| {
                             let label = format!("Play {} by {}", t.title, t.artist);
                             let info = format!("{} · {} · {}", t.artist, format_time(t.duration_s), t.tags.join(", "));
                             view! {
                                 <li data-testid="track" data-track-id=t.id.clone() class:current=move || ctx.now.get() == Some(i)>
-                                    <button data-testid="play" on:click=move |_| ctx.play(i) aria-label=label>"▶"</button>
+                                    <button data-testid="play" on:click=move |_| ctx.play(i) aria-label=label disabled=t.audio.is_empty() title=if t.audio.is_empty() { "Pick the file again under Your own track to play it" } else { "" }>"▶"</button>
                                     <div>
                                         <strong>{t.title.clone()}</strong>
                                         <div class="muted small">{info}</div>
                                         <div class="muted tiny">{format!("{} · {}", t.licence, t.attribution)}</div>
+                                        {t.id.starts_with("own/").then(|| view! {
+                                            <div class="muted tiny" data-testid="own-rank" data-rank=move || own_rank_of(i).map(|r| r.to_string()).unwrap_or_default()>
+                                                {move || own_rank_text(i)}
+                                            </div>
+                                        })}
                                     </div>
                                 </li>
                             }
@@ -678,7 +757,7 @@ pub fn App() -> impl IntoView {
                     />
                 </ul>
             </section>
-            <super::analyse::AnalyseTrack device=backend_ready />
+            <super::analyse::AnalyseTrack device=backend_ready own=ctx.own />
             <section class="card" aria-labelledby="history-heading">
                 <h2 id="history-heading">"Your listening"</h2>
                 <p class="muted small">"Stored only in this browser (IndexedDB). A new session starts after 20 minutes without music."</p>
@@ -760,6 +839,38 @@ pub fn App() -> impl IntoView {
             "Everything runs in this page: no listening data leaves your browser. Music: see each track's licence and credit."
         </footer>
     }
+}
+
+/// Why `track` follows `last` (indices as [`Recommender::recommend_new`] numbers them): the
+/// artist and tags they share, the tags musicnn hears in both, how alike they sound.
+fn explain(
+    rec: &Recommender,
+    last: usize,
+    track: usize,
+    new: &[crate::bundle::NewTrack],
+) -> String {
+    let n = rec.catalog.tracks.len();
+    let mut parts = Vec::new();
+    if track >= n {
+        parts.push("your own track".to_string());
+    }
+    if last < n && track < n {
+        let traits = shared_traits(&rec.catalog.tracks[last], &rec.catalog.tracks[track]);
+        if !traits.is_empty() {
+            parts.push(format!("shares {} with your last track", traits.join(", ")));
+        }
+    }
+    let a = rec.affinity(last, track, new);
+    if !a.shared.is_empty() {
+        parts.push(format!("both sound {}", a.shared.join(", ")));
+    }
+    if let Some(s) = a.sound {
+        parts.push(format!("sound similarity {:.0} %", 100.0 * s.max(0.0)));
+    }
+    if parts.is_empty() || (parts.len() == 1 && track >= n) {
+        parts.push("often follows your recent tracks in listening sessions".to_string());
+    }
+    parts.join("; ")
 }
 
 /// Offers `text` as a file download.

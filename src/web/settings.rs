@@ -3,6 +3,35 @@
 use gloo::storage::{LocalStorage, Storage};
 
 const COMPUTE_KEY: &str = "encore.compute";
+const OWN_KEY: &str = "encore.own";
+
+/// A listener's own track: its catalog entry (the audio URL lives only as long as the page that
+/// read the file) and its content as musicnn heard it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OwnTrack {
+    pub track: crate::catalog::Track,
+    pub content: crate::bundle::NewTrack,
+}
+
+/// The listener's own tracks kept in localStorage (without their audio, which never leaves the
+/// file it came from).
+pub fn load_own() -> Vec<OwnTrack> {
+    LocalStorage::get::<Vec<OwnTrack>>(OWN_KEY).unwrap_or_default()
+}
+
+pub fn save_own(own: &[OwnTrack]) {
+    let kept: Vec<OwnTrack> = own
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            o.track.audio.clear();
+            o
+        })
+        .collect();
+    if let Err(e) = LocalStorage::set(OWN_KEY, kept) {
+        leptos::logging::warn!("could not keep your own tracks: {e}");
+    }
+}
 
 /// Where the listener wants models to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -320,7 +320,37 @@ test('a listener analyses a track of their own with musicnn in the page', async 
   const seconds = Number(await page.locator('[data-testid="analyse-tags"]').getAttribute('data-seconds'));
   assert.ok(Math.abs(seconds - 61.46) < 0.1, `decoded ${seconds} s`);
   assert.equal(await page.locator('[data-testid="analyse-tags"]').getAttribute('data-patches'), '20');
+  // The file joins the catalog as the listener's own track, and the default bundle (a content-only
+  // model over musicnn's sound) ranks it among every candidate.
+  await bundleReady(page);
+  const own = page.locator('[data-testid="track"][data-track-id^="own/"]');
+  await own.waitFor({ timeout: 60_000 });
+  assert.match(await own.textContent(), /Kevin MacLeod - Vibe Ace/);
+  const rank = own.locator('[data-testid="own-rank"]');
+  await page.waitForFunction(() => document.querySelector('[data-testid="own-rank"]')?.dataset.rank, null, { timeout: 60_000 });
+  const n = await page.locator('[data-testid="track"]').count();
+  const r0 = Number(await rank.getAttribute('data-rank'));
+  assert.ok(r0 >= 1 && r0 <= n, `own track ranked ${r0} of ${n}`);
+  // Played from the page's own copy of the file, it lands in the history like any track.
+  await page.check('[data-testid="mute"]');
+  const ownId = await own.getAttribute('data-track-id');
+  const computed = await page.locator('[data-testid="latency-ms"]').getAttribute('data-count');
+  await own.locator('[data-testid="play"]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="audio"]').currentTime > 1, null, { timeout: 60_000 });
+  assert.match(await page.locator('[data-testid="now-playing"]').textContent(), /Vibe Ace/);
+  await page.waitForFunction((c) => document.querySelector('[data-testid="latency-ms"]').dataset.count !== c, computed, { timeout: 60_000 });
+  // Playing the catalog's "Vibe Ace" (the same recording): the own copy sounds alike and says so.
+  await page.locator('[data-testid="track"][data-track-id="macleod/Kevin_MacLeod_-_Vibe_Ace"] [data-testid="play"]').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="history-play"]').length >= 1, null, { timeout: 60_000 });
+  assert.equal((await history(page))[0].id, ownId);
+  const whys = await page.locator('[data-testid="rec"] .why').allTextContents();
+  assert.ok(whys.some((w) => /sound similarity \d+ %/.test(w)), `reasons: ${whys}`);
   await page.screenshot({ path: path.join(shots, 'analyse.png'), fullPage: true });
+  // After a reload the own track is still listed and counted, but cannot play without its file.
+  await page.reload();
+  await bundleReady(page);
+  await own.waitFor();
+  assert.ok(await own.locator('[data-testid="play"]').isDisabled());
   assert.deepEqual(requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:')), []);
   assert.deepEqual(errors, []);
   await page.close();
