@@ -522,6 +522,58 @@ mod native {
         pub name: Option<String>,
         pub description: Option<String>,
         pub simulated: bool,
+        /// Where to write the float weights as safetensors by module path.
+        pub tensors: Option<PathBuf>,
+    }
+
+    /// Collects every float parameter with its module path.
+    #[derive(Default)]
+    struct Named {
+        path: Vec<String>,
+        tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    }
+
+    impl burn::module::ModuleVisitor for Named {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            let dims = t.dims().to_vec();
+            let values = t
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("float32 weights");
+            self.tensors.push((self.path.join("."), dims, values));
+        }
+    }
+
+    /// Writes a model's float parameters as safetensors, each named by its module path.
+    pub fn write_tensors(model: &SeqModel, path: &Path) -> Result<(), String> {
+        let mut named = Named::default();
+        model.visit(&mut named);
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = named
+            .tensors
+            .into_iter()
+            .map(|(n, d, v)| (n, d, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+            .iter()
+            .map(|(n, d, b)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.clone(), b)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| format!("{n}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let data = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+        write_atomic(path, |w| std::io::Write::write_all(w, &data))
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     fn write_file(out: &Path, name: &str, bytes: &[u8]) -> Result<FileEntry, String> {
@@ -656,6 +708,9 @@ mod native {
         let device = Device::flex();
         let model = crate::train::load_model(&spec.model, &weights_path, &device)
             .map_err(|e| e.to_string())?;
+        if let Some(p) = &opts.tensors {
+            write_tensors(&model, p)?;
+        }
         let serialise = |m: SeqModel| {
             m.into_record()
                 .into_bytes()

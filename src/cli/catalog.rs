@@ -84,6 +84,10 @@ pub struct ExportArgs {
     /// Output bundle folder (its parent's index.json lists it)
     #[arg(long, short)]
     out: PathBuf,
+    /// Also write the float32 weights as safetensors named by module path (e.g.
+    /// `encoder.layers.0.mha.query.weight`), for other runtimes (scripts/bench/onnx_sasrec.py)
+    #[arg(long)]
+    tensors: Option<PathBuf>,
 }
 
 pub(crate) fn default_assets() -> PathBuf {
@@ -182,6 +186,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
         name: a.name,
         description: a.description,
         simulated: a.simulated,
+        tensors: a.tensors,
     };
     let manifest = bundle::export(&opts).map_err(|e| anyhow!(e))?;
     let index = bundle::register(&a.out, &manifest).map_err(|e| anyhow!(e))?;

@@ -343,7 +343,9 @@ pub fn App() -> impl IntoView {
             match bundles::load(&entry, &device).await {
                 Ok((bundle, rec)) => {
                     ctx.base.set(bundle.base.clone());
-                    ctx.rec.set_value(Some(Rc::new(rec)));
+                    let rec = Rc::new(rec);
+                    expose_recommend(rec.clone());
+                    ctx.rec.set_value(Some(rec));
                     ctx.sync_catalog();
                     bundle_status.set(format!(
                         "{}: {} ({} files verified)",
@@ -871,6 +873,45 @@ fn explain(
         parts.push("often follows your recent tracks in listening sessions".to_string());
     }
     parts.join("; ")
+}
+
+/// What `window.encoreRecommend` answers.
+#[derive(serde::Serialize)]
+struct Timed {
+    ms: f64,
+    tracks: Vec<usize>,
+    scores: Vec<f32>,
+}
+
+/// `window.encoreRecommend(history, completions, k)`: one recommendation by the loaded bundle
+/// on the page's device, timed (catalog indices in and out; NaN completions are unknown). The
+/// latency benchmark (scripts/bench/onnx-latency.mjs) calls it; nothing in the page does.
+fn expose_recommend(rec: Rc<Recommender>) {
+    use wasm_bindgen::closure::Closure;
+    let f = Closure::<dyn Fn(JsValue, JsValue, u32) -> js_sys::Promise>::new(
+        move |history: JsValue, completions: JsValue, k: u32| {
+            let rec = rec.clone();
+            wasm_bindgen_futures::future_to_promise(async move {
+                let history: Vec<usize> = serde_wasm_bindgen::from_value(history)?;
+                let completions: Vec<f32> = serde_wasm_bindgen::from_value(completions)?;
+                let start = now_millis();
+                let list = rec
+                    .recommend_with(&history, Some(&completions), &[], k as usize)
+                    .await
+                    .map_err(|e| JsValue::from_str(&e))?;
+                let out = Timed {
+                    ms: now_millis() - start,
+                    tracks: list.iter().map(|r| r.track).collect(),
+                    scores: list.iter().map(|r| r.score).collect(),
+                };
+                Ok(serde_wasm_bindgen::to_value(&out)?)
+            })
+        },
+    );
+    if let Some(w) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&w, &JsValue::from_str("encoreRecommend"), f.as_ref());
+    }
+    f.forget();
 }
 
 /// Offers `text` as a file download.
