@@ -384,7 +384,14 @@ pub fn train_seed(
 
 /// Trains the seeds of a recorded run in up to `jobs` child processes of this program.
 fn train_in_children(spec: &RunSpec, run: &Path, jobs: usize, device: &str) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+    // On Linux, /proc/self/exe runs this very program even after a rebuild has replaced (and
+    // so deleted) its file, which would otherwise end a long run at its next seed.
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    let exe = if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?
+    };
     let mut pending: Vec<u64> = spec.seeds.iter().rev().copied().collect();
     let mut running: Vec<(u64, std::process::Child)> = Vec::new();
     let mut failed = Vec::new();
