@@ -138,14 +138,9 @@ async fn history_round_trips_through_indexeddb() {
     assert!(storage::load(&db).await.unwrap().is_empty());
 }
 
-/// A bundle's model recommends the same tracks on WebGPU as on flex.
-#[wasm_bindgen_test]
-async fn recommender_agrees_on_webgpu_and_flex() {
-    use burn::module::Module;
-    use encore::bundle::{BundleConfig, Provenance, Recommender};
+/// `n` tracks `t0..` by three artists, for the recommender tests.
+fn test_catalog(n: usize) -> encore::catalog::Catalog {
     use encore::catalog::{Catalog, Track};
-    use encore::model::ModelConfig;
-    let n = 30;
     let tracks: Vec<Track> = (0..n)
         .map(|i| Track {
             id: format!("t{i}"),
@@ -160,11 +155,21 @@ async fn recommender_agrees_on_webgpu_and_flex() {
             tags: vec![],
         })
         .collect();
-    let catalog = Catalog {
+    Catalog {
         name: "t".into(),
         description: String::new(),
         tracks,
-    };
+    }
+}
+
+/// A bundle's model recommends the same tracks on WebGPU as on flex.
+#[wasm_bindgen_test]
+async fn recommender_agrees_on_webgpu_and_flex() {
+    use burn::module::Module;
+    use encore::bundle::{BundleConfig, Provenance, Recommender};
+    use encore::model::ModelConfig;
+    let n = 30;
+    let catalog = test_catalog(n);
     let model = ModelConfig::defaults("sasrec", n).unwrap();
     let weights = model
         .init(&Device::flex())
@@ -216,29 +221,10 @@ async fn recommender_agrees_on_webgpu_and_flex() {
 async fn new_tracks_score_on_webgpu_as_on_flex() {
     use burn::module::Module;
     use encore::bundle::{BundleConfig, NewTrack, Provenance, Recommender};
-    use encore::catalog::{Catalog, Track};
     use encore::model::ModelConfig;
     use encore::model::fusion::{ContentTable, FusionConfig, ModalityDim, Strategy};
     let (n, dim) = (20, 24);
-    let tracks: Vec<Track> = (0..n)
-        .map(|i| Track {
-            id: format!("t{i}"),
-            title: format!("T{i}"),
-            artist: "A".into(),
-            album: String::new(),
-            genre: String::new(),
-            duration_s: 60.0,
-            audio: format!("audio/t{i}.ogg"),
-            licence: "CC0".into(),
-            attribution: String::new(),
-            tags: vec![],
-        })
-        .collect();
-    let catalog = Catalog {
-        name: "t".into(),
-        description: String::new(),
-        tracks,
-    };
+    let catalog = test_catalog(n);
     let mut model = ModelConfig::defaults("sasrec", n).unwrap();
     model.set_fusion(Some(FusionConfig::new(
         Strategy::ContentOnly,
