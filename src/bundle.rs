@@ -178,12 +178,16 @@ pub fn load_weights(
     weights: Vec<u8>,
     device: &Device,
 ) -> Result<SeqModel, String> {
-    let model = load_weights_cpu(cfg, weights)?;
-    Ok(if *device == Device::flex() {
+    Ok(onto(load_weights_cpu(cfg, weights)?, device))
+}
+
+/// Moves a model loaded on the CPU backend onto `device` (nothing to do for the CPU itself).
+fn onto(model: SeqModel, device: &Device) -> SeqModel {
+    if *device == Device::flex() {
         model
     } else {
         model.to_device(device)
-    })
+    }
 }
 
 /// [`load_weights`] on the CPU backend (float weights).
@@ -275,13 +279,8 @@ impl Recommender {
                 .collect(),
             _ => Vec::new(),
         };
-        let model = if *device == Device::flex() {
-            model
-        } else {
-            model.to_device(device)
-        };
         Ok(Recommender {
-            model,
+            model: onto(model, device),
             config,
             catalog,
             item_track,

@@ -31,25 +31,88 @@ fn load(dir: &Path, device: &Device) -> (Manifest, Recommender) {
     (manifest, rec)
 }
 
-#[test]
-fn demo_catalog_model_and_bundles() {
-    let tmp = tempfile::tempdir().unwrap();
-    let music = tmp.path().join("music");
+/// `encore catalog build` of the demo spec into `TMP/music`; returns the catalog file.
+fn build_catalog(tmp: &Path) -> (PathBuf, String) {
+    let music = tmp.join("music");
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/models/demo.toml");
-    let assets = assets();
     let out = encore_ok(&[
         "catalog",
         "build",
         "--spec",
         spec,
         "--assets",
-        assets.to_str().unwrap(),
+        assets().to_str().unwrap(),
         "-o",
         music.to_str().unwrap(),
     ]);
+    (music.join("catalog.json"), out)
+}
+
+/// `encore catalog simulate` of `listeners` listeners into `TMP/sessions.inter`.
+fn simulate(tmp: &Path, catalog: &Path, listeners: usize) -> PathBuf {
+    let inter = tmp.join("sessions.inter");
+    encore_ok(&[
+        "catalog",
+        "simulate",
+        catalog.to_str().unwrap(),
+        "--listeners",
+        &listeners.to_string(),
+        "-o",
+        inter.to_str().unwrap(),
+    ]);
+    inter
+}
+
+/// One seed of SASRec on the simulated sessions (loo-full, CPU) into `run`, with `extra` flags.
+fn train(inter: &Path, run: &Path, epochs: usize, extra: &[&str]) {
+    let epochs = epochs.to_string();
+    let mut args = vec![
+        "train",
+        "--data",
+        inter.to_str().unwrap(),
+        "--format",
+        "recbole",
+        "--preset",
+        "none",
+        "--model",
+        "sasrec",
+        "--protocol",
+        "loo-full",
+        "--seeds",
+        "1",
+        "--epochs",
+        &epochs,
+        "--device",
+        "cpu",
+        "-o",
+        run.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    encore_ok(&args);
+}
+
+/// `encore export` of a run on simulated sessions, quantized as `q`, into `dir`.
+fn export(run: &Path, catalog: &Path, q: &str, dir: &Path) {
+    encore_ok(&[
+        "export",
+        run.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--quantize",
+        q,
+        "--simulated",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn demo_catalog_model_and_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cat_path, out) = build_catalog(tmp.path());
+    let music = cat_path.parent().unwrap().to_path_buf();
     assert!(out.contains("41 tracks"), "{out}");
-    let catalog: Catalog =
-        serde_json::from_slice(&std::fs::read(music.join("catalog.json")).unwrap()).unwrap();
+    let catalog: Catalog = serde_json::from_slice(&std::fs::read(&cat_path).unwrap()).unwrap();
     let vibe = &catalog.tracks[catalog
         .position("macleod/Kevin_MacLeod_-_Vibe_Ace")
         .unwrap()];
@@ -77,38 +140,9 @@ fn demo_catalog_model_and_bundles() {
     );
     assert!(catalog.tracks.iter().all(|t| t.duration_s >= 20.0));
 
-    let inter = tmp.path().join("sessions.inter");
-    encore_ok(&[
-        "catalog",
-        "simulate",
-        music.join("catalog.json").to_str().unwrap(),
-        "--listeners",
-        "200",
-        "-o",
-        inter.to_str().unwrap(),
-    ]);
+    let inter = simulate(tmp.path(), &cat_path, 200);
     let run = tmp.path().join("run");
-    encore_ok(&[
-        "train",
-        "--data",
-        inter.to_str().unwrap(),
-        "--format",
-        "recbole",
-        "--preset",
-        "none",
-        "--model",
-        "sasrec",
-        "--protocol",
-        "loo-full",
-        "--seeds",
-        "1",
-        "--epochs",
-        "30",
-        "--device",
-        "cpu",
-        "-o",
-        run.to_str().unwrap(),
-    ]);
+    train(&inter, &run, 30, &[]);
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
     let ndcg = results["metrics"]["NDCG@10"]["mean"].as_f64().unwrap();
@@ -118,17 +152,7 @@ fn demo_catalog_model_and_bundles() {
     let mut bundles = Vec::new();
     for q in ["none", "q8"] {
         let dir = tmp.path().join(format!("demo-{q}"));
-        encore_ok(&[
-            "export",
-            run.to_str().unwrap(),
-            "--catalog",
-            music.join("catalog.json").to_str().unwrap(),
-            "--quantize",
-            q,
-            "--simulated",
-            "-o",
-            dir.to_str().unwrap(),
-        ]);
+        export(&run, &cat_path, q, &dir);
         bundles.push(dir);
     }
     let index: serde_json::Value =
@@ -196,41 +220,9 @@ fn demo_catalog_model_and_bundles() {
     // each play's ratio, and a history heard to the end ranks differently from the same history
     // skipped after a few seconds. The id-only model ignores the ratios.
     let run_c = tmp.path().join("run-completion");
-    encore_ok(&[
-        "train",
-        "--data",
-        inter.to_str().unwrap(),
-        "--format",
-        "recbole",
-        "--preset",
-        "none",
-        "--model",
-        "sasrec",
-        "--protocol",
-        "loo-full",
-        "--completion",
-        "buckets:4",
-        "--seeds",
-        "1",
-        "--epochs",
-        "15",
-        "--device",
-        "cpu",
-        "-o",
-        run_c.to_str().unwrap(),
-    ]);
+    train(&inter, &run_c, 15, &["--completion", "buckets:4"]);
     let dir_c = tmp.path().join("demo-completion");
-    encore_ok(&[
-        "export",
-        run_c.to_str().unwrap(),
-        "--catalog",
-        music.join("catalog.json").to_str().unwrap(),
-        "--quantize",
-        "q8",
-        "--simulated",
-        "-o",
-        dir_c.to_str().unwrap(),
-    ]);
+    export(&run_c, &cat_path, "q8", &dir_c);
     let (_, with_c) = load(&dir_c, &device);
     assert!(with_c.reads_completion() && !fp32.reads_completion());
     let heard = vec![1.0f32; history.len()];
@@ -284,20 +276,8 @@ fn catalog_build_reports_a_missing_folder() {
 #[test]
 fn content_only_bundle_scores_new_tracks() {
     let tmp = tempfile::tempdir().unwrap();
-    let music = tmp.path().join("music");
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/models/demo.toml");
-    let assets = assets();
-    encore_ok(&[
-        "catalog",
-        "build",
-        "--spec",
-        spec,
-        "--assets",
-        assets.to_str().unwrap(),
-        "-o",
-        music.to_str().unwrap(),
-    ]);
-    let cat_path = music.join("catalog.json");
+    let (cat_path, _) = build_catalog(tmp.path());
+    let music = cat_path.parent().unwrap().to_path_buf();
     let catalog: Catalog = serde_json::from_slice(&std::fs::read(&cat_path).unwrap()).unwrap();
     // musicnn on four short tracks (linked into one folder; --catalog matches them by path),
     // the others stay without content and get the model's absent vectors.
@@ -330,60 +310,27 @@ fn content_only_bundle_scores_new_tracks() {
         out.contains("4 embedded") && out.contains("0 unmatched"),
         "{out}"
     );
-    let inter = tmp.path().join("sessions.inter");
-    encore_ok(&[
-        "catalog",
-        "simulate",
-        cat_path.to_str().unwrap(),
-        "--listeners",
-        "100",
-        "-o",
-        inter.to_str().unwrap(),
-    ]);
+    let inter = simulate(tmp.path(), &cat_path, 100);
     let run = tmp.path().join("run");
     let audio = format!("audio={}", store.display());
     let tags = format!("audio_tags={}", store.display());
-    encore_ok(&[
-        "train",
-        "--data",
-        inter.to_str().unwrap(),
-        "--format",
-        "recbole",
-        "--preset",
-        "none",
-        "--model",
-        "sasrec",
-        "--protocol",
-        "loo-full",
-        "--content",
-        &audio,
-        "--content",
-        &tags,
-        "--fusion",
-        "content-only",
-        "--completion",
-        "buckets:4",
-        "--seeds",
-        "1",
-        "--epochs",
-        "3",
-        "--device",
-        "cpu",
-        "-o",
-        run.to_str().unwrap(),
-    ]);
+    train(
+        &inter,
+        &run,
+        3,
+        &[
+            "--content",
+            &audio,
+            "--content",
+            &tags,
+            "--fusion",
+            "content-only",
+            "--completion",
+            "buckets:4",
+        ],
+    );
     let bundle = tmp.path().join("demo-content");
-    encore_ok(&[
-        "export",
-        run.to_str().unwrap(),
-        "--catalog",
-        cat_path.to_str().unwrap(),
-        "--quantize",
-        "q8",
-        "--simulated",
-        "-o",
-        bundle.to_str().unwrap(),
-    ]);
+    export(&run, &cat_path, "q8", &bundle);
     let (_, rec) = load(&bundle, &Device::flex());
     assert!(rec.accepts_new_tracks());
     assert_eq!(rec.modalities(), ["audio", "audio_tags"]);
