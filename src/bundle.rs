@@ -201,6 +201,24 @@ fn load_weights_cpu(cfg: &ModelConfig, weights: Vec<u8>) -> Result<SeqModel, Str
         .map(&mut Dequantizer))
 }
 
+/// The mean of the rows present (empty when none is).
+fn mean_row(rows: &[Option<Vec<f32>>]) -> Vec<f32> {
+    let mut sum: Vec<f64> = Vec::new();
+    let mut n = 0usize;
+    for r in rows.iter().flatten() {
+        if sum.is_empty() {
+            sum = vec![0.0; r.len()];
+        }
+        if r.len() == sum.len() {
+            for (s, x) in sum.iter_mut().zip(r) {
+                *s += f64::from(*x);
+            }
+            n += 1;
+        }
+    }
+    sum.into_iter().map(|s| (s / n as f64) as f32).collect()
+}
+
 /// A track the bundle was not trained on (a listener's own file), described by its content.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewTrack {
@@ -214,9 +232,10 @@ pub struct NewTrack {
 pub struct Affinity {
     /// Cosine similarity of the two tracks' musicnn embeddings, when both have one.
     pub sound: Option<f32>,
-    /// Labels of named content (musicnn's tags, MGPHot genes) among the five strongest of both
-    /// tracks, strongest first (at most three per modality).
-    pub shared: Vec<String>,
+    /// Per labelled modality (musicnn's tags, MGPHot genes), in the bundle's order: labels on
+    /// which both tracks stand out, each above the catalog's mean and among its five furthest
+    /// above it; most shared first, at most three. Modalities with none are left out.
+    pub shared: Vec<(String, Vec<String>)>,
 }
 
 /// A loaded bundle: the model on a device and the mapping between model items and the catalog.
@@ -231,6 +250,8 @@ pub struct Recommender {
     /// Each content modality of the model (configuration order): name and, per model item,
     /// its vector where the item has it.
     content: Vec<(String, Vec<Option<Vec<f32>>>)>,
+    /// Each content modality's mean vector over the catalog items that have it.
+    content_mean: Vec<(String, Vec<f32>)>,
     device: Device,
 }
 
@@ -279,7 +300,12 @@ impl Recommender {
                 .collect(),
             _ => Vec::new(),
         };
+        let content_mean = content
+            .iter()
+            .map(|(name, rows)| (name.clone(), mean_row(rows)))
+            .collect();
         Ok(Recommender {
+            content_mean,
             model: onto(model, device),
             config,
             catalog,
@@ -328,11 +354,23 @@ impl Recommender {
         };
         let mut shared = Vec::new();
         for (name, labels) in &self.config.labels {
-            if let (Some(x), Some(y)) = (get(a, name), get(b, name)) {
-                // Labels among the five strongest of both tracks.
+            let Some((_, mean)) = self.content_mean.iter().find(|(m, _)| m == name) else {
+                continue;
+            };
+            if let (Some(x), Some(y)) = (get(a, name), get(b, name))
+                && x.len() == mean.len()
+                && y.len() == mean.len()
+            {
+                // Labels among the five furthest above the catalog's mean in both tracks.
                 let top = |v: &[f32]| -> Vec<usize> {
-                    let mut i: Vec<usize> = (0..v.len().min(labels.len())).collect();
-                    i.sort_by(|&p, &q| v[q].total_cmp(&v[p]).then(p.cmp(&q)));
+                    let mut i: Vec<usize> = (0..v.len().min(labels.len()))
+                        .filter(|&i| v[i] > mean[i])
+                        .collect();
+                    i.sort_by(|&p, &q| {
+                        (v[q] - mean[q])
+                            .total_cmp(&(v[p] - mean[p]))
+                            .then(p.cmp(&q))
+                    });
                     i.truncate(5);
                     i
                 };
@@ -340,10 +378,13 @@ impl Recommender {
                 let mut both: Vec<(f32, &String)> = tx
                     .iter()
                     .filter(|i| ty.contains(i))
-                    .map(|&i| (x[i].min(y[i]), &labels[i]))
+                    .map(|&i| ((x[i] - mean[i]).min(y[i] - mean[i]), &labels[i]))
                     .collect();
                 both.sort_by(|p, q| q.0.total_cmp(&p.0).then(p.1.cmp(q.1)));
-                shared.extend(both.into_iter().take(3).map(|(_, l)| l.clone()));
+                if !both.is_empty() {
+                    let l = both.into_iter().take(3).map(|(_, l)| l.clone()).collect();
+                    shared.push((name.clone(), l));
+                }
             }
         }
         Affinity { sound, shared }

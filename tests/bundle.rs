@@ -384,10 +384,29 @@ fn content_only_bundle_scores_new_tracks() {
     assert!(plain.iter().all(|r| r.track < n));
     let err = pollster::block_on(rec.recommend_new(&[n + 1], None, &[], 5, &new)).unwrap_err();
     assert!(err.contains("beyond the catalog"), "{err}");
-    // "Why": the twin sounds the same, and shares its strongest musicnn tags.
+    // "Why": the twin sounds the same, and shares the musicnn tags it has most above the
+    // catalog's mean.
     let aff = rec.affinity(copy_of, n, &new);
     assert!((aff.sound.unwrap() - 1.0).abs() < 1e-5, "{aff:?}");
-    assert_eq!(aff.shared.len(), 3, "{aff:?}");
+    assert_eq!(aff.shared.len(), 1, "{aff:?}");
+    assert_eq!(aff.shared[0].0, "audio_tags");
+    assert_eq!(aff.shared[0].1.len(), 3, "{aff:?}");
+    let v = rec.content_of(copy_of, "audio_tags").unwrap();
+    let labels = &rec.config.labels["audio_tags"];
+    let mean: Vec<f32> = (0..v.len())
+        .map(|i| {
+            let xs: Vec<f32> = with
+                .iter()
+                .map(|&t| rec.content_of(t, "audio_tags").unwrap()[i])
+                .collect();
+            xs.iter().sum::<f32>() / xs.len() as f32
+        })
+        .collect();
+    let mut lift: Vec<(f32, &String)> =
+        (0..v.len()).map(|i| (v[i] - mean[i], &labels[i])).collect();
+    lift.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let expect: Vec<String> = lift.iter().take(3).map(|(_, l)| (*l).clone()).collect();
+    assert_eq!(aff.shared[0].1, expect);
     assert!(rec.affinity(without, n, &new).sound.is_none());
     // A content vector of the wrong width is refused with the widths named.
     let mut bad = new.clone();

@@ -421,6 +421,117 @@ fn encore_tag_writes_58_genes_in_schema_and_resumes() {
     );
 }
 
+/// `--per-gene --notes`: each gene asked on its own after the song's description (its catalog
+/// tags and length), stored as the mean of the model's odds; a rerun of another prompt clears
+/// what this one wrote rather than mixing the two.
+#[test]
+fn encore_tag_per_gene_with_notes_stores_mean_ratings() {
+    use encore::features::store::FeatureStore;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = serde_json::json!({"name": "t", "tracks": [
+        {"id": "vibe", "title": "Vibe Ace", "artist": "Kevin MacLeod", "duration_s": 61.5,
+         "audio": "vibe.ogg", "licence": "CC BY 3.0", "attribution": "Kevin MacLeod",
+         "tags": ["jazz", "lounge"]},
+        {"id": "battle", "title": "Battle Music", "artist": "Aleksi Aubry-Carlson",
+         "duration_s": 318.2, "audio": "battle.ogg", "licence": "GPL-2.0+",
+         "attribution": "Wesnoth", "tags": ["orchestral"]}]});
+    let cat = dir.path().join("catalog.json");
+    std::fs::write(&cat, catalog.to_string()).unwrap();
+    let store = dir.path().join("store");
+    let model = smollm2();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "tag",
+            "--store",
+            store.to_str().unwrap(),
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        common::encore(&args)
+    };
+    let (code, out, err) = run(&["--per-gene", "--notes", "--limit", "1"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("wrote mgphot (58 genes) for 1 tracks"),
+        "{out}"
+    );
+    let s = FeatureStore::load(&store).unwrap();
+    let m = s.modality("mgphot").unwrap();
+    assert_eq!(m.provenance.version, "mgphot-v1/gene-mean");
+    let v = s.get("mgphot", 0).expect("the first track is tagged");
+    assert!(s.get("mgphot", 1).is_none());
+    // Means of a distribution over 0-5: inside [0, 1], not all on the 0.2 grid, and not one
+    // value copied across the genes.
+    assert!(v.iter().all(|x| (0.0..=1.0).contains(x)), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|x| ((x * 5.0) - (x * 5.0).round()).abs() > 1e-3),
+        "{v:?}"
+    );
+    let (lo, hi) = v
+        .iter()
+        .fold((1f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
+    assert!(hi - lo > 0.02, "{v:?}");
+    // The cache keys the answer by the prompt, notes included.
+    let cache = std::fs::read_to_string(store.join("mgphot-cache.jsonl")).unwrap();
+    assert!(cache.contains("mgphot-v1/gene-mean+notes-"), "{cache}");
+    // Without --notes the prompt differs: nothing cached for it (--limit 0 asks nothing), so
+    // the store holds no genes rather than the other prompt's.
+    let (code, out, err) = run(&["--per-gene", "--limit", "0"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("for 0 tracks"), "{out}");
+    let s = FeatureStore::load(&store).unwrap();
+    assert!(s.get("mgphot", 0).is_none());
+    // --notes needs something to say; a server cannot give per-gene odds.
+    let tsv = dir.path().join("t.tsv");
+    std::fs::write(&tsv, "a\tArtist\tTitle\n").unwrap();
+    let (code, _, err) = common::encore(&[
+        "tag",
+        "--store",
+        dir.path().join("other").to_str().unwrap(),
+        "--tracks",
+        tsv.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--notes",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--notes needs --catalog"), "{err}");
+    let (code, _, err) = run(&["--per-gene", "--endpoint", "http://127.0.0.1:9/v1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("local models only"), "{err}");
+}
+
+/// A forked session continues exactly as the original would have, and leaves it untouched.
+#[test]
+fn a_forked_session_continues_like_the_original() {
+    use burn::tensor::Device;
+    use encore::llm::generate::Session;
+    use encore::llm::llama::Llama;
+    use encore::llm::tokenizer::BpeTokenizer;
+    let g = Gguf::open(&smollm2()).unwrap();
+    let tok = BpeTokenizer::from_gguf(&g).unwrap();
+    let dev = Device::flex();
+    let (m, _) = Llama::from_gguf(&g, &dev).unwrap();
+    let (a, b, c) = ("A song by", " Kevin MacLeod", " a jazz band");
+    let mut s = Session::new(&m, &tok, &dev);
+    s.feed_text(a);
+    let mut f = s.fork();
+    f.feed_text(b);
+    s.feed_text(c);
+    for (got, tail) in [(&f, b), (&s, c)] {
+        let mut fresh = Session::new(&m, &tok, &dev);
+        fresh.feed_text(a);
+        fresh.feed_text(tail);
+        assert_eq!(got.top_logits(5), fresh.top_logits(5), "{tail}");
+    }
+    let p = f.digit_probs().unwrap();
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{p:?}");
+}
+
 #[test]
 fn encore_tag_validate_scores_genes_against_a_reference() {
     let dir = tempfile::tempdir().unwrap();

@@ -143,6 +143,7 @@ fn tagging_through_a_real_llama_cpp_server_resumes_after_a_kill() {
         id: "t".into(),
         artist: "Kevin MacLeod".into(),
         title: "Vibe Ace".into(),
+        notes: None,
     };
     let t = tagger.tag(&song).unwrap();
     assert_ratings(&t.values);

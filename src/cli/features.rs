@@ -222,9 +222,7 @@ fn convert_to(ckpt: &Path, out: &Path) -> anyhow::Result<usize> {
 /// A catalog's audio files (resolved against the catalog's folder) -> track id, so that
 /// `--catalog` matches files by the path the catalog gives them, before any tags are read.
 fn catalog_paths(path: &Path) -> anyhow::Result<HashMap<PathBuf, String>> {
-    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    let cat: crate::catalog::Catalog = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a catalog", path.display()))?;
+    let cat = read_catalog(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     Ok(cat
         .tracks
@@ -234,6 +232,12 @@ fn catalog_paths(path: &Path) -> anyhow::Result<HashMap<PathBuf, String>> {
             Some((p, t.id))
         })
         .collect())
+}
+
+/// Reads a catalog.json.
+pub(crate) fn read_catalog(path: &Path) -> anyhow::Result<crate::catalog::Catalog> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a catalog", path.display()))
 }
 
 /// Opens the store, creating it from `--catalog` / `--tracks` when it does not exist yet.
@@ -248,10 +252,8 @@ pub(crate) fn open_store(a: &StoreArgs, allow_empty: bool) -> anyhow::Result<Fea
         return FeatureStore::load(&a.store).map_err(|e| anyhow!(e));
     }
     let tracks = if let Some(c) = &a.catalog {
-        let text = std::fs::read_to_string(c).with_context(|| c.display().to_string())?;
-        let cat: crate::catalog::Catalog = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a catalog", c.display()))?;
-        cat.tracks
+        read_catalog(c)?
+            .tracks
             .into_iter()
             .map(|t| TrackRef {
                 id: t.id,

@@ -63,12 +63,22 @@ pub struct TagArgs {
     /// One prompt per gene category (the MGPHot paper's way) instead of all 58 genes at once
     #[arg(long)]
     per_category: bool,
+    /// One question per gene after a shared description of the song, storing the mean of the
+    /// model's odds over 0-5 (for small local models, whose answers to many genes at once copy
+    /// each other)
+    #[arg(long, conflicts_with = "per_category")]
+    per_gene: bool,
     /// Result cache (JSON lines) [default: STORE/mgphot-cache.jsonl]
     #[arg(long)]
     cache: Option<PathBuf>,
     /// Tag at most this many tracks not yet in the cache
     #[arg(long)]
     limit: Option<usize>,
+    /// Tell the model what else is known of each track (for music it cannot know by name): its
+    /// catalog tags and length (with --catalog) and the strongest musicnn tags when the store
+    /// has `audio_tags` (`encore features audio`)
+    #[arg(long)]
+    notes: bool,
     #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
     device: DeviceChoice,
 }
@@ -77,8 +87,10 @@ struct RunArgs {
     store: StoreArgs,
     backend: BackendArgs,
     per_category: bool,
+    per_gene: bool,
     cache: Option<PathBuf>,
     limit: Option<usize>,
+    notes: bool,
     device: DeviceChoice,
 }
 
@@ -181,10 +193,59 @@ pub fn run(a: TagArgs) -> anyhow::Result<ExitCode> {
         },
         backend,
         per_category: a.per_category,
+        per_gene: a.per_gene,
         cache: a.cache,
         limit: a.limit,
+        notes: a.notes,
         device: a.device,
     })
+}
+
+/// Per store track, what else is known of it for the prompt: the catalog's tags and length
+/// (when `catalog` is given and lists the track) and musicnn's strongest tags (when the store
+/// has `audio_tags`). `None` where nothing is known.
+fn notes(
+    store: &crate::features::store::FeatureStore,
+    catalog: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<Option<String>>> {
+    let catalog = catalog.map(super::features::read_catalog).transpose()?;
+    let heard = store.modality("audio_tags").and_then(|m| m.labels.clone());
+    if catalog.is_none() && heard.is_none() {
+        bail!(
+            "--notes needs --catalog or a store with musicnn's audio_tags (encore features audio)"
+        );
+    }
+    Ok(store
+        .tracks()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut parts = Vec::new();
+            if let Some(c) = catalog
+                .as_ref()
+                .and_then(|c| c.position(&t.id).map(|p| &c.tracks[p]))
+            {
+                if !c.tags.is_empty() {
+                    parts.push(format!("tagged {}", c.tags.join(", ")));
+                }
+                if c.duration_s > 0.0 {
+                    let s = c.duration_s.round() as u64;
+                    parts.push(format!("{}:{:02} long", s / 60, s % 60));
+                }
+            }
+            if let (Some(labels), Some(v)) = (&heard, store.get("audio_tags", i)) {
+                let mut top: Vec<(f32, &str)> = v
+                    .iter()
+                    .zip(labels)
+                    .map(|(p, l)| (*p, l.as_str()))
+                    .collect();
+                top.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let top: Vec<&str> = top.iter().take(5).map(|(_, l)| *l).collect();
+                parts.push(format!("an audio model hears {}", top.join(", ")));
+            }
+            (!parts.is_empty()).then(|| parts.join("; ") + ".")
+        })
+        .collect())
 }
 
 /// A loaded backend: the tagger, the cache's model key, and what the store's provenance says.
@@ -241,7 +302,9 @@ fn load_local(path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::
 
 fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&a.store, false)?;
-    let mode = if a.per_category {
+    let mode = if a.per_gene {
+        PromptMode::PerGene
+    } else if a.per_category {
         PromptMode::PerCategory
     } else {
         PromptMode::AllAtOnce
@@ -262,7 +325,11 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
                 key: format!("{}@{}", local.name, &local.sha[..16]),
                 name: local.name.clone(),
                 sha: local.sha.clone(),
-                decoding: "constrained JSON, ratings 0-5 / 5".into(),
+                decoding: if mode == PromptMode::PerGene {
+                    "one question per gene, mean of the odds of 0-5, / 5".into()
+                } else {
+                    "constrained JSON, ratings 0-5 / 5".into()
+                },
                 workers: 1,
             }
         }
@@ -296,7 +363,11 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let model_key = backend.key.clone();
-    let version = mode.version();
+    let notes = if a.notes {
+        notes(&store, a.store.catalog.as_deref())?
+    } else {
+        vec![None; store.tracks().len()]
+    };
     let cache_path = a
         .cache
         .clone()
@@ -325,6 +396,7 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
                         t.artist.clone()
                     },
                     title: t.title.clone(),
+                    notes: notes[i].clone(),
                 },
             )
         })
@@ -337,7 +409,7 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut todo: Vec<&(usize, Song)> = songs
         .iter()
-        .filter(|(_, s)| cache.get(&s.id, &model_key, &version).is_none())
+        .filter(|(_, s)| cache.get(&s.id, &model_key, &s.version(mode)).is_none())
         .collect();
     let cached = songs.len() - todo.len();
     todo.truncate(a.limit.unwrap_or(usize::MAX));
@@ -393,7 +465,7 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
                         .put(Entry {
                             track: song.id.clone(),
                             model: model_key.clone(),
-                            prompt: version.clone(),
+                            prompt: song.version(mode),
                             values: t.values,
                         })
                         .map_err(|e| anyhow!(e))?;
@@ -434,21 +506,23 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
             requests.saturating_sub(done * mode.groups().len())
         );
     }
-    // Everything the cache holds for this model and prompt goes into the store.
+    // Everything the cache holds for this model and prompt goes into the store; the other
+    // tracks are cleared.
     let all = genes();
     let labels: Vec<String> = all.iter().map(|g| g.name.to_string()).collect();
+    let version = mode.version();
     let prov = provenance(
         &backend.name,
         &version,
         &backend.sha,
-        serde_json::json!({"prompt": version, "decoding": backend.decoding}),
+        serde_json::json!({"prompt": version, "notes": a.notes, "decoding": backend.decoding}),
     );
     store
         .ensure_modality("mgphot", all.len(), prov, Some(labels))
         .map_err(|e| anyhow!(e))?;
     let mut written = 0;
     for (i, song) in &songs {
-        if let Some(v) = cache.get(&song.id, &model_key, &version) {
+        if let Some(v) = cache.get(&song.id, &model_key, &song.version(mode)) {
             let v = v.to_vec();
             crate::features::tags::check_known_modality("mgphot", &v).map_err(|e| anyhow!(e))?;
             store.set("mgphot", *i, &v).map_err(|e| anyhow!(e))?;
@@ -461,6 +535,9 @@ fn tag_tracks(a: RunArgs) -> anyhow::Result<ExitCode> {
             top.sort_by(|a, b| b.0.total_cmp(&a.0));
             let top: Vec<String> = top.into_iter().take(6).map(|(_, t)| t).collect();
             println!("{} - {}: {}", song.artist, song.title, top.join(", "));
+        } else {
+            // A value from another model or prompt must not stand beside this one's.
+            store.clear("mgphot", *i);
         }
     }
     store.save(&a.store.store).map_err(|e| anyhow!(e))?;

@@ -165,24 +165,48 @@ impl<'a> Session<'a> {
         out
     }
 
-    /// Forces `{"k1": v1, "k2": v2, ...}` with exactly `keys`; the model picks each value among
-    /// the tokens `0`..`5`. Returns the values and the probability the model gave each choice.
-    pub fn rate(&mut self, keys: &[&str]) -> Result<(Vec<u8>, Vec<[f32; 6]>), String> {
-        let digits: Vec<u32> = (0..=5)
+    /// A second session that continues from this one's tokens (the KV cache is shared, not
+    /// recomputed), so one prompt prefix can be followed by several different suffixes.
+    pub fn fork(&self) -> Session<'a> {
+        Session {
+            model: self.model,
+            tok: self.tok,
+            device: self.device.clone(),
+            cache: self.cache.clone(),
+            last: self.last.clone(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// The token ids of the digits `0`..`5`.
+    fn digit_ids(&self) -> Result<Vec<u32>, String> {
+        (0..=5)
             .map(|d| {
                 self.tok
                     .id(&d.to_string())
                     .ok_or_else(|| format!("the vocabulary has no token '{d}'"))
             })
-            .collect::<Result<_, _>>()?;
+            .collect()
+    }
+
+    /// The model's probabilities of the next token being `0`..`5`, renormalised over those six.
+    pub fn digit_probs(&self) -> Result<[f32; 6], String> {
+        let digits = self.digit_ids()?;
+        let logits = self.last.as_ref().ok_or("nothing was fed")?;
+        let sub: Vec<f32> = digits.iter().map(|&t| logits[t as usize]).collect();
+        Ok(softmax(&sub, 1.0).try_into().expect("six digits"))
+    }
+
+    /// Forces `{"k1": v1, "k2": v2, ...}` with exactly `keys`; the model picks each value among
+    /// the tokens `0`..`5`. Returns the values and the probability the model gave each choice.
+    pub fn rate(&mut self, keys: &[&str]) -> Result<(Vec<u8>, Vec<[f32; 6]>), String> {
+        let digits = self.digit_ids()?;
         let mut values = Vec::with_capacity(keys.len());
         let mut probs = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             let lead = if i == 0 { "{\"" } else { ", \"" };
             self.feed_text(&format!("{lead}{key}\": "));
-            let logits = self.last.as_ref().ok_or("nothing was fed")?;
-            let sub: Vec<f32> = digits.iter().map(|&t| logits[t as usize]).collect();
-            let p: [f32; 6] = softmax(&sub, 1.0).try_into().expect("six digits");
+            let p = self.digit_probs()?;
             let best = argmax(&p) as usize;
             values.push(best as u8);
             probs.push(p);

@@ -134,6 +134,12 @@ pub struct RemoteTagger {
 
 impl RemoteTagger {
     pub fn new(cfg: ServerConfig, mode: PromptMode) -> Result<Self, String> {
+        if mode == PromptMode::PerGene {
+            return Err(
+                "per-gene rating reads the model's probabilities of each rating: local models only"
+                    .into(),
+            );
+        }
         let url = completions_url(&cfg.endpoint)?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(cfg.timeout))

@@ -17,6 +17,10 @@ pub enum PromptMode {
     AllAtOnce,
     /// One prompt per category (the paper's way).
     PerCategory,
+    /// One question per gene after a shared description of the song, each answered
+    /// independently; the stored value is the mean of the model's distribution over 0-5 (so a
+    /// small model's answers are not steered by the ratings it already gave). Local models only.
+    PerGene,
 }
 
 impl PromptMode {
@@ -25,6 +29,7 @@ impl PromptMode {
         match self {
             Self::AllAtOnce => format!("{PROMPT_VERSION}/all"),
             Self::PerCategory => format!("{PROMPT_VERSION}/category"),
+            Self::PerGene => format!("{PROMPT_VERSION}/gene-mean"),
         }
     }
 }
@@ -35,6 +40,31 @@ pub struct Song {
     pub id: String,
     pub artist: String,
     pub title: String,
+    /// What is known of the recording besides its name (its catalog's tags, what an audio model
+    /// hears, its length), put in the prompt when the model cannot know the song itself.
+    pub notes: Option<String>,
+}
+
+impl Song {
+    /// The prompt version for this song: with notes, it names a hash of them, so a cached answer
+    /// is reused only for the same prompt.
+    pub fn version(&self, mode: PromptMode) -> String {
+        match &self.notes {
+            None => mode.version(),
+            Some(n) => {
+                use sha2::Digest;
+                let h = sha2::Sha256::digest(n.as_bytes());
+                format!(
+                    "{}+notes-{:02x}{:02x}{:02x}{:02x}",
+                    mode.version(),
+                    h[0],
+                    h[1],
+                    h[2],
+                    h[3]
+                )
+            }
+        }
+    }
 }
 
 pub const SYSTEM: &str = "You are an expert musicologist. You rate recordings of popular music on \
@@ -47,10 +77,24 @@ pub fn user_prompt(song: &Song, genes: &[Gene]) -> String {
         "Rate the song \"{}\" by {} on these attributes, each an integer from 0 to 5:\n",
         song.title, song.artist
     );
+    if let Some(n) = &song.notes {
+        s.push_str(&format!("What is known of this recording: {n}\n"));
+    }
     for g in genes {
         s.push_str(&format!("- {} ({}): {}\n", g.key, g.name, g.anchor));
     }
     s.push_str("Answer with a JSON object with exactly these keys.");
+    s
+}
+
+/// The user message of [`PromptMode::PerGene`]: the song, then one attribute to rate, which
+/// follows the returned text.
+pub fn gene_prompt(song: &Song) -> String {
+    let mut s = format!("The song \"{}\" by {}.\n", song.title, song.artist);
+    if let Some(n) = &song.notes {
+        s.push_str(&format!("What is known of this recording: {n}\n"));
+    }
+    s.push_str("Rate it from 0 to 5 on this attribute, answering with a JSON object: ");
     s
 }
 
@@ -88,6 +132,7 @@ impl PromptMode {
                 .iter()
                 .map(|c| all.iter().filter(|g| g.category == *c).copied().collect())
                 .collect(),
+            PromptMode::PerGene => all.into_iter().map(|g| vec![g]).collect(),
         }
     }
 }
@@ -97,8 +142,47 @@ pub trait Tagger {
     fn tag(&self, song: &Song) -> Result<Tagged, String>;
 }
 
+impl LocalTagger<'_> {
+    /// [`PromptMode::PerGene`]: the chat up to the attribute is run once; each gene forks it,
+    /// names the gene, opens the answer `{"key": ` and reads the model's odds of `0`..`5`.
+    fn tag_per_gene(&self, song: &Song) -> Result<Tagged, String> {
+        const AT: &str = "\u{1}";
+        let chat = self.template.render(&[
+            ("system", SYSTEM),
+            ("user", &format!("{}{AT}", gene_prompt(song))),
+        ]);
+        let (head, tail) = chat.split_once(AT).expect("the marker is in the chat");
+        let mut s = Session::new(self.model, self.tok, &self.device);
+        s.feed_text(head);
+        let mut counts = s.counts;
+        let all = genes();
+        let mut values = Vec::with_capacity(all.len());
+        let mut confidence = Vec::with_capacity(all.len());
+        for g in &all {
+            let mut f = s.fork();
+            f.feed_text(&format!("{} ({}){tail}{{\"{}\": ", g.name, g.anchor, g.key));
+            let p = f.digit_probs()?;
+            let mean: f32 = p.iter().enumerate().map(|(r, p)| r as f32 * p).sum();
+            values.push(mean / 5.0);
+            confidence.push(p.iter().fold(0f32, |a, &b| a.max(b)));
+            counts.prompt_tokens += f.counts.prompt_tokens;
+            counts.generated += 1;
+        }
+        Ok(Tagged {
+            values,
+            confidence,
+            counts,
+            clamped: 0,
+            requests: 0,
+        })
+    }
+}
+
 impl Tagger for LocalTagger<'_> {
     fn tag(&self, song: &Song) -> Result<Tagged, String> {
+        if self.mode == PromptMode::PerGene {
+            return self.tag_per_gene(song);
+        }
         let all = genes();
         let groups = self.mode.groups();
         let mut values = vec![0f32; all.len()];

@@ -863,8 +863,13 @@ fn explain(
         }
     }
     let a = rec.affinity(last, track, new);
-    if !a.shared.is_empty() {
-        parts.push(format!("both sound {}", a.shared.join(", ")));
+    for (modality, labels) in &a.shared {
+        let labels = labels.join(", ").to_lowercase();
+        parts.push(match modality.as_str() {
+            "audio_tags" => format!("both sound {labels}"),
+            "mgphot" => format!("both rated high on {labels} (MGPHot)"),
+            other => format!("both high on {labels} ({other})"),
+        });
     }
     if let Some(s) = a.sound {
         parts.push(format!("sound similarity {:.0} %", 100.0 * s.max(0.0)));
