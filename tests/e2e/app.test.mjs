@@ -233,6 +233,10 @@ test('a listener plays, skips, reloads, exports and imports; recommendations fol
   assert.notDeepEqual(after, before, 'recommendations changed with the history');
   const latency = Number(await page.locator('[data-testid="latency-ms"]').textContent());
   assert.ok(latency > 0, `latency ${latency}`);
+  // "Why" draws on the bundle's content: musicnn's tags and the LLM's MGPHot genes.
+  const whys = await page.locator('[data-testid="rec"] .why').allTextContents();
+  assert.ok(whys.some((w) => /both sound [a-z]/.test(w)), `reasons: ${whys}`);
+  assert.ok(whys.some((w) => /both rated high on [a-z][^;]* \(MGPHot\)/.test(w)), `reasons: ${whys}`);
   await page.screenshot({ path: path.join(shots, 'player-webgpu.png'), fullPage: true });
 
   // The history survives a reload.
