@@ -293,8 +293,15 @@ pub struct CellResult {
 pub struct Lift {
     #[serde(flatten)]
     pub comparison: MetricComparison,
-    /// `(B - A) / A` in per cent.
-    pub relative_pct: f64,
+    /// `(B - A) / A` in per cent; `None` when the baseline is 0 (a cold-start id-only cell),
+    /// where no relative change exists.
+    pub relative_pct: Option<f64>,
+}
+
+/// `diff / base` in per cent, or `None` for a baseline of 0 (cold-start targets an id-only
+/// model can never rank), which no relative change describes.
+fn relative_pct(diff: f64, base: f64) -> Option<f64> {
+    (base > 0.0).then(|| 100.0 * diff / base)
 }
 
 /// `ablation.json`.
@@ -397,7 +404,7 @@ pub fn ablate(
                 row.lift = compare(&a, &b, &METRICS, 0)
                     .into_iter()
                     .map(|c| Lift {
-                        relative_pct: 100.0 * c.test.diff / c.test.mean_a.max(1e-12),
+                        relative_pct: relative_pct(c.test.diff, c.test.mean_a),
                         comparison: c,
                     })
                     .collect();
@@ -473,15 +480,13 @@ impl Ablation {
                 match c.lift.iter().find(|l| l.comparison.metric == m) {
                     Some(l) => {
                         let t = &l.comparison.test;
+                        let rel = l
+                            .relative_pct
+                            .map_or(String::new(), |r| format!(" ({r:+.1} %)"));
                         let _ = write!(
                             s,
-                            " {:+.4} [{:+.4}, {:+.4}] ({:+.1} %), p {:.4} / {:.4} |",
-                            t.diff,
-                            t.ci95[0],
-                            t.ci95[1],
-                            l.relative_pct,
-                            t.p_bootstrap,
-                            t.p_wilcoxon
+                            " {:+.4} [{:+.4}, {:+.4}]{rel}, p {:.4} / {:.4} |",
+                            t.diff, t.ci95[0], t.ci95[1], t.p_bootstrap, t.p_wilcoxon
                         );
                     }
                     None if c.cell.fusion.is_none() => s.push_str(" (baseline) |"),
@@ -614,6 +619,12 @@ dropout = 0.5
         assert_eq!(spec.seeds, vec![0, 1]);
         assert_eq!(spec.model.fusion().unwrap().strategy, Strategy::Concat);
         assert!(spec.model.canonical_json().contains(r#""dropout":0.5"#));
+    }
+
+    #[test]
+    fn a_lift_over_a_zero_baseline_has_no_relative_change() {
+        assert_eq!(relative_pct(0.1, 0.5), Some(20.0));
+        assert_eq!(relative_pct(0.02, 0.0), None);
     }
 
     #[test]
