@@ -209,8 +209,9 @@ fn notes(
     catalog: Option<&std::path::Path>,
 ) -> anyhow::Result<Vec<Option<String>>> {
     let catalog = catalog.map(super::features::read_catalog).transpose()?;
-    let heard = store.modality("audio_tags").and_then(|m| m.labels.clone());
-    if catalog.is_none() && heard.is_none() {
+    // `encore features audio` writes musicnn's MSD tags as `audio_tags`.
+    let heard = store.modality("audio_tags").is_some();
+    if catalog.is_none() && !heard {
         bail!(
             "--notes needs --catalog or a store with musicnn's audio_tags (encore features audio)"
         );
@@ -233,14 +234,11 @@ fn notes(
                     parts.push(format!("{}:{:02} long", s / 60, s % 60));
                 }
             }
-            if let (Some(labels), Some(v)) = (&heard, store.get("audio_tags", i)) {
-                let mut top: Vec<(f32, &str)> = v
-                    .iter()
-                    .zip(labels)
-                    .map(|(p, l)| (*p, l.as_str()))
+            if let Some(v) = store.get("audio_tags", i) {
+                let top: Vec<&str> = crate::features::musicnn::top_tags(v, 5)
+                    .into_iter()
+                    .map(|(l, _)| l)
                     .collect();
-                top.sort_by(|a, b| b.0.total_cmp(&a.0));
-                let top: Vec<&str> = top.iter().take(5).map(|(_, l)| *l).collect();
                 parts.push(format!("an audio model hears {}", top.join(", ")));
             }
             (!parts.is_empty()).then(|| parts.join("; ") + ".")

@@ -77,9 +77,7 @@ pub fn user_prompt(song: &Song, genes: &[Gene]) -> String {
         "Rate the song \"{}\" by {} on these attributes, each an integer from 0 to 5:\n",
         song.title, song.artist
     );
-    if let Some(n) = &song.notes {
-        s.push_str(&format!("What is known of this recording: {n}\n"));
-    }
+    push_notes(&mut s, song);
     for g in genes {
         s.push_str(&format!("- {} ({}): {}\n", g.key, g.name, g.anchor));
     }
@@ -87,13 +85,18 @@ pub fn user_prompt(song: &Song, genes: &[Gene]) -> String {
     s
 }
 
+/// The song's notes as a line of the prompt (every mode words them alike).
+fn push_notes(s: &mut String, song: &Song) {
+    if let Some(n) = &song.notes {
+        s.push_str(&format!("What is known of this recording: {n}\n"));
+    }
+}
+
 /// The user message of [`PromptMode::PerGene`]: the song, then one attribute to rate, which
 /// follows the returned text.
 pub fn gene_prompt(song: &Song) -> String {
     let mut s = format!("The song \"{}\" by {}.\n", song.title, song.artist);
-    if let Some(n) = &song.notes {
-        s.push_str(&format!("What is known of this recording: {n}\n"));
-    }
+    push_notes(&mut s, song);
     s.push_str("Rate it from 0 to 5 on this attribute, answering with a JSON object: ");
     s
 }
@@ -111,6 +114,19 @@ pub struct Tagged {
     /// Requests made, retries included.
     pub requests: usize,
     pub counts: Counts,
+}
+
+impl Tagged {
+    /// A local model's answer: constrained, so nothing clamped, and no requests made.
+    fn local(values: Vec<f32>, confidence: Vec<f32>, counts: Counts) -> Self {
+        Tagged {
+            values,
+            confidence,
+            clamped: 0,
+            requests: 0,
+            counts,
+        }
+    }
 }
 
 /// Tags songs with a local model.
@@ -168,13 +184,7 @@ impl LocalTagger<'_> {
             counts.prompt_tokens += f.counts.prompt_tokens;
             counts.generated += 1;
         }
-        Ok(Tagged {
-            values,
-            confidence,
-            counts,
-            clamped: 0,
-            requests: 0,
-        })
+        Ok(Tagged::local(values, confidence, counts))
     }
 }
 
@@ -203,12 +213,6 @@ impl Tagger for LocalTagger<'_> {
             counts.prompt_tokens += s.counts.prompt_tokens;
             counts.generated += s.counts.generated;
         }
-        Ok(Tagged {
-            values,
-            confidence,
-            counts,
-            clamped: 0,
-            requests: 0,
-        })
+        Ok(Tagged::local(values, confidence, counts))
     }
 }
