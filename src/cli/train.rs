@@ -28,15 +28,16 @@ pub struct TrainArgs {
     /// Preprocessing preset for log formats (`none`: only order the plays; `paper`, `default`)
     #[arg(long, default_value = "none")]
     preset: String,
-    /// sasrec, bert4rec, gru4rec, or e4srec (an LLM over a trained run's items: --llm,
-    /// --item-encoder)
+    /// sasrec, bert4rec, gru4rec, e4srec (an LLM over a trained run's items: --llm,
+    /// --item-encoder), or zeroshot (the LLM alone ranks a run's candidates by likelihood)
     #[arg(long)]
     model: String,
     /// e4srec: the LLM, a GGUF file (Llama architecture: SmolLM2, Llama 3.x, Qwen2.5)
     #[arg(long)]
     llm: Option<PathBuf>,
     /// e4srec: a finished run folder of sasrec, bert4rec or gru4rec (id-only or fused); its data,
-    /// protocol and split are used, and its best model's item table is the frozen item input
+    /// protocol and split are used, and its best model's item table is the frozen item input.
+    /// zeroshot: the run whose data, protocol, split and candidates are used
     #[arg(long)]
     item_encoder: Option<PathBuf>,
     /// e4srec: which seed of the item encoder's run gives the item table
@@ -51,9 +52,17 @@ pub struct TrainArgs {
     /// e4srec: adapted projections, comma-separated among q, k, v, o, gate, up, down
     #[arg(long, default_value = "gate,up,down", value_delimiter = ',')]
     lora_targets: Vec<String>,
-    /// e4srec: most recent history items read
-    #[arg(long, default_value_t = 50)]
-    history: usize,
+    /// e4srec, zeroshot: most recent history items read [default: 50 for e4srec, 20 for
+    /// zeroshot]
+    #[arg(long)]
+    history: Option<usize>,
+    /// zeroshot: a candidate's score is its text's log-likelihood summed over its tokens (sum)
+    /// or per token (mean)
+    #[arg(long, default_value = "sum")]
+    likelihood: crate::train::zeroshot::Likelihood,
+    /// zeroshot: score a seeded sample of this many test cases (default: all)
+    #[arg(long)]
+    max_users: Option<usize>,
     /// loo-sampled99, temporal-sampled200, full (= temporal-full), loo-full,
     /// loo-sampled-N, temporal-sampled-N
     #[arg(long, default_value = "temporal-sampled200")]
@@ -230,8 +239,11 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     if a.model == "e4srec" {
         return run_e4srec(a);
     }
+    if a.model == "zeroshot" {
+        return run_zeroshot(a);
+    }
     if a.llm.is_some() || a.item_encoder.is_some() {
-        bail!("--llm and --item-encoder are for --model e4srec");
+        bail!("--llm and --item-encoder are for --model e4srec and zeroshot");
     }
     let Some(data) = a.data.clone() else {
         bail!("--data is needed (a log file or an ingested folder)");
@@ -333,7 +345,7 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
         bail!("--model e4srec trains with --loss ce, without --engagement-weight or --completion");
     }
     let config = E4SRecConfig {
-        history: a.history,
+        history: a.history.unwrap_or(50),
         lora_rank: a.lora_rank,
         lora_alpha: a.lora_alpha,
         lora_targets: a.lora_targets.clone(),
@@ -357,6 +369,50 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
         "\nwrote {}/results.json, results.md, curves.svg",
         a.out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `encore train --model zeroshot`: the LLM ranks a finished run's candidates by likelihood.
+fn run_zeroshot(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    use crate::train::zeroshot::{ZeroShotConfig, ZeroShotSpec};
+    let (Some(llm), Some(encoder)) = (a.llm.clone(), a.item_encoder.clone()) else {
+        bail!(
+            "--model zeroshot needs --llm GGUF and --item-encoder RUN (the finished run whose data, protocol and candidates it ranks)"
+        );
+    };
+    if a.data.is_some()
+        || a.samples.is_some()
+        || !a.content.is_empty()
+        || a.fusion.is_some()
+        || a.cold.is_some()
+        || !a.sets.is_empty()
+        || a.seeds != 1
+    {
+        bail!(
+            "--model zeroshot trains nothing and takes its data, protocol and candidates from --item-encoder; drop --data, --samples, --content, --fusion, --cold, --set and --seeds"
+        );
+    }
+    if a.max_users == Some(0) {
+        bail!("--max-users must be at least 1");
+    }
+    let spec = ZeroShotSpec {
+        llm,
+        llm_sha256: String::new(),
+        encoder,
+        config: ZeroShotConfig {
+            history: a.history.unwrap_or(20),
+            likelihood: a.likelihood,
+            max_users: a.max_users,
+            ..ZeroShotConfig::default()
+        },
+        sample_seed: a.split_seed,
+    };
+    let (device, label) =
+        select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
+    let r = crate::train::zeroshot::run(spec, &a.out, &device, &label, progress())
+        .map_err(anyhow::Error::msg)?;
+    print!("{}", r.to_markdown());
+    println!("\nwrote {}/results.json, results.md", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -431,7 +487,17 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let names: Vec<&str> = metrics.iter().map(String::as_str).collect();
-    let out = compare(&pick(&sa)?, &pick(&sb)?, &names, 0);
+    let (pa, pb) = (pick(&sa)?, pick(&sb)?);
+    for (run, p) in [(&a.a, &pa), (&a.b, &pb)] {
+        if p.iter().all(crate::eval::Ranks::is_empty) {
+            bail!(
+                "{} has no {} ranking (a zero-shot run ranks only the protocol's candidates)",
+                run.display(),
+                a.ranking
+            );
+        }
+    }
+    let out = compare(&pa, &pb, &names, 0);
     println!(
         "A = {} ({}, {} seeds), B = {} ({}, {} seeds); {} ranking on {}, paired per user (values averaged over seeds)",
         a.a.display(),

@@ -48,7 +48,7 @@ pub struct ModelInfo {
     pub llm: Option<LlmInfo>,
 }
 
-/// The LLM side of an E4SRec run.
+/// The LLM side of an E4SRec or zero-shot run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlmInfo {
     pub name: String,
@@ -57,7 +57,13 @@ pub struct LlmInfo {
     /// The item encoder's run folder and seed.
     pub encoder: String,
     pub encoder_seed: u64,
-    pub e4srec: crate::model::e4srec::E4SRecConfig,
+    /// E4SRec's configuration (absent for a zero-shot run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e4srec: Option<crate::model::e4srec::E4SRecConfig>,
+    /// A zero-shot run's prompt and scoring (nothing trained; `encoder` only lends its data,
+    /// protocol and candidates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_shot: Option<crate::train::zeroshot::ZeroShotConfig>,
 }
 
 /// One content modality of a run: where it came from and how much of the catalogue it covers.
@@ -155,6 +161,9 @@ pub const HEADLINE: [&str; 9] = [
 ];
 
 fn table(out: &mut String, title: &str, m: &BTreeMap<String, MetricSummary>, names: &[&str]) {
+    if m.is_empty() {
+        return;
+    }
     let _ = writeln!(out, "\n### {title}\n");
     let _ = writeln!(out, "| metric | mean | 95 % CI | per seed |");
     let _ = writeln!(out, "|---|---|---|---|");
@@ -209,6 +218,17 @@ impl Results {
             None => {
                 let _ = writeln!(s, "- model: `{}`", self.model.config.canonical_json());
             }
+            Some(l) if l.zero_shot.is_some() => {
+                let _ = writeln!(
+                    s,
+                    "- model: zero-shot likelihood ranking by `{}` ({}, sha256 `{}`), `{}`; nothing trained",
+                    l.name,
+                    l.path,
+                    &l.sha256[..l.sha256.len().min(16)],
+                    serde_json::to_string(&l.zero_shot).unwrap_or_default()
+                );
+                let _ = writeln!(s, "- data, protocol and candidates of `{}`", l.encoder);
+            }
             Some(l) => {
                 let _ = writeln!(
                     s,
@@ -239,11 +259,18 @@ impl Results {
                 &c.sha256[..c.sha256.len().min(16)]
             );
         }
-        let _ = writeln!(
-            s,
-            "- training: `{}`",
-            serde_json::to_string(&self.model.train).unwrap_or_default()
-        );
+        let zero_shot = self
+            .model
+            .llm
+            .as_ref()
+            .is_some_and(|l| l.zero_shot.is_some());
+        if !zero_shot {
+            let _ = writeln!(
+                s,
+                "- training: `{}`",
+                serde_json::to_string(&self.model.train).unwrap_or_default()
+            );
+        }
         let _ = writeln!(
             s,
             "- seeds {:?} on {}; code {}",
@@ -286,6 +313,17 @@ impl Results {
             &self.metrics_full_unheard,
             &HEADLINE,
         );
+        if zero_shot {
+            let secs: f64 = self.training.iter().map(|t| t.seconds).sum();
+            let _ = writeln!(
+                s,
+                "\nScoring: {} cases in {secs:.0} s ({:.1} s a case, {:.0} candidates per second).",
+                self.protocol.test_cases,
+                secs / self.protocol.test_cases.max(1) as f64,
+                self.eval_user_items_per_s
+            );
+            return s;
+        }
         let _ = writeln!(s, "\n### training\n");
         let _ = writeln!(
             s,

@@ -366,7 +366,8 @@ impl burn::module::ModuleMapper for SetFactors {
 /// Zero-shot ranking without any trained part: the log-likelihood the LLM gives each candidate
 /// text (say "Title by Artist") as the continuation of `prompt` (a text rendering of the
 /// history), summed over the candidate's tokens, with the token count. The prompt is run once;
-/// each candidate continues a copy of its KV cache.
+/// the candidates continue copies of its KV cache, [`CONTINUATION_BATCH`] at a time (right-padded:
+/// under the causal mask the padding after a candidate's last token changes none of its scores).
 pub fn continuation_log_likelihood(
     llm: &Llama,
     tok: &BpeTokenizer,
@@ -375,44 +376,69 @@ pub fn continuation_log_likelihood(
     device: &Device,
 ) -> Vec<(f64, usize)> {
     use burn::tensor::activation::log_softmax;
-    let ids = |v: &[u32]| {
-        Tensor::<2, Int>::from_data(
-            TensorData::new(v.iter().map(|&i| i64::from(i)).collect(), [1, v.len()]),
-            device,
-        )
-    };
     let p = tok.encode(prompt);
     let mut cache = KvCache::default();
-    let hidden = llm.forward_tokens(ids(&p), &mut cache);
+    let hidden = llm.forward_tokens(int_rows(&[&p], p.len(), device), &mut cache);
     let [_, n, d] = hidden.dims();
     let first: Vec<f32> = log_softmax(llm.logits(hidden.narrow(1, n - 1, 1).reshape([1, d])), 1)
         .into_data()
         .try_to_vec::<f32>()
         .expect("float logits");
-    candidates
+    let toks: Vec<Vec<u32>> = candidates.iter().map(|c| tok.encode(c)).collect();
+    let mut out: Vec<(f64, usize)> = toks
         .iter()
         .map(|c| {
-            let c = tok.encode(c);
-            let Some(&c0) = c.first() else {
-                return (0.0, 0);
-            };
-            let mut total = f64::from(first[c0 as usize]);
-            if c.len() > 1 {
-                let mut cc = cache.clone();
-                let h = llm.forward_tokens(ids(&c[..c.len() - 1]), &mut cc);
-                let m = c.len() - 1;
-                let lp: Vec<f32> = log_softmax(llm.logits(h.reshape([m, d])), 1)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .expect("float logits");
-                let vocab = lp.len() / m;
-                for (j, &t) in c[1..].iter().enumerate() {
-                    total += f64::from(lp[j * vocab + t as usize]);
-                }
-            }
-            (total, c.len())
+            c.first()
+                .map_or((0.0, 0), |&c0| (f64::from(first[c0 as usize]), c.len()))
         })
-        .collect()
+        .collect();
+    // Candidates of two or more tokens: the rest of their tokens, each predicted from the ones
+    // before it.
+    let longer: Vec<usize> = (0..toks.len()).filter(|&i| toks[i].len() > 1).collect();
+    for group in longer.chunks(CONTINUATION_BATCH) {
+        let b = group.len();
+        let len = group.iter().map(|&i| toks[i].len() - 1).max().unwrap_or(1);
+        let inputs: Vec<&[u32]> = group
+            .iter()
+            .map(|&i| &toks[i][..toks[i].len() - 1])
+            .collect();
+        let targets: Vec<&[u32]> = group.iter().map(|&i| &toks[i][1..]).collect();
+        let mut cc = KvCache {
+            layers: cache
+                .layers
+                .iter()
+                .map(|l| {
+                    l.as_ref()
+                        .map(|(k, v)| (k.clone().repeat_dim(0, b), v.clone().repeat_dim(0, b)))
+                })
+                .collect(),
+        };
+        let h = llm.forward_tokens(int_rows(&inputs, len, device), &mut cc);
+        let lp = log_softmax(llm.logits(h.reshape([b * len, d])), 1)
+            .gather(1, int_rows(&targets, len, device).reshape([b * len, 1]));
+        let lp: Vec<f32> = lp.into_data().try_to_vec::<f32>().expect("float log-probs");
+        for (j, &i) in group.iter().enumerate() {
+            out[i].0 += lp[j * len..j * len + targets[j].len()]
+                .iter()
+                .map(|&x| f64::from(x))
+                .sum::<f64>();
+        }
+    }
+    out
+}
+
+/// How many candidates [`continuation_log_likelihood`] continues at once.
+pub const CONTINUATION_BATCH: usize = 16;
+
+/// Token rows right-padded with 0 to `len`, as `[rows, len]`.
+fn int_rows(rows: &[&[u32]], len: usize, device: &Device) -> Tensor<2, Int> {
+    let mut v = vec![0i64; rows.len() * len];
+    for (r, row) in rows.iter().enumerate() {
+        for (j, &t) in row.iter().enumerate() {
+            v[r * len + j] = i64::from(t);
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [rows.len(), len]), device)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -14,6 +14,7 @@ pub mod content;
 pub mod e4srec;
 pub mod loss;
 pub mod run;
+pub mod zeroshot;
 
 use crate::data::Dataset;
 use crate::data::rng::Rng;

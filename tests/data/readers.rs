@@ -286,6 +286,45 @@ fn recbole_inter_files() {
     );
     assert_eq!(r.issues[1].line, 4);
     assert_eq!(log.ts, vec![100, 99]);
+    // Without a .item file beside it, a track's name is its id.
+    assert_eq!(log.track_name.get(0), "10");
+
+    // A .item file of the same stem names the tracks: title (year) and artist; an item it
+    // leaves out keeps its id, and a short line is skipped.
+    write(
+        dir.path(),
+        "y.item",
+        b"item_id:token\ttrack_name:token_seq\tyear:token\tartist:token\n10\tHey Jude\t1968\tThe Beatles\n11\tShort\n",
+    );
+    let p = write(
+        dir.path(),
+        "y.inter",
+        b"user_id:token\titem_id:token\n1\t10\n1\t11\n1\t12\n",
+    );
+    let mut named = EventLog::default();
+    read::read_recbole(&p, &mut named, &ReadOptions::default()).unwrap();
+    let names: Vec<(&str, &str)> = (0..3u32)
+        .map(|t| {
+            (
+                named.track_name.get(t),
+                named.artist_name.get(named.track_artist[t as usize]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![("Hey Jude (1968)", "The Beatles"), ("11", ""), ("12", "")]
+    );
+    let strict = ReadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let e = read::read_recbole(&p, &mut EventLog::default(), &strict).unwrap_err();
+    assert!(
+        e.to_string().contains("y.item:3:") && e.to_string().contains("expected 4 fields"),
+        "{e}"
+    );
+
     let bad = write(dir.path(), "bad.inter", b"user_id\titem_id\n1\t2\n");
     let e = read::read_recbole(&bad, &mut log, &ReadOptions::default()).unwrap_err();
     assert!(
@@ -322,6 +361,9 @@ fn recbole_reads_the_real_movielens_100k() {
         (r.events, log.users.len(), log.tracks.len()),
         (100_000, 943, 1682)
     );
+    // ml-100k.item beside it names the movies.
+    let t = log.tracks.lookup("1").expect("item 1");
+    assert_eq!(log.track_name.get(t), "Toy Story (1995)");
 }
 
 #[test]

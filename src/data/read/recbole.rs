@@ -2,9 +2,15 @@
 //! item_id:token rating:float timestamp:float`). The user comes from `user_id` (or
 //! `session_id`), the track from `item_id` (or `track_id`), the time from `timestamp` when
 //! present, else from the line order.
+//!
+//! A `.item` file beside the `.inter` file (same stem, RecBole's layout) names the tracks: the
+//! title from `movie_title`, `title`, `track_name` or `name` (with `release_year` or `year` in
+//! brackets when present), the artist from `artist` or `artist_name`. Items it does not name
+//! keep their id as name.
 
 use super::{DataError, ReadOptions, ReadReport, Skips, for_each_line};
 use crate::data::log::{EventLog, RawEvent};
+use std::collections::HashMap;
 use std::path::Path;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -20,6 +26,17 @@ pub fn read_recbole(
     log: &mut EventLog,
     opts: &ReadOptions,
 ) -> Result<ReadReport, DataError> {
+    let names = match path.extension() {
+        Some(e) if e == "inter" => {
+            let item = path.with_extension("item");
+            if item.exists() {
+                read_item_names(&item, opts)?
+            } else {
+                HashMap::new()
+            }
+        }
+        _ => HashMap::new(),
+    };
     let mut skips = Skips::new(path, opts);
     let mut header: Option<Vec<(String, Kind)>> = None;
     let (mut ui, mut ii, mut ti) = (0usize, 0usize, None::<usize>);
@@ -30,32 +47,7 @@ pub fn read_recbole(
             return skips.skip(no, "not valid UTF-8");
         };
         let Some(h) = &header else {
-            let mut cols = Vec::new();
-            for col in line.split('\t') {
-                let Some((name, kind)) = col.rsplit_once(':') else {
-                    return Err(DataError::Malformed {
-                        path: path.to_path_buf(),
-                        line: no,
-                        reason: format!("header field '{col}' is not name:type"),
-                    });
-                };
-                let kind = match kind {
-                    "token" => Kind::Token,
-                    "token_seq" => Kind::TokenSeq,
-                    "float" => Kind::Float,
-                    "float_seq" => Kind::FloatSeq,
-                    k => {
-                        return Err(DataError::Malformed {
-                            path: path.to_path_buf(),
-                            line: no,
-                            reason: format!(
-                                "header field '{col}' has unknown type '{k}' (token, token_seq, float, float_seq)"
-                            ),
-                        });
-                    }
-                };
-                cols.push((name.to_string(), kind));
-            }
+            let cols = parse_header(path, no, line)?;
             let find = |names: &[&str]| cols.iter().position(|(n, _)| names.contains(&n.as_str()));
             let missing = |what: &str| DataError::Malformed {
                 path: path.to_path_buf(),
@@ -97,13 +89,16 @@ pub fn read_recbole(
             },
             None => no as i64,
         };
+        let (title, artist) = names
+            .get(item)
+            .map_or((item, ""), |(t, a)| (t.as_str(), a.as_str()));
         log.push(&RawEvent {
             user,
             ts,
-            artist_key: "",
-            artist_name: "",
+            artist_key: artist,
+            artist_name: artist,
             track_key: item,
-            track_name: item,
+            track_name: title,
             ..Default::default()
         });
         events += 1;
@@ -116,4 +111,117 @@ pub fn read_recbole(
     skips.report.bytes = bytes;
     skips.report.events = events;
     Ok(skips.report)
+}
+
+/// A typed RecBole header: `name:type` fields.
+fn parse_header(path: &Path, no: u64, line: &str) -> Result<Vec<(String, Kind)>, DataError> {
+    let mut cols = Vec::new();
+    for col in line.split('\t') {
+        let Some((name, kind)) = col.rsplit_once(':') else {
+            return Err(DataError::Malformed {
+                path: path.to_path_buf(),
+                line: no,
+                reason: format!("header field '{col}' is not name:type"),
+            });
+        };
+        let kind = match kind {
+            "token" => Kind::Token,
+            "token_seq" => Kind::TokenSeq,
+            "float" => Kind::Float,
+            "float_seq" => Kind::FloatSeq,
+            k => {
+                return Err(DataError::Malformed {
+                    path: path.to_path_buf(),
+                    line: no,
+                    reason: format!(
+                        "header field '{col}' has unknown type '{k}' (token, token_seq, float, float_seq)"
+                    ),
+                });
+            }
+        };
+        cols.push((name.to_string(), kind));
+    }
+    Ok(cols)
+}
+
+/// Where a `.item` file keeps what names an item.
+#[derive(Clone, Copy)]
+struct ItemColumns {
+    id: usize,
+    title: Option<usize>,
+    year: Option<usize>,
+    artist: Option<usize>,
+    width: usize,
+}
+
+/// Item id -> (title, artist) from a RecBole `.item` file; a file without a title column names
+/// nothing.
+fn read_item_names(
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<HashMap<String, (String, String)>, DataError> {
+    let mut skips = Skips::new(path, opts);
+    let mut cols: Option<ItemColumns> = None;
+    let mut out = HashMap::new();
+    let mut untitled = false;
+    for_each_line(path, opts, |no, line| {
+        if untitled {
+            return Ok(());
+        }
+        let Ok(line) = std::str::from_utf8(line) else {
+            return skips.skip(no, "not valid UTF-8");
+        };
+        let Some(ItemColumns {
+            id,
+            title,
+            year,
+            artist,
+            width,
+        }) = cols
+        else {
+            let h = parse_header(path, no, line)?;
+            let find = |names: &[&str]| h.iter().position(|(n, _)| names.contains(&n.as_str()));
+            let id = find(&["item_id", "track_id"]).ok_or_else(|| DataError::Malformed {
+                path: path.to_path_buf(),
+                line: no,
+                reason: "header has no item_id column".into(),
+            })?;
+            let title = find(&["movie_title", "title", "track_name", "name"]);
+            untitled = title.is_none();
+            cols = Some(ItemColumns {
+                id,
+                title,
+                year: find(&["release_year", "year"]),
+                artist: find(&["artist", "artist_name"]),
+                width: h.len(),
+            });
+            return Ok(());
+        };
+        if line.is_empty() {
+            return Ok(());
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != width {
+            return skips.skip(no, format!("expected {width} fields, found {}", f.len()));
+        }
+        let t = f[title.expect("checked above")].trim();
+        if f[id].is_empty() || t.is_empty() {
+            return Ok(());
+        }
+        let t = match year.map(|y| f[y].trim()).filter(|y| !y.is_empty()) {
+            Some(y) => format!("{t} ({y})"),
+            None => t.to_string(),
+        };
+        let a = artist.map_or("", |a| f[a].trim()).to_string();
+        out.insert(f[id].to_string(), (t, a));
+        Ok(())
+    })?;
+    if let Some(first) = skips.report.issues.first() {
+        eprintln!(
+            "warning: {} malformed lines skipped in {} (first: {first})",
+            skips.report.skipped,
+            path.display()
+        );
+    }
+    Ok(out)
 }
