@@ -95,6 +95,24 @@ pub struct BundleConfig {
     /// 0..1), for the app's "why".
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, Vec<String>>,
+    /// An E4SRec bundle: the LLM that ranks, over the item table its run was trained on (the
+    /// model above still maps tracks, gives popularity and the content for "why").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e4srec: Option<E4SRecPart>,
+}
+
+/// What an E4SRec bundle adds: its files and how to rebuild the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct E4SRecPart {
+    pub config: crate::model::e4srec::E4SRecConfig,
+    /// Token ids before and after the history (the chat template rendered at export).
+    pub prompt: (Vec<u32>, Vec<u32>),
+    /// The LLM's GGUF file in the bundle (listed in the manifest; large, so placed by
+    /// `scripts/demo-model.sh` rather than committed) and its name.
+    pub llm: String,
+    pub llm_name: String,
+    /// The trained parts and the frozen item table (`items`), safetensors, float32 or q8.
+    pub trained: String,
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -252,6 +270,9 @@ pub struct Recommender {
     content: Vec<(String, Vec<Option<Vec<f32>>>)>,
     /// Each content modality's mean vector over the catalog items that have it.
     content_mean: Vec<(String, Vec<f32>)>,
+    /// An E4SRec bundle's model, once [`attach_e4srec`](Self::attach_e4srec) has built it: it
+    /// then ranks instead of `model`.
+    e4srec: Option<crate::model::e4srec::E4SRec>,
     device: Device,
 }
 
@@ -312,14 +333,62 @@ impl Recommender {
             item_track,
             track_item,
             content,
+            e4srec: None,
             device: device.clone(),
         })
+    }
+
+    /// An E4SRec bundle's files beyond the base model, checked against the manifest: the trained
+    /// parts (with the frozen item table) and the LLM's GGUF bytes. The decoder's weights are
+    /// dequantized on the way to the device. After this the LLM ranks.
+    pub fn attach_e4srec(
+        &mut self,
+        manifest: &Manifest,
+        trained: &[u8],
+        gguf: Vec<u8>,
+    ) -> Result<(), String> {
+        let part = self
+            .config
+            .e4srec
+            .clone()
+            .ok_or("config.json has no e4srec part")?;
+        verify(manifest.file(&part.trained)?, trained)?;
+        verify(manifest.file(&part.llm)?, &gguf)?;
+        let g = crate::llm::gguf::Gguf::parse(gguf).map_err(|e| format!("{}: {e}", part.llm))?;
+        let (llm, _) = crate::llm::llama::Llama::from_gguf(&g, &self.device)
+            .map_err(|e| format!("{}: {e}", part.llm))?;
+        drop(g);
+        let mut t = crate::model::e4srec::trained_from_bytes(trained, &self.device)
+            .map_err(|e| format!("{}: {e}", part.trained))?;
+        let items = t
+            .remove("items")
+            .ok_or_else(|| format!("{}: no 'items' table", part.trained))?;
+        if items.dims()[0] != self.item_track.len() {
+            return Err(format!(
+                "{}: {} item rows for {} model items",
+                part.trained,
+                items.dims()[0],
+                self.item_track.len()
+            ));
+        }
+        let m = part
+            .config
+            .init(llm, items, (&part.prompt.0, &part.prompt.1), &self.device)?
+            .load_trained(&t)
+            .map_err(|e| format!("{}: {e}", part.trained))?;
+        self.e4srec = Some(m);
+        Ok(())
+    }
+
+    /// Whether an E4SRec bundle's LLM ranks (see [`attach_e4srec`](Self::attach_e4srec)).
+    pub fn ranks_with_llm(&self) -> bool {
+        self.e4srec.is_some()
     }
 
     /// Whether the model can score tracks it was not trained on from their content (a
     /// content-only model), and so recommend a listener's own files.
     pub fn accepts_new_tracks(&self) -> bool {
-        self.model.fusion().is_some_and(|f| !f.uses_ids())
+        self.config.e4srec.is_none() && self.model.fusion().is_some_and(|f| !f.uses_ids())
     }
 
     /// The content modalities the model reads, in order.
@@ -451,7 +520,7 @@ impl Recommender {
         // last row); none when the model cannot encode them.
         let rows = self.model.rows();
         let extra = match (new.is_empty(), self.model.fusion(), rows.as_ref()) {
-            (false, Some(f), Some(r)) if !f.uses_ids() => {
+            (false, Some(f), Some(r)) if !f.uses_ids() && self.config.e4srec.is_none() => {
                 let content: Vec<Vec<Option<Vec<f32>>>> = self
                     .content
                     .iter()
@@ -489,7 +558,19 @@ impl Recommender {
             })
             .unzip();
         let n_items = self.item_track.len();
-        let scores: Vec<f32> = if items.is_empty() {
+        if self.config.e4srec.is_some() && self.e4srec.is_none() {
+            return Err("an E4SRec bundle ranks once its LLM is attached (attach_e4srec)".into());
+        }
+        let scores: Vec<f32> = if let (Some(m), false) = (&self.e4srec, items.is_empty()) {
+            // The LLM reads the history; new tracks are not in its head (none get here: the
+            // bundle does not accept them).
+            m.forward(&[&items])
+                .into_data_async()
+                .await
+                .map_err(|e| format!("reading scores back: {e:?}"))?
+                .try_into_vec::<f32>()
+                .map_err(|e| format!("reading scores back: {e:?}"))?
+        } else if items.is_empty() {
             // Popularity; new tracks were never played in training.
             let mut p: Vec<f32> = self.config.popularity.iter().map(|&p| p as f32).collect();
             p.extend(extra.iter().flat_map(|(_, e)| vec![-1.0; e.dims()[0]]));
@@ -553,6 +634,7 @@ mod native {
     use crate::data::store::write_atomic;
     use crate::train::run::{RunSpec, load, test_ranks};
 
+    #[derive(Clone)]
     pub struct ExportOptions {
         pub run: PathBuf,
         pub seed: Option<u64>,
@@ -707,8 +789,12 @@ mod native {
         Ok(())
     }
 
-    /// Writes a bundle from a training run's seed and a catalog; returns its manifest.
+    /// Writes a bundle from a training run's seed and a catalog; returns its manifest. An
+    /// E4SRec run (`e4srec.json`) gives an E4SRec bundle over its item encoder's.
     pub fn export(opts: &ExportOptions) -> Result<Manifest, String> {
+        if opts.run.join("e4srec.json").is_file() {
+            return export_e4srec(opts);
+        }
         let spec_path = opts.run.join("run.json");
         let spec: RunSpec = serde_json::from_str(
             &std::fs::read_to_string(&spec_path)
@@ -780,21 +866,7 @@ mod native {
                 (weights, Some(effect))
             }
         };
-        let mut metrics = std::collections::BTreeMap::new();
-        if let Ok(text) = std::fs::read_to_string(opts.run.join("results.json"))
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-        {
-            let pos = v["seeds"]
-                .as_array()
-                .and_then(|s| s.iter().position(|x| x.as_u64() == Some(seed)));
-            if let (Some(pos), Some(m)) = (pos, v["metrics"].as_object()) {
-                for (k, val) in m {
-                    if let Some(x) = val["per_seed"].get(pos).and_then(|x| x.as_f64()) {
-                        metrics.insert(k.clone(), x);
-                    }
-                }
-            }
-        }
+        let metrics = seed_metrics(&opts.run, seed);
         // Named dimensions of feature-store content (musicnn's tags, MGPHot genes), for "why".
         let mut labels = std::collections::BTreeMap::new();
         for src in &spec.content {
@@ -810,6 +882,7 @@ mod native {
             items,
             popularity,
             labels,
+            e4srec: None,
             provenance: Provenance {
                 run: opts.run.display().to_string(),
                 seed,
@@ -864,6 +937,163 @@ mod native {
             files,
             quantization_effect,
         };
+        let text = serde_json::to_string_pretty(&manifest).unwrap();
+        write_atomic(&opts.out.join("manifest.json"), |w| {
+            std::io::Write::write_all(w, text.as_bytes())
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(manifest)
+    }
+
+    /// A run's test metrics for one seed (empty when its results are not written yet).
+    fn seed_metrics(run: &Path, seed: u64) -> std::collections::BTreeMap<String, f64> {
+        let mut metrics = std::collections::BTreeMap::new();
+        if let Ok(text) = std::fs::read_to_string(run.join("results.json"))
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            let pos = v["seeds"]
+                .as_array()
+                .and_then(|s| s.iter().position(|x| x.as_u64() == Some(seed)));
+            if let (Some(pos), Some(m)) = (pos, v["metrics"].as_object()) {
+                for (k, val) in m {
+                    if let Some(x) = val["per_seed"].get(pos).and_then(|x| x.as_f64()) {
+                        metrics.insert(k.clone(), x);
+                    }
+                }
+            }
+        }
+        metrics
+    }
+
+    /// An E4SRec bundle: the item encoder's bundle (its run's seed that gave the item table),
+    /// plus `e4srec.safetensors` (projection, head and LoRA factors, and the frozen item table,
+    /// q8 unless `--quantize none`) and the LLM's GGUF (linked or copied as `llm.gguf`). With
+    /// q8 the test cases are scored with the float and the restored parts.
+    fn export_e4srec(opts: &ExportOptions) -> Result<Manifest, String> {
+        use crate::train::e4srec::{E4SRecScorer, E4SRecSpec, load_trained, prepare};
+        let spec_path = opts.run.join("e4srec.json");
+        let mut spec: E4SRecSpec = crate::train::run::read_json(&spec_path)?;
+        let seed = opts.seed.unwrap_or(spec.seeds[0]);
+        let best = opts
+            .run
+            .join(format!("seed-{seed}"))
+            .join("best.safetensors");
+        if !best.exists() {
+            return Err(format!(
+                "{}: no trained E4SRec (has seed {seed} finished?)",
+                best.display()
+            ));
+        }
+        let q8 = match opts.quantize.as_str() {
+            "none" => false,
+            "q8" => true,
+            o => return Err(format!("--quantize {o}: an E4SRec bundle is none or q8")),
+        };
+        let base = ExportOptions {
+            run: spec.encoder.clone(),
+            seed: Some(spec.encoder_seed),
+            tensors: None,
+            ..opts.clone()
+        };
+        let mut manifest = export(&base)?;
+        let device = Device::flex();
+        let p = prepare(&mut spec, &device)?;
+        let mut trained = load_trained(&best, &device)?;
+        let float_parts = trained.clone();
+        trained.insert("items".into(), p.items.clone());
+        let bytes = crate::model::e4srec::trained_to_bytes(&trained, q8)?;
+        let build = |parts: &std::collections::BTreeMap<String, Tensor<2>>,
+                     items: Tensor<2>|
+         -> Result<crate::model::e4srec::E4SRec, String> {
+            let (llm, _) = crate::llm::llama::Llama::from_gguf(&p.gguf, &device)?;
+            spec.config
+                .init(llm, items, (&p.prompt.0, &p.prompt.1), &device)?
+                .load_trained(parts)
+        };
+        // The test cases, scored with the float parts and with the parts as the app reads them.
+        let l = &p.loaded;
+        let score = |m: &crate::model::e4srec::E4SRec| {
+            let scorer = E4SRecScorer {
+                model: m,
+                batch: spec.train.batch_size,
+            };
+            crate::eval::evaluate(
+                &scorer,
+                &l.data,
+                &l.prepared.split.test,
+                l.prepared.test_candidates.as_deref(),
+                false,
+            )
+        };
+        let quantization_effect = if q8 {
+            let mut restored = crate::model::e4srec::trained_from_bytes(&bytes, &device)?;
+            let items = restored.remove("items").ok_or("no items table written")?;
+            let a = score(&build(&float_parts, p.items.clone())?);
+            let b = score(&build(&restored, items)?);
+            let metrics = ["HR@10", "NDCG@10", "MRR"]
+                .iter()
+                .map(|m| {
+                    let v = |r: &crate::eval::Ranks| r.mean(m).unwrap_or(f64::NAN);
+                    (m.to_string(), [v(&a), v(&b)])
+                })
+                .collect();
+            let float_bytes = crate::model::e4srec::trained_to_bytes(&trained, false)?.len();
+            Some(QuantizationEffect {
+                protocol: p.encoder.protocol.clone(),
+                metrics,
+                bytes: [float_bytes as u64, bytes.len() as u64],
+            })
+        } else {
+            None
+        };
+        let llm_file = "llm.gguf";
+        let llm_to = opts.out.join(llm_file);
+        let _ = std::fs::remove_file(&llm_to);
+        crate::catalog::build::link_or_copy(&spec.llm, &llm_to)
+            .map_err(|e| format!("{} -> {}: {e}", spec.llm.display(), llm_to.display()))?;
+        let cfg_path = opts.out.join("config.json");
+        let mut config: BundleConfig = crate::train::run::read_json(&cfg_path)?;
+        config.e4srec = Some(E4SRecPart {
+            config: spec.config.clone(),
+            prompt: p.prompt.clone(),
+            llm: llm_file.into(),
+            llm_name: p.llm_name.clone(),
+            trained: "e4srec.safetensors".into(),
+        });
+        config.provenance.run = opts.run.display().to_string();
+        config.provenance.seed = seed;
+        config.provenance.metrics = seed_metrics(&opts.run, seed);
+        let mut files: Vec<FileEntry> = manifest
+            .files
+            .into_iter()
+            .filter(|f| f.path != "config.json")
+            .collect();
+        files.push(write_file(&opts.out, "e4srec.safetensors", &bytes)?);
+        files.push(write_file(
+            &opts.out,
+            "config.json",
+            serde_json::to_string_pretty(&config).unwrap().as_bytes(),
+        )?);
+        files.push(FileEntry {
+            path: llm_file.into(),
+            bytes: std::fs::metadata(&spec.llm)
+                .map_err(|e| format!("{}: {e}", spec.llm.display()))?
+                .len(),
+            sha256: spec.llm_sha256.clone(),
+        });
+        manifest.files = files;
+        manifest.quantization = opts.quantize.clone();
+        manifest.quantization_effect = quantization_effect;
+        if opts.description.is_none() {
+            manifest.description = format!(
+                "E4SRec: {} (LoRA rank {}) over the items of {}, {} ({})",
+                p.llm_name,
+                spec.config.lora_rank,
+                p.encoder.model.label(),
+                if q8 { "q8" } else { "float32" },
+                manifest.description
+            );
+        }
         let text = serde_json::to_string_pretty(&manifest).unwrap();
         write_atomic(&opts.out.join("manifest.json"), |w| {
             std::io::Write::write_all(w, text.as_bytes())

@@ -186,6 +186,8 @@ fn e4srec_trains_and_evaluates_from_the_command_line_over_a_sasrec_run() {
     // A finished run is re-read, not retrained: the same numbers.
     common::encore_ok(&args);
     assert_eq!(read(&e4)["metrics"], b["metrics"]);
+
+    exports_an_e4srec_bundle_that_loads(dir.path(), &e4);
     // Misuse.
     let (code, _, err) =
         common::encore(&["train", "--model", "e4srec", "-o", e4.to_str().unwrap()]);
@@ -360,4 +362,144 @@ fn zero_shot_ranks_a_runs_candidates_from_the_command_line() {
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// `encore export` of an E4SRec run: the item encoder's bundle plus the trained parts (float32
+/// or q8) and the LLM, all in the manifest; loaded as the app loads it, the float bundle ranks
+/// exactly as the run's model does and the q8 one nearly so.
+fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::Path) {
+    use encore::bundle::{Manifest, open};
+    use encore::train::e4srec::{E4SRecSpec, load_trained, prepare};
+    let tracks: Vec<serde_json::Value> = (1..=20)
+        .map(|i| {
+            serde_json::json!({
+                "id": i.to_string(), "title": format!("Track {i}"), "artist": "Cycle",
+                "duration_s": 60.0, "audio": format!("https://example.invalid/{i}.ogg"),
+                "licence": "CC0", "attribution": "test",
+            })
+        })
+        .collect();
+    let catalog = dir.join("catalog.json");
+    std::fs::write(
+        &catalog,
+        serde_json::json!({"name": "cycle", "tracks": tracks}).to_string(),
+    )
+    .unwrap();
+    let export = |q: &str| {
+        let out = dir.join(format!("bundles/e4srec-{q}"));
+        let text = common::encore_ok(&[
+            "export",
+            run.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--quantize",
+            q,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        (out, text)
+    };
+    let dev = Device::flex();
+    let load = |out: &std::path::Path| {
+        let f = |n: &str| std::fs::read(out.join(n)).unwrap();
+        let manifest = Manifest::parse(&f("manifest.json")).unwrap();
+        let mut rec = open(
+            &manifest,
+            &f("config.json"),
+            &f("catalog.json"),
+            f("model.bpk"),
+            &dev,
+        )
+        .unwrap();
+        assert!(!rec.ranks_with_llm() && !rec.accepts_new_tracks());
+        // Before the LLM is attached an E4SRec bundle does not rank.
+        let err = pollster::block_on(rec.recommend(&[0, 1], &[], 3)).unwrap_err();
+        assert!(err.contains("attach_e4srec"), "{err}");
+        rec.attach_e4srec(&manifest, &f("e4srec.safetensors"), f("llm.gguf"))
+            .unwrap();
+        assert!(rec.ranks_with_llm());
+        (manifest, rec)
+    };
+    // The run's own model, scored directly.
+    let mut spec: E4SRecSpec =
+        serde_json::from_str(&std::fs::read_to_string(run.join("e4srec.json")).unwrap()).unwrap();
+    let p = prepare(&mut spec, &dev).unwrap();
+    let (llm, _) = Llama::from_gguf(&p.gguf, &dev).unwrap();
+    let model = spec
+        .config
+        .init(llm, p.items.clone(), (&p.prompt.0, &p.prompt.1), &dev)
+        .unwrap()
+        .load_trained(&load_trained(&run.join("seed-0/best.safetensors"), &dev).unwrap())
+        .unwrap();
+    // Catalog tracks 3..7 ("4".."8"); the run's items are its data's track ids.
+    let history: Vec<usize> = (3..8).collect();
+    let item = |t: usize| p.loaded.data.tracks.lookup(&(t + 1).to_string()).unwrap();
+    let items: Vec<u32> = history.iter().map(|&t| item(t)).collect();
+    let direct = model
+        .forward(&[&items])
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let score_of = |rec: &encore::bundle::Recommender| -> Vec<f32> {
+        let all = pollster::block_on(rec.recommend(&history, &[], 20)).unwrap();
+        assert_eq!(all.len(), 20);
+        let mut by_track = vec![f32::NAN; 20];
+        for r in all {
+            by_track[r.track] = r.score;
+        }
+        (0..20).map(|t| by_track[t]).collect()
+    };
+    let expected: Vec<f32> = (0..20).map(|t| direct[item(t) as usize]).collect();
+
+    let (float_dir, text) = export("none");
+    assert!(text.contains("E4SRec: "), "{text}");
+    let (manifest, rec) = load(&float_dir);
+    let names: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    for f in [
+        "model.bpk",
+        "catalog.json",
+        "config.json",
+        "e4srec.safetensors",
+        "llm.gguf",
+    ] {
+        assert!(names.contains(&f), "{names:?}");
+    }
+    let got = score_of(&rec);
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 1e-3, "{got:?} vs {expected:?}");
+    }
+
+    let (q8_dir, text) = export("q8");
+    assert!(
+        text.contains("test metrics") && text.contains("NDCG@10"),
+        "{text}"
+    );
+    let (manifest, rec) = load(&q8_dir);
+    let [f32_bytes, q8_bytes] = manifest.quantization_effect.as_ref().unwrap().bytes;
+    assert!(q8_bytes * 3 < f32_bytes, "{f32_bytes} -> {q8_bytes}");
+    let got = score_of(&rec);
+    let spread = expected.iter().fold(0f32, |m, x| m.max(x.abs()));
+    for (g, e) in got.iter().zip(&expected) {
+        assert!(
+            (g - e).abs() < 0.05 * spread.max(1.0),
+            "{got:?} vs {expected:?}"
+        );
+    }
+
+    // A damaged LLM file is refused by name.
+    let f = |n: &str| std::fs::read(q8_dir.join(n)).unwrap();
+    let mut rec = open(
+        &manifest,
+        &f("config.json"),
+        &f("catalog.json"),
+        f("model.bpk"),
+        &dev,
+    )
+    .unwrap();
+    let mut gguf = f("llm.gguf");
+    gguf.truncate(1000);
+    let err = rec
+        .attach_e4srec(&manifest, &f("e4srec.safetensors"), gguf)
+        .unwrap_err();
+    assert!(err.contains("llm.gguf"), "{err}");
 }

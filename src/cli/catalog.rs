@@ -61,13 +61,15 @@ struct SimulateArgs {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// A run folder from `encore train`
+    /// A run folder from `encore train` (an E4SRec run gives an E4SRec bundle: its item
+    /// encoder's bundle plus the trained parts and the LLM's GGUF)
     run: PathBuf,
     /// The catalog the run's track ids come from
     #[arg(long)]
     catalog: PathBuf,
-    /// Weight format: none (float32), q8 or q4 (burn's post-training quantization, blocks of 64);
-    /// a quantized export prints its test metrics beside the float model's
+    /// Weight format: none (float32), q8 or q4 (burn's post-training quantization, blocks of 64;
+    /// an E4SRec bundle's trained parts: none or q8); a quantized export prints its test
+    /// metrics beside the float model's
     #[arg(long, default_value = "none")]
     quantize: String,
     /// Which seed's model [default: the run's first seed]

@@ -363,6 +363,110 @@ impl burn::module::ModuleMapper for SetFactors {
     }
 }
 
+/// Values per scale in [`trained_to_bytes`]'s 8-bit blocks.
+pub const Q8_BLOCK: usize = 64;
+
+/// 2-D tensors by name (an E4SRec's trained parts, say) as safetensors bytes: float32, or with
+/// `q8` 8-bit symmetric values in blocks of [`Q8_BLOCK`] along the flattened tensor, each block
+/// with an f32 scale stored as `NAME.q8scale`. Reads the tensors back from their device, so it
+/// is for the native side (checkpoints, export).
+pub fn trained_to_bytes(t: &BTreeMap<String, Tensor<2>>, q8: bool) -> Result<Vec<u8>, String> {
+    let mut data: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, v) in t {
+        let dims = v.dims().to_vec();
+        let vals = v
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{name}: {e:?}"))?;
+        if q8 {
+            let mut q = Vec::with_capacity(vals.len());
+            let mut scales = Vec::with_capacity(vals.len().div_ceil(Q8_BLOCK) * 4);
+            for block in vals.chunks(Q8_BLOCK) {
+                let max = block.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+                scales.extend_from_slice(&scale.to_le_bytes());
+                q.extend(
+                    block
+                        .iter()
+                        .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8 as u8),
+                );
+            }
+            let n = scales.len() / 4;
+            data.push((name.clone(), safetensors::Dtype::I8, dims, q));
+            data.push((
+                format!("{name}.q8scale"),
+                safetensors::Dtype::F32,
+                vec![n],
+                scales,
+            ));
+        } else {
+            let bytes = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
+            data.push((name.clone(), safetensors::Dtype::F32, dims, bytes));
+        }
+    }
+    let views = data
+        .iter()
+        .map(|(k, dtype, dims, b)| {
+            safetensors::tensor::TensorView::new(*dtype, dims.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| format!("{k}: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    safetensors::serialize(views, None).map_err(|e| e.to_string())
+}
+
+/// Reads [`trained_to_bytes`]'s tensors onto `device`, dequantizing 8-bit ones.
+pub fn trained_from_bytes(
+    bytes: &[u8],
+    device: &Device,
+) -> Result<BTreeMap<String, Tensor<2>>, String> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if name.ends_with(".q8scale") {
+            continue;
+        }
+        let shape = view.shape().to_vec();
+        if shape.len() != 2 {
+            return Err(format!("'{name}' is not a 2-D tensor ({shape:?})"));
+        }
+        let f32s = |b: &[u8]| -> Vec<f32> {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let vals: Vec<f32> = match view.dtype() {
+            safetensors::Dtype::F32 => f32s(view.data()),
+            safetensors::Dtype::I8 => {
+                let scales = st
+                    .tensor(&format!("{name}.q8scale"))
+                    .map_err(|_| format!("'{name}' is 8-bit but has no '{name}.q8scale'"))?;
+                let scales = f32s(scales.data());
+                let n = view.data().len();
+                if scales.len() != n.div_ceil(Q8_BLOCK) {
+                    return Err(format!(
+                        "'{name}.q8scale' has {} scales for {n} values in blocks of {Q8_BLOCK}",
+                        scales.len()
+                    ));
+                }
+                view.data()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &q)| f32::from(q as i8) * scales[i / Q8_BLOCK])
+                    .collect()
+            }
+            d => return Err(format!("'{name}' is {d:?}, not F32 or I8")),
+        };
+        out.insert(
+            name,
+            Tensor::from_data(TensorData::new(vals, [shape[0], shape[1]]), device),
+        );
+    }
+    Ok(out)
+}
+
 /// Zero-shot ranking without any trained part: the log-likelihood the LLM gives each candidate
 /// text (say "Title by Artist") as the continuation of `prompt` (a text rendering of the
 /// history), summed over the candidate's tokens, with the token count. The prompt is run once;

@@ -35,7 +35,7 @@ use crate::eval::{Ranks, Scorer, evaluate};
 use crate::llm::ChatInfo;
 use crate::llm::gguf::Gguf;
 use crate::llm::llama::Llama;
-use crate::model::e4srec::{E4SRec, E4SRecConfig};
+use crate::model::e4srec::{E4SRec, E4SRecConfig, trained_from_bytes, trained_to_bytes};
 
 /// How an E4SRec run was asked for (`RUN/e4srec.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,55 +150,15 @@ impl Scorer for E4SRecScorer<'_> {
 }
 
 fn save_trained(path: &Path, t: &BTreeMap<String, Tensor<2>>) -> Result<(), String> {
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = t
-        .iter()
-        .map(|(k, v)| {
-            let dims = v.dims().to_vec();
-            let vals = v.clone().into_data().try_to_vec::<f32>().expect("f32");
-            let bytes = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (k.clone(), dims, bytes)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = data
-        .iter()
-        .map(|(k, dims, b)| {
-            (
-                k.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), b)
-                    .expect("shape matches data"),
-            )
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+    let bytes = trained_to_bytes(t, false).map_err(|e| format!("{}: {e}", path.display()))?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn load_trained(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor<2>>, String> {
+pub fn load_trained(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor<2>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        let shape = view.shape();
-        if view.dtype() != safetensors::Dtype::F32 || shape.len() != 2 {
-            return Err(format!(
-                "{}: '{name}' is not a 2-D float32 tensor",
-                path.display()
-            ));
-        }
-        let vals: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        out.insert(
-            name,
-            Tensor::from_data(TensorData::new(vals, [shape[0], shape[1]]), device),
-        );
-    }
-    Ok(out)
+    trained_from_bytes(&bytes, device).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn mean_metric(r: &Ranks, metric: &str) -> f64 {
