@@ -443,7 +443,7 @@ fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::P
     let score_of = |rec: &encore::bundle::Recommender| -> Vec<f32> {
         let all = pollster::block_on(rec.recommend(&history, &[], 20)).unwrap();
         assert_eq!(all.len(), 20);
-        let mut by_track = vec![f32::NAN; 20];
+        let mut by_track = [f32::NAN; 20];
         for r in all {
             by_track[r.track] = r.score;
         }
