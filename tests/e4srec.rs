@@ -468,6 +468,40 @@ fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::P
     for (g, e) in got.iter().zip(&expected) {
         assert!((g - e).abs() < 1e-3, "{got:?} vs {expected:?}");
     }
+    // `encore recommend` loads the same bundle from the command line.
+    let out = common::encore_ok(&[
+        "recommend",
+        float_dir.to_str().unwrap(),
+        "--history",
+        "4,5,6,7,8",
+        "-k",
+        "20",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tracks = v["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), 20);
+    for (t, sc) in tracks.iter().zip(v["scores"].as_array().unwrap()) {
+        let (t, sc) = (t.as_u64().unwrap() as usize, sc.as_f64().unwrap() as f32);
+        assert!(
+            (sc - expected[t]).abs() < 1e-3,
+            "track {t}: {sc} vs {}",
+            expected[t]
+        );
+    }
+    let table = common::encore_ok(&["recommend", float_dir.to_str().unwrap(), "--history", "4,5"]);
+    assert!(
+        table.contains("the LLM ranks") && table.contains("| 1 |"),
+        "{table}"
+    );
+    let (code, _, err) = common::encore(&[
+        "recommend",
+        float_dir.to_str().unwrap(),
+        "--history",
+        "4,nope",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("'nope' is not in"), "{err}");
 
     let (q8_dir, text) = export("q8");
     assert!(

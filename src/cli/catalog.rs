@@ -92,6 +92,24 @@ pub struct ExportArgs {
     tensors: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct RecommendArgs {
+    /// A bundle folder written by `encore export`
+    bundle: PathBuf,
+    /// The history, oldest first: catalog track ids, comma-separated (none: the most played)
+    #[arg(long, value_delimiter = ',')]
+    history: Vec<String>,
+    /// How many tracks
+    #[arg(short, default_value_t = 10)]
+    k: usize,
+    /// Print JSON (`tracks`: catalog indices, `ids`, `scores`) instead of a table
+    #[arg(long)]
+    json: bool,
+    /// auto, cpu, wgpu or cuda
+    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
+    device: crate::device::DeviceChoice,
+}
+
 pub(crate) fn default_assets() -> PathBuf {
     if let Some(a) = std::env::var_os("ENCORE_ASSETS") {
         return PathBuf::from(a);
@@ -223,5 +241,77 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!("listed in {}", index.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `encore recommend`: loads a bundle as the app does (files checked against the manifest, an
+/// E4SRec bundle's LLM attached) and prints the next tracks after a history.
+pub fn run_recommend(a: RecommendArgs) -> anyhow::Result<ExitCode> {
+    let read = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let p = a.bundle.join(name);
+        std::fs::read(&p).map_err(|e| anyhow!("{}: {e}", p.display()))
+    };
+    let manifest = bundle::Manifest::parse(&read("manifest.json")?)
+        .map_err(|e| anyhow!("{}/{e}", a.bundle.display()))?;
+    let sel = crate::device::select(a.device)?;
+    let mut rec = bundle::open(
+        &manifest,
+        &read("config.json")?,
+        &read("catalog.json")?,
+        read("model.bpk")?,
+        &sel.device,
+    )
+    .map_err(|e| anyhow!("{}/{e}", a.bundle.display()))?;
+    if let Some(part) = rec.config.e4srec.clone() {
+        rec.attach_e4srec(&manifest, &read(&part.trained)?, read(&part.llm)?)
+            .map_err(|e| anyhow!("{}/{e}", a.bundle.display()))?;
+    }
+    let history: Vec<usize> = a
+        .history
+        .iter()
+        .map(|id| {
+            rec.catalog.position(id).ok_or_else(|| {
+                anyhow!(
+                    "--history: '{id}' is not in {}/catalog.json",
+                    a.bundle.display()
+                )
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let list = pollster::block_on(rec.recommend(&history, &[], a.k)).map_err(|e| anyhow!(e))?;
+    if a.json {
+        let v = serde_json::json!({
+            "bundle": manifest.name,
+            "tracks": list.iter().map(|r| r.track).collect::<Vec<_>>(),
+            "ids": list.iter().map(|r| rec.catalog.tracks[r.track].id.clone()).collect::<Vec<_>>(),
+            "scores": list.iter().map(|r| r.score).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: {} after {} plays ({})",
+        manifest.name,
+        list.len(),
+        history.len(),
+        if rec.ranks_with_llm() {
+            "the LLM ranks"
+        } else {
+            "the sequence model ranks"
+        }
+    );
+    println!("| # | score | track | artist | title |");
+    println!("|---|---|---|---|---|");
+    for (i, r) in list.iter().enumerate() {
+        let t = &rec.catalog.tracks[r.track];
+        println!(
+            "| {} | {:.4} | {} | {} | {} |",
+            i + 1,
+            r.score,
+            t.id,
+            t.artist,
+            t.title
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

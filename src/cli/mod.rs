@@ -45,6 +45,8 @@ enum Command {
     Catalog(catalog::CatalogArgs),
     /// Write a model bundle (weights, config, catalog, checksums) for the web app
     Export(catalog::ExportArgs),
+    /// Next tracks from a bundle, natively (what the app computes in the page)
+    Recommend(catalog::RecommendArgs),
     /// Content features: musicnn audio embeddings and tags, MiniLM text embeddings, imports, store info
     Features(features::FeaturesArgs),
     /// Run a GGUF model: speed benchmark, one chat answer
@@ -74,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => train::run_compare(args),
         Command::Catalog(args) => catalog::run(args),
         Command::Export(args) => catalog::run_export(args),
+        Command::Recommend(args) => catalog::run_recommend(args),
         Command::Features(args) => features::run(args),
         Command::Tag(args) => tag::run(*args),
         Command::Llm(args) => llm::run(*args),

@@ -279,6 +279,8 @@ pub fn App() -> impl IntoView {
     let chosen = RwSignal::new(bundles::chosen());
     let bundle_status = RwSignal::new("Looking for model bundles…".to_string());
     let bundle_state = RwSignal::new("pending");
+    // Bytes of a large bundle file received so far, and its size when known.
+    let llm_download = RwSignal::new(None::<(u64, Option<u64>)>);
     let loaded = RwSignal::new(None::<LoadedBundle>);
     let backend_ready = StoredValue::new_local(None::<burn::tensor::Device>);
     let ctx = Ctx {
@@ -340,7 +342,10 @@ pub fn App() -> impl IntoView {
         bundle_state.set("pending");
         bundle_status.set(format!("Loading {} and checking its files…", entry.name));
         spawn_local(async move {
-            match bundles::load(&entry, &device).await {
+            let progress = move |got: u64, total: Option<u64>| llm_download.set(Some((got, total)));
+            let result = bundles::load(&entry, &device, &progress).await;
+            llm_download.set(None);
+            match result {
                 Ok((bundle, rec)) => {
                     ctx.base.set(bundle.base.clone());
                     let rec = Rc::new(rec);
@@ -811,6 +816,19 @@ pub fn App() -> impl IntoView {
                     </dd>
                     <dt>"Model"</dt>
                     <dd data-testid="bundle-status" data-state=move || bundle_state.get()>{move || bundle_status.get()}</dd>
+                    {move || llm_download.get().map(|(got, total)| {
+                        let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
+                        let text = match total {
+                            Some(t) => format!("Downloading the language model: {} of {}", mb(got), mb(t)),
+                            None => format!("Downloading the language model: {}", mb(got)),
+                        };
+                        view! {
+                            <dd>
+                                <progress data-testid="bundle-progress" max=total.unwrap_or(0).to_string() value=got.to_string()></progress>
+                                " " {text}
+                            </dd>
+                        }
+                    })}
                     {move || provenance().map(|p| view! { <dd class="note">{p}</dd> })}
                     {move || simulated().then(|| view! {
                         <dd class="note" data-testid="simulated-note">

@@ -69,10 +69,53 @@ async fn fetch(url: &str) -> Result<Vec<u8>, String> {
     response.binary().await.map_err(|e| format!("{url}: {e}"))
 }
 
-/// Downloads a bundle, verifies every file against the manifest and builds its model.
+/// Downloads `url` chunk by chunk, calling `progress(received, total)` after each (total from
+/// Content-Length when the server sends it).
+async fn fetch_with_progress(
+    url: &str,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> Result<Vec<u8>, String> {
+    use wasm_bindgen::JsCast;
+    let response = Request::get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let total = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(body) = response.body() else {
+        return response.binary().await.map_err(|e| format!("{url}: {e}"));
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut out = Vec::with_capacity(total.unwrap_or(0) as usize);
+    loop {
+        let chunk = wasm_bindgen_futures::JsFuture::from(reader.read())
+            .await
+            .map_err(|e| format!("{url}: {e:?}"))?;
+        let field = |name: &str| js_sys::Reflect::get(&chunk, &name.into()).ok();
+        if field("done").and_then(|d| d.as_bool()).unwrap_or(true) {
+            break;
+        }
+        let Some(value) = field("value") else { break };
+        let bytes = js_sys::Uint8Array::new(&value);
+        let start = out.len();
+        out.resize(start + bytes.length() as usize, 0);
+        bytes.copy_to(&mut out[start..]);
+        progress(out.len() as u64, total);
+    }
+    Ok(out)
+}
+
+/// Downloads a bundle, verifies every file against the manifest and builds its model; an
+/// E4SRec bundle's LLM is downloaded with `progress(received, total)` and attached.
 pub async fn load(
     entry: &BundleEntry,
     device: &Device,
+    progress: &dyn Fn(u64, Option<u64>),
 ) -> Result<(LoadedBundle, Recommender), String> {
     let base = format!("models/{}/", entry.path);
     let manifest = Manifest::parse(&fetch(&format!("{base}manifest.json")).await?)
@@ -80,8 +123,14 @@ pub async fn load(
     let config = fetch(&format!("{base}config.json")).await?;
     let catalog = fetch(&format!("{base}catalog.json")).await?;
     let weights = fetch(&format!("{base}model.bpk")).await?;
-    let rec =
+    let mut rec =
         open(&manifest, &config, &catalog, weights, device).map_err(|e| format!("{base}{e}"))?;
+    if let Some(part) = rec.config.e4srec.clone() {
+        let trained = fetch(&format!("{base}{}", part.trained)).await?;
+        let gguf = fetch_with_progress(&format!("{base}{}", part.llm), progress).await?;
+        rec.attach_e4srec(&manifest, &trained, gguf)
+            .map_err(|e| format!("{base}{e}"))?;
+    }
     let config = rec.config.clone();
     Ok((
         LoadedBundle {

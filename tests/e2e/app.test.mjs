@@ -5,6 +5,7 @@
 // Run: `node --test tests/e2e/` after `trunk build --release` (scripts/test.sh does both).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -267,6 +268,61 @@ test('a listener plays, skips, reloads, exports and imports; recommendations fol
   await bundleReady(page);
   assert.equal((await history(page)).length, kept + 1, 'the import was stored');
   await page.screenshot({ path: path.join(shots, 'history.png'), fullPage: true });
+
+  const outside = requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
+  assert.deepEqual(outside, [], 'requests left 127.0.0.1');
+  assert.deepEqual(errors, [], 'the page logged errors');
+  await page.close();
+});
+
+test('the E4SRec bundle: its LLM downloads with a progress bar and ranks in the page as natively', async () => {
+  const encore = process.env.ENCORE_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'encore');
+  assert.ok(fs.existsSync(encore), `no ${encore} (cargo build)`);
+  const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+  const errors = [];
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(base);
+  await bundleReady(page);
+  const options = await page.locator('[data-testid="bundles"] option').evaluateAll((els) => els.map((e) => e.value));
+  assert.ok(options.includes('demo-e4srec'), `bundles: ${options}`);
+  // Every state the progress bar shows while the LLM downloads.
+  await page.evaluate(() => {
+    window.encoreProgress = [];
+    new MutationObserver(() => {
+      const p = document.querySelector('[data-testid="bundle-progress"]');
+      if (p) window.encoreProgress.push([Number(p.value), Number(p.max)]);
+    }).observe(document.body, { subtree: true, childList: true, attributes: true });
+  });
+  await page.selectOption('[data-testid="bundles"]', 'demo-e4srec');
+  await page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid="bundle-status"]');
+    return s.dataset.state === 'failed' || (s.dataset.state === 'ready' && /E4SRec/.test(s.textContent));
+  }, null, { timeout: 600_000 });
+  const status = page.locator('[data-testid="bundle-status"]');
+  assert.equal(await status.getAttribute('data-state'), 'ready', await status.textContent());
+  const progress = await page.evaluate(() => window.encoreProgress);
+  const llmBytes = fs.statSync(path.join(dist, 'models', 'demo-e4srec', 'llm.gguf')).size;
+  assert.ok(progress.length > 0, 'the progress bar showed');
+  assert.deepEqual(progress.at(-1), [llmBytes, llmBytes], `progress ${JSON.stringify(progress.slice(-3))}`);
+
+  // Three catalog tracks as the history: the page's ranking on WebGPU against the native one.
+  const ids = await page.locator('[data-testid="track"]').evaluateAll((els) => els.map((e) => e.dataset.trackId));
+  const history = [0, 5, 9];
+  const native = JSON.parse(execFileSync(encore, [
+    'recommend', path.join(dist, 'models', 'demo-e4srec'), '--history', history.map((i) => ids[i]).join(','),
+    '-k', String(ids.length), '--json',
+  ], { encoding: 'utf8' }));
+  const inPage = await page.evaluate(async (h) => window.encoreRecommend(h, h.map(() => NaN), 1000), history);
+  assert.equal(inPage.tracks.length, native.tracks.length);
+  const nativeScore = new Map(native.tracks.map((t, i) => [t, native.scores[i]]));
+  const scale = Math.max(...native.scores.map(Math.abs));
+  const worst = Math.max(...inPage.tracks.map((t, i) => Math.abs(inPage.scores[i] - nativeScore.get(t))));
+  assert.ok(worst < 2e-3 * scale, `WebGPU scores differ from native ones by ${worst} (scale ${scale})`);
+  assert.deepEqual(inPage.tracks.slice(0, 3), native.tracks.slice(0, 3));
+  await page.screenshot({ path: path.join(shots, 'e4srec-webgpu.png'), fullPage: true });
 
   const outside = requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
   assert.deepEqual(outside, [], 'requests left 127.0.0.1');
