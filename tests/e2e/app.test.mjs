@@ -42,7 +42,10 @@ function serve(dir) {
         res.writeHead(404).end('not found');
         return;
       }
-      res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
+      res.writeHead(200, {
+        'content-type': MIME[path.extname(file)] ?? 'application/octet-stream',
+        'content-length': body.length,
+      });
       res.end(body);
     });
   });
@@ -275,10 +278,12 @@ test('a listener plays, skips, reloads, exports and imports; recommendations fol
   await page.close();
 });
 
-test('the E4SRec bundle: its LLM downloads with a progress bar and ranks in the page as natively', async () => {
+test('the E4SRec bundle: its LLM downloads with a progress bar and ranks in the page as natively', async (t) => {
   const encore = process.env.ENCORE_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'encore');
   assert.ok(fs.existsSync(encore), `no ${encore} (cargo build)`);
-  const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+  // Its own browser context: the bundle chosen here is not the next tests' choice.
+  const context = await browser.newContext({ viewport: { width: 1300, height: 900 } });
+  const page = await context.newPage();
   const errors = [];
   const requests = [];
   page.on('request', (r) => requests.push(r.url()));
@@ -293,7 +298,7 @@ test('the E4SRec bundle: its LLM downloads with a progress bar and ranks in the 
     window.encoreProgress = [];
     new MutationObserver(() => {
       const p = document.querySelector('[data-testid="bundle-progress"]');
-      if (p) window.encoreProgress.push([Number(p.value), Number(p.max)]);
+      if (p) window.encoreProgress.push([Number(p.getAttribute('value')), Number(p.getAttribute('max'))]);
     }).observe(document.body, { subtree: true, childList: true, attributes: true });
   });
   await page.selectOption('[data-testid="bundles"]', 'demo-e4srec');
@@ -322,12 +327,13 @@ test('the E4SRec bundle: its LLM downloads with a progress bar and ranks in the 
   const worst = Math.max(...inPage.tracks.map((t, i) => Math.abs(inPage.scores[i] - nativeScore.get(t))));
   assert.ok(worst < 2e-3 * scale, `WebGPU scores differ from native ones by ${worst} (scale ${scale})`);
   assert.deepEqual(inPage.tracks.slice(0, 3), native.tracks.slice(0, 3));
+  t.diagnostic(`E4SRec ranked ${inPage.tracks.length} tracks in the page in ${inPage.ms.toFixed(0)} ms`);
   await page.screenshot({ path: path.join(shots, 'e4srec-webgpu.png'), fullPage: true });
 
   const outside = requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
   assert.deepEqual(outside, [], 'requests left 127.0.0.1');
   assert.deepEqual(errors, [], 'the page logged errors');
-  await page.close();
+  await context.close();
 });
 
 test("the page's Content-Security-Policy keeps it on its own origin", async () => {
