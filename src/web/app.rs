@@ -630,12 +630,13 @@ pub fn App() -> impl IntoView {
         loaded.with(|b| {
             b.as_ref().map(|b| {
                 let p = &b.config.provenance;
+                let model = match &b.config.e4srec {
+                    Some(e) => format!("E4SRec ({} over {})", e.llm_name, b.config.model.name()),
+                    None => b.config.model.name().to_string(),
+                };
                 let mut s = format!(
-                    "{} trained on {} (seed {}), protocol {}",
-                    b.config.model.name(),
-                    p.dataset,
-                    p.seed,
-                    p.protocol
+                    "{model} trained on {} (seed {}), protocol {}",
+                    p.dataset, p.seed, p.protocol
                 );
                 if let Some(n) = p.metrics.get("NDCG@10") {
                     s.push_str(&format!(", test NDCG@10 {n:.3}"));
