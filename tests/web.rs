@@ -184,6 +184,7 @@ async fn recommender_agrees_on_webgpu_and_flex() {
         popularity: (0..n as u32).collect(),
         provenance: Provenance::default(),
         labels: Default::default(),
+        e4srec: None,
     };
     let gpu = Recommender::new(
         config.clone(),
@@ -258,6 +259,7 @@ async fn new_tracks_score_on_webgpu_as_on_flex() {
         popularity: vec![1; n],
         provenance: Provenance::default(),
         labels: Default::default(),
+        e4srec: None,
     };
     let gpu = Recommender::new(
         config.clone(),
