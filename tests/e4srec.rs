@@ -188,6 +188,24 @@ fn e4srec_trains_and_evaluates_from_the_command_line_over_a_sasrec_run() {
     assert_eq!(read(&e4)["metrics"], b["metrics"]);
 
     exports_an_e4srec_bundle_that_loads(dir.path(), &e4);
+
+    // A run killed after its first epoch resumes from the saved trained parts and trains on.
+    let resumed = dir.path().join("e4srec-resumed");
+    copy_dir(&e4, &resumed);
+    let state_path = resumed.join("seed-0/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["epoch"] = 1.into();
+    state["best_epoch"] = 1.into();
+    state["finished"] = false.into();
+    state["curve"].as_array_mut().unwrap().truncate(1);
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let mut again = args.map(String::from).to_vec();
+    *again.last_mut().unwrap() = resumed.to_str().unwrap().to_string();
+    common::encore_ok(&strs(&again));
+    let r = read(&resumed);
+    assert_eq!(r["training"][0]["epochs"], 2);
+    assert_eq!(r["training"][0]["curve"].as_array().unwrap().len(), 2);
     // Misuse.
     let (code, _, err) =
         common::encore(&["train", "--model", "e4srec", "-o", e4.to_str().unwrap()]);
@@ -536,4 +554,17 @@ fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::P
         .attach_e4srec(&manifest, &f("e4srec.safetensors"), gguf)
         .unwrap_err();
     assert!(err.contains("llm.gguf"), "{err}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
 }

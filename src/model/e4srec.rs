@@ -283,12 +283,12 @@ impl E4SRec {
                 Some(b) => {
                     let n = b.dims()[0];
                     let v = get(&format!("{name}.bias"), &[1, n])?.reshape([n]);
-                    Some(b.map(|_| v))
+                    Some(b.map(|old| like(&old, v)))
                 }
                 None => None,
             };
             Ok(Linear {
-                weight: l.weight.map(|_| w),
+                weight: l.weight.map(|old| like(&old, w)),
                 bias,
             })
         };
@@ -335,6 +335,16 @@ impl E4SRec {
     }
 }
 
+/// `new` in place of a parameter's value `old`, tracked for gradients when `old` was (a
+/// restored checkpoint that trains on after a resume).
+fn like<const D: usize>(old: &Tensor<D>, new: Tensor<D>) -> Tensor<D> {
+    if old.is_require_grad() {
+        new.require_grad()
+    } else {
+        new
+    }
+}
+
 /// Replaces the values of the parameters at the given paths (the LoRA factors).
 struct SetFactors {
     factors: BTreeMap<String, Tensor<2>>,
@@ -356,7 +366,7 @@ impl burn::module::ModuleMapper for SetFactors {
             Some(v) if D == 2 => {
                 self.applied += 1;
                 let v: Tensor<D> = v.clone().reshape(param.dims());
-                param.map(|_| v)
+                param.map(|old| like(&old, v))
             }
             _ => param,
         }
