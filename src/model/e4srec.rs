@@ -339,7 +339,7 @@ impl E4SRec {
 /// restored checkpoint that trains on after a resume).
 fn like<const D: usize>(old: &Tensor<D>, new: Tensor<D>) -> Tensor<D> {
     if old.is_require_grad() {
-        new.require_grad()
+        new.detach().require_grad()
     } else {
         new
     }
