@@ -141,6 +141,24 @@ fn demo_catalog_model_and_bundles() {
     assert!(catalog.tracks.iter().all(|t| t.duration_s >= 20.0));
 
     let inter = simulate(tmp.path(), &cat_path, 200);
+    // The log's `.item` file names the tracks and gives the durations its completion ratios
+    // are read through: every play has its ratio, some of them skips.
+    let (data, _) = encore::train::run::load_data(&inter, "recbole", "none").unwrap();
+    let first = catalog
+        .tracks
+        .iter()
+        .find(|t| t.id == data.tracks.get(0))
+        .unwrap();
+    assert_eq!(data.track_name.get(0), first.title);
+    let known: Vec<f32> = data
+        .completion
+        .iter()
+        .copied()
+        .filter(|c| !c.is_nan())
+        .collect();
+    assert_eq!(known.len(), data.completion.len());
+    let skips = known.iter().filter(|&&c| c < 0.5).count();
+    assert!(skips > 0 && skips < known.len(), "{skips} skips");
     let run = tmp.path().join("run");
     train(&inter, &run, 30, &[]);
     let results: serde_json::Value =

@@ -177,6 +177,28 @@ pub fn write_inter(catalog: &Catalog, plays: &[Play], w: &mut impl Write) -> std
     Ok(())
 }
 
+/// Writes the catalog as a RecBole `.item` file (`item_id`, `title`, `artist`, `duration_s`),
+/// which names the tracks of [`write_inter`]'s log and gives the durations its completion
+/// ratios are read through.
+pub fn write_items(catalog: &Catalog, w: &mut impl Write) -> std::io::Result<()> {
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    writeln!(
+        w,
+        "item_id:token\ttitle:token_seq\tartist:token\tduration_s:float"
+    )?;
+    for t in &catalog.tracks {
+        writeln!(
+            w,
+            "{}\t{}\t{}\t{}",
+            t.id,
+            clean(&t.title),
+            clean(&t.artist),
+            t.duration_s
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -325,6 +325,40 @@ fn recbole_inter_files() {
         "{e}"
     );
 
+    // How much was heard: a `completion` ratio becomes seconds through the .item file's
+    // duration (a one-second track where it gives none); `played_s` is read as seconds.
+    write(
+        dir.path(),
+        "z.item",
+        b"item_id:token\ttitle:token_seq\tartist:token\tduration_s:float\n10\tA\tX\t200\n11\tB\tX\t\n12\tC\tX\tlong\n",
+    );
+    let p = write(
+        dir.path(),
+        "z.inter",
+        b"user_id:token\titem_id:token\ttimestamp:float\tcompletion:float\n1\t10\t0\t0.25\n1\t11\t60\t0.5\n1\t10\t99\t\n",
+    );
+    let mut heard = EventLog::default();
+    let r = read::read_recbole(&p, &mut heard, &ReadOptions::default()).unwrap();
+    assert_eq!(r.events, 3);
+    assert_eq!(heard.duration(0), Some(200.0));
+    assert_eq!(heard.played(0), Some(50.0));
+    assert_eq!(heard.duration(1), Some(1.0));
+    assert_eq!(heard.played(1), Some(0.5));
+    assert_eq!(heard.played(2), None);
+    let e = read::read_recbole(&p, &mut EventLog::default(), &strict).unwrap_err();
+    assert!(
+        e.to_string().contains("z.item:4:") && e.to_string().contains("duration 'long'"),
+        "{e}"
+    );
+    let p = write(
+        dir.path(),
+        "w.inter",
+        b"user_id:token\titem_id:token\tplayed_s:float\n1\t10\t30\n",
+    );
+    let mut secs = EventLog::default();
+    read::read_recbole(&p, &mut secs, &ReadOptions::default()).unwrap();
+    assert_eq!(secs.played(0), Some(30.0));
+
     let bad = write(dir.path(), "bad.inter", b"user_id\titem_id\n1\t2\n");
     let e = read::read_recbole(&bad, &mut log, &ReadOptions::default()).unwrap_err();
     assert!(

@@ -5,8 +5,13 @@
 //!
 //! A `.item` file beside the `.inter` file (same stem, RecBole's layout) names the tracks: the
 //! title from `movie_title`, `title`, `track_name` or `name` (with `release_year` or `year` in
-//! brackets when present), the artist from `artist` or `artist_name`. Items it does not name
-//! keep their id as name.
+//! brackets when present), the artist from `artist` or `artist_name`, the length in seconds
+//! from `duration_s` or `duration`. Items it does not name keep their id as name.
+//!
+//! How much of each play was heard: `played_s` (seconds) in the `.inter` file, or `completion`
+//! (a ratio in 0..1, as `encore catalog simulate` writes it). A ratio becomes seconds through
+//! the item's duration; an item without one is read as a one-second track, so the ratio
+//! survives either way.
 
 use super::{DataError, ReadOptions, ReadReport, Skips, for_each_line};
 use crate::data::log::{EventLog, RawEvent};
@@ -26,11 +31,11 @@ pub fn read_recbole(
     log: &mut EventLog,
     opts: &ReadOptions,
 ) -> Result<ReadReport, DataError> {
-    let names = match path.extension() {
+    let items = match path.extension() {
         Some(e) if e == "inter" => {
             let item = path.with_extension("item");
             if item.exists() {
-                read_item_names(&item, opts)?
+                read_items(&item, opts)?
             } else {
                 HashMap::new()
             }
@@ -40,6 +45,7 @@ pub fn read_recbole(
     let mut skips = Skips::new(path, opts);
     let mut header: Option<Vec<(String, Kind)>> = None;
     let (mut ui, mut ii, mut ti) = (0usize, 0usize, None::<usize>);
+    let (mut pi, mut ci) = (None::<usize>, None::<usize>);
     let mut events = 0u64;
     let (sha, bytes) = for_each_line(path, opts, |no, line| {
         skips.report.lines = no;
@@ -57,6 +63,8 @@ pub fn read_recbole(
             ui = find(&["user_id", "session_id"]).ok_or_else(|| missing("user_id"))?;
             ii = find(&["item_id", "track_id"]).ok_or_else(|| missing("item_id"))?;
             ti = find(&["timestamp"]);
+            pi = find(&["played_s"]);
+            ci = find(&["completion"]);
             header = Some(cols);
             return Ok(());
         };
@@ -89,9 +97,19 @@ pub fn read_recbole(
             },
             None => no as i64,
         };
-        let (title, artist) = names
-            .get(item)
-            .map_or((item, ""), |(t, a)| (t.as_str(), a.as_str()));
+        let meta = items.get(item);
+        let title = meta.map_or(item, |m| m.title.as_deref().unwrap_or(item));
+        let artist = meta.map_or("", |m| m.artist.as_str());
+        let float = |c: Option<usize>| {
+            c.and_then(|c| f[c].trim().parse::<f32>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+        };
+        let mut duration_s = meta.and_then(|m| m.duration_s);
+        let played_s = match (float(pi), float(ci)) {
+            (Some(p), _) => Some(p),
+            (None, Some(c)) => Some(c * *duration_s.get_or_insert(1.0)),
+            (None, None) => None,
+        };
         log.push(&RawEvent {
             user,
             ts,
@@ -99,7 +117,8 @@ pub fn read_recbole(
             artist_name: artist,
             track_key: item,
             track_name: title,
-            ..Default::default()
+            duration_s,
+            played_s,
         });
         events += 1;
         Ok(())
@@ -144,30 +163,31 @@ fn parse_header(path: &Path, no: u64, line: &str) -> Result<Vec<(String, Kind)>,
     Ok(cols)
 }
 
-/// Where a `.item` file keeps what names an item.
+/// Where a `.item` file keeps what it says of an item.
 #[derive(Clone, Copy)]
 struct ItemColumns {
     id: usize,
     title: Option<usize>,
     year: Option<usize>,
     artist: Option<usize>,
+    duration: Option<usize>,
     width: usize,
 }
 
-/// Item id -> (title, artist) from a RecBole `.item` file; a file without a title column names
-/// nothing.
-fn read_item_names(
-    path: &Path,
-    opts: &ReadOptions,
-) -> Result<HashMap<String, (String, String)>, DataError> {
+/// What a `.item` file says of one item.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ItemMeta {
+    title: Option<String>,
+    artist: String,
+    duration_s: Option<f32>,
+}
+
+/// Item id -> title, artist and duration from a RecBole `.item` file.
+fn read_items(path: &Path, opts: &ReadOptions) -> Result<HashMap<String, ItemMeta>, DataError> {
     let mut skips = Skips::new(path, opts);
     let mut cols: Option<ItemColumns> = None;
     let mut out = HashMap::new();
-    let mut untitled = false;
     for_each_line(path, opts, |no, line| {
-        if untitled {
-            return Ok(());
-        }
         let Ok(line) = std::str::from_utf8(line) else {
             return skips.skip(no, "not valid UTF-8");
         };
@@ -176,6 +196,7 @@ fn read_item_names(
             title,
             year,
             artist,
+            duration,
             width,
         }) = cols
         else {
@@ -186,13 +207,12 @@ fn read_item_names(
                 line: no,
                 reason: "header has no item_id column".into(),
             })?;
-            let title = find(&["movie_title", "title", "track_name", "name"]);
-            untitled = title.is_none();
             cols = Some(ItemColumns {
                 id,
-                title,
+                title: find(&["movie_title", "title", "track_name", "name"]),
                 year: find(&["release_year", "year"]),
                 artist: find(&["artist", "artist_name"]),
+                duration: find(&["duration_s", "duration"]),
                 width: h.len(),
             });
             return Ok(());
@@ -204,16 +224,34 @@ fn read_item_names(
         if f.len() != width {
             return skips.skip(no, format!("expected {width} fields, found {}", f.len()));
         }
-        let t = f[title.expect("checked above")].trim();
-        if f[id].is_empty() || t.is_empty() {
+        if f[id].is_empty() {
             return Ok(());
         }
-        let t = match year.map(|y| f[y].trim()).filter(|y| !y.is_empty()) {
-            Some(y) => format!("{t} ({y})"),
-            None => t.to_string(),
+        let title = title
+            .map(|t| f[t].trim())
+            .filter(|t| !t.is_empty())
+            .map(
+                |t| match year.map(|y| f[y].trim()).filter(|y| !y.is_empty()) {
+                    Some(y) => format!("{t} ({y})"),
+                    None => t.to_string(),
+                },
+            );
+        let duration_s = match duration.map(|d| f[d].trim()).filter(|d| !d.is_empty()) {
+            None => None,
+            Some(d) => match d.parse::<f32>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Some(v),
+                _ => return skips.skip(no, format!("duration '{d}' is not a positive number")),
+            },
         };
-        let a = artist.map_or("", |a| f[a].trim()).to_string();
-        out.insert(f[id].to_string(), (t, a));
+        let artist = artist.map_or("", |a| f[a].trim()).to_string();
+        out.insert(
+            f[id].to_string(),
+            ItemMeta {
+                title,
+                artist,
+                duration_s,
+            },
+        );
         Ok(())
     })?;
     if let Some(first) = skips.report.issues.first() {
