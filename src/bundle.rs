@@ -111,8 +111,12 @@ pub struct E4SRecPart {
     /// `scripts/demo-model.sh` rather than committed) and its name.
     pub llm: String,
     pub llm_name: String,
-    /// The trained parts and the frozen item table (`items`), safetensors, float32 or q8.
+    /// The trained parts and the frozen item table (`items`; and `tags`, the tag table, when
+    /// tags are embedded), safetensors, float32 or q8.
     pub trained: String,
+    /// The text signals' token pieces (tokenized at export), when a signal is text.
+    #[serde(default)]
+    pub text: crate::model::e4srec::PromptText,
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -371,9 +375,20 @@ impl Recommender {
                 self.item_track.len()
             ));
         }
+        let signals = crate::model::e4srec::Signals {
+            text: part.text.clone(),
+            tags: t.remove("tags"),
+        };
         let m = part
             .config
-            .init(llm, items, (&part.prompt.0, &part.prompt.1), &self.device)?
+            .init(
+                llm,
+                items,
+                (&part.prompt.0, &part.prompt.1),
+                signals,
+                &self.device,
+            )
+            .map_err(|e| format!("{}: {e}", part.trained))?
             .load_trained(&t)
             .map_err(|e| format!("{}: {e}", part.trained))?;
         self.e4srec = Some(m);
@@ -480,6 +495,11 @@ impl Recommender {
     /// `--completion`).
     pub fn reads_completion(&self) -> bool {
         self.model.reads_completion()
+            || self
+                .config
+                .e4srec
+                .as_ref()
+                .is_some_and(|e| e.config.completion != crate::model::e4srec::Signal::Off)
     }
 
     /// [`recommend`](Self::recommend) with the completion ratio of each history play (parallel
@@ -564,7 +584,8 @@ impl Recommender {
         let scores: Vec<f32> = if let (Some(m), false) = (&self.e4srec, items.is_empty()) {
             // The LLM reads the history; new tracks are not in its head (none get here: the
             // bundle does not accept them).
-            m.forward(&[&items])
+            let ratios = [ratios.as_slice()];
+            m.forward_with(&[&items], completions.is_some().then_some(&ratios[..]))
                 .into_data_async()
                 .await
                 .map_err(|e| format!("reading scores back: {e:?}"))?
@@ -1001,13 +1022,21 @@ mod native {
         let mut trained = load_trained(&best, &device)?;
         let float_parts = trained.clone();
         trained.insert("items".into(), p.items.clone());
+        if let Some(t) = &p.signals.tags {
+            trained.insert("tags".into(), t.clone());
+        }
         let bytes = crate::model::e4srec::trained_to_bytes(&trained, q8)?;
         let build = |parts: &std::collections::BTreeMap<String, Tensor<2>>,
-                     items: Tensor<2>|
+                     items: Tensor<2>,
+                     tags: Option<Tensor<2>>|
          -> Result<crate::model::e4srec::E4SRec, String> {
             let (llm, _) = crate::llm::llama::Llama::from_gguf(&p.gguf, &device)?;
+            let signals = crate::model::e4srec::Signals {
+                text: p.signals.text.clone(),
+                tags,
+            };
             spec.config
-                .init(llm, items, (&p.prompt.0, &p.prompt.1), &device)?
+                .init(llm, items, (&p.prompt.0, &p.prompt.1), signals, &device)?
                 .load_trained(parts)
         };
         // The test cases, scored with the float parts and with the parts as the app reads them.
@@ -1028,8 +1057,13 @@ mod native {
         let quantization_effect = if q8 {
             let mut restored = crate::model::e4srec::trained_from_bytes(&bytes, &device)?;
             let items = restored.remove("items").ok_or("no items table written")?;
-            let a = score(&build(&float_parts, p.items.clone())?);
-            let b = score(&build(&restored, items)?);
+            let tags = restored.remove("tags");
+            let a = score(&build(
+                &float_parts,
+                p.items.clone(),
+                p.signals.tags.clone(),
+            )?);
+            let b = score(&build(&restored, items, tags)?);
             let metrics = ["HR@10", "NDCG@10", "MRR"]
                 .iter()
                 .map(|m| {
@@ -1059,6 +1093,7 @@ mod native {
             llm: llm_file.into(),
             llm_name: p.llm_name.clone(),
             trained: "e4srec.safetensors".into(),
+            text: p.signals.text.clone(),
         });
         config.provenance.run = opts.run.display().to_string();
         config.provenance.seed = seed;
@@ -1086,10 +1121,14 @@ mod native {
         manifest.quantization_effect = quantization_effect;
         if opts.description.is_none() {
             manifest.description = format!(
-                "E4SRec: {} (LoRA rank {}, last {} plays) over the item table of {}, {}{}",
+                "E4SRec: {} (LoRA rank {}, last {} plays{}) over the item table of {}, {}{}",
                 p.llm_name,
                 spec.config.lora_rank,
                 spec.config.history,
+                match spec.config.signals_label() {
+                    l if l.is_empty() => String::new(),
+                    l => format!(", {l}"),
+                },
                 p.encoder.model.label(),
                 if q8 { "q8" } else { "float32" },
                 if opts.simulated {

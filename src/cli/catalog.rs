@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use crate::bundle::{self, ExportOptions};
 use crate::catalog::Catalog;
 use crate::catalog::build::{build, read_spec};
-use crate::catalog::simulate::{SimConfig, simulate, write_inter};
+use crate::catalog::simulate::{SimConfig, simulate, write_inter, write_items};
 use crate::data::store::write_atomic;
 
 #[derive(Args, Debug)]
@@ -45,7 +45,8 @@ struct BuildArgs {
 struct SimulateArgs {
     /// catalog.json
     catalog: PathBuf,
-    /// Output .inter file
+    /// Output .inter file (a `.item` file of the same stem beside it names the tracks and
+    /// gives their durations)
     #[arg(long, short)]
     out: PathBuf,
     #[arg(long, default_value_t = 400)]
@@ -99,6 +100,10 @@ pub struct RecommendArgs {
     /// The history, oldest first: catalog track ids, comma-separated (none: the most played)
     #[arg(long, value_delimiter = ',')]
     history: Vec<String>,
+    /// How much of each history play was heard, 0..1, comma-separated, one per play (a model
+    /// that reads completion uses them; none: unknown)
+    #[arg(long, value_delimiter = ',')]
+    completions: Vec<f32>,
     /// How many tracks
     #[arg(short, default_value_t = 10)]
     k: usize,
@@ -182,6 +187,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<ExitCode> {
                 ..SimConfig::default()
             };
             let plays = simulate(&catalog, &cfg);
+            write_atomic(&a.out.with_extension("item"), |w| write_items(&catalog, w))?;
             write_atomic(&a.out, |w| write_inter(&catalog, &plays, w))?;
             let skips = plays.iter().filter(|p| p.completion < 0.5).count();
             println!(
@@ -278,7 +284,19 @@ pub fn run_recommend(a: RecommendArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    let list = pollster::block_on(rec.recommend(&history, &[], a.k)).map_err(|e| anyhow!(e))?;
+    if !a.completions.is_empty() && a.completions.len() != history.len() {
+        bail!(
+            "--completions: {} ratios for {} history plays",
+            a.completions.len(),
+            history.len()
+        );
+    }
+    if let Some(c) = a.completions.iter().find(|c| !(0.0..=1.0).contains(*c)) {
+        bail!("--completions: {c} is not a ratio between 0 and 1");
+    }
+    let completions = (!a.completions.is_empty()).then_some(&a.completions[..]);
+    let list = pollster::block_on(rec.recommend_with(&history, completions, &[], a.k))
+        .map_err(|e| anyhow!(e))?;
     if a.json {
         let v = serde_json::json!({
             "bundle": manifest.name,

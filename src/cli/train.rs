@@ -56,6 +56,22 @@ pub struct TrainArgs {
     /// zeroshot]
     #[arg(long)]
     history: Option<usize>,
+    /// e4srec: each history play's completion ratio in the prompt: off, text ("heard 80%"
+    /// after its soft token) or embed (a trained embedding of its bucket added to the token)
+    #[arg(long, default_value = "off")]
+    prompt_completion: crate::model::e4srec::Signal,
+    /// e4srec: each history track's tags in the prompt: off, text (its strongest labels after
+    /// its soft token) or embed (a trained projection of its tag vector added to the token);
+    /// needs --prompt-tags-from
+    #[arg(long, default_value = "off")]
+    prompt_tags: crate::model::e4srec::Signal,
+    /// e4srec: where the tags come from, MODALITY=PATH (e.g. mgphot=features/: MGPHot genes
+    /// read as "Tempo High"; text needs a feature store whose modality names its dimensions)
+    #[arg(long)]
+    prompt_tags_from: Option<ContentSource>,
+    /// e4srec: tags per track written as text (its strongest)
+    #[arg(long, default_value_t = 3)]
+    prompt_tag_count: usize,
     /// zeroshot: a candidate's score is its text's log-likelihood summed over its tokens (sum)
     /// or per token (mean)
     #[arg(long, default_value = "sum")]
@@ -245,6 +261,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     if a.llm.is_some() || a.item_encoder.is_some() {
         bail!("--llm and --item-encoder are for --model e4srec and zeroshot");
     }
+    refuse_prompt_signals(&a)?;
     let Some(data) = a.data.clone() else {
         bail!("--data is needed (a log file or an ingested folder)");
     };
@@ -321,6 +338,35 @@ fn train_config(a: &TrainArgs, loss: Loss) -> TrainConfig {
     }
 }
 
+/// The LLM models take everything about the data from `--item-encoder`.
+fn refuse_data_flags(a: &TrainArgs, extra: &str) -> anyhow::Result<()> {
+    if a.data.is_some()
+        || a.samples.is_some()
+        || !a.content.is_empty()
+        || a.fusion.is_some()
+        || a.cold.is_some()
+        || !a.sets.is_empty()
+    {
+        bail!(
+            "--model {} takes its data, protocol, samples and content from --item-encoder; drop --data, --samples, --content, --fusion, --cold and --set{extra}",
+            a.model
+        );
+    }
+    Ok(())
+}
+
+/// The prompt's signals are E4SRec's.
+fn refuse_prompt_signals(a: &TrainArgs) -> anyhow::Result<()> {
+    use crate::model::e4srec::Signal;
+    if a.prompt_completion != Signal::Off
+        || a.prompt_tags != Signal::Off
+        || a.prompt_tags_from.is_some()
+    {
+        bail!("--prompt-completion, --prompt-tags and --prompt-tags-from are for --model e4srec");
+    }
+    Ok(())
+}
+
 /// `encore train --model e4srec`: the LLM over a finished run's item table.
 fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
     use crate::model::e4srec::E4SRecConfig;
@@ -330,17 +376,7 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
             "--model e4srec needs --llm GGUF and --item-encoder RUN (a finished encore train run)"
         );
     };
-    if a.data.is_some()
-        || a.samples.is_some()
-        || !a.content.is_empty()
-        || a.fusion.is_some()
-        || a.cold.is_some()
-        || !a.sets.is_empty()
-    {
-        bail!(
-            "--model e4srec takes its data, protocol, samples and content from --item-encoder; drop --data, --samples, --content, --fusion, --cold and --set"
-        );
-    }
+    refuse_data_flags(&a, "")?;
     if a.loss != Loss::Ce || a.engagement_weight.is_some() || a.completion.is_some() {
         bail!("--model e4srec trains with --loss ce, without --engagement-weight or --completion");
     }
@@ -349,6 +385,9 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
         lora_rank: a.lora_rank,
         lora_alpha: a.lora_alpha,
         lora_targets: a.lora_targets.clone(),
+        completion: a.prompt_completion,
+        tags: a.prompt_tags,
+        tag_count: a.prompt_tag_count,
         ..E4SRecConfig::default()
     };
     let spec = E4SRecSpec {
@@ -359,6 +398,7 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
         config,
         train: train_config(&a, Loss::Ce),
         seeds: (0..a.seeds).collect(),
+        tags_from: a.prompt_tags_from.clone(),
     };
     let (device, label) =
         select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
@@ -380,18 +420,11 @@ fn run_zeroshot(a: TrainArgs) -> anyhow::Result<ExitCode> {
             "--model zeroshot needs --llm GGUF and --item-encoder RUN (the finished run whose data, protocol and candidates it ranks)"
         );
     };
-    if a.data.is_some()
-        || a.samples.is_some()
-        || !a.content.is_empty()
-        || a.fusion.is_some()
-        || a.cold.is_some()
-        || !a.sets.is_empty()
-        || a.seeds != 1
-    {
-        bail!(
-            "--model zeroshot trains nothing and takes its data, protocol and candidates from --item-encoder; drop --data, --samples, --content, --fusion, --cold, --set and --seeds"
-        );
+    refuse_data_flags(&a, " (it trains nothing)")?;
+    if a.seeds != 1 {
+        bail!("--model zeroshot trains nothing: drop --seeds");
     }
+    refuse_prompt_signals(&a)?;
     if a.max_users == Some(0) {
         bail!("--max-users must be at least 1");
     }

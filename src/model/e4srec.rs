@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use burn::module::{Lora, LoraAdapter, Module, Param, ParamGroup};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,121 @@ pub struct E4SRecConfig {
     pub instruction: String,
     /// Text after the assistant marker, before the position whose state is read.
     pub response: String,
+    /// How each history play's completion ratio enters the prompt.
+    pub completion: Signal,
+    /// How each history track's tags (a labelled content modality, e.g. MGPHot genes) enter
+    /// the prompt.
+    pub tags: Signal,
+    /// Tags per track in [`Signal::Text`]: its strongest labels.
+    pub tag_count: usize,
+}
+
+/// How a signal about each history play enters E4SRec's prompt (switchable for ablation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signal {
+    /// Not at all.
+    #[default]
+    Off,
+    /// As words after the play's soft token, e.g. `(heard 80%; Tempo High, Major)`.
+    Text,
+    /// As a trained vector added to the play's soft token: a learned embedding of the
+    /// completion bucket, or a trained projection of the track's tag vector.
+    Embed,
+}
+
+impl std::str::FromStr for Signal {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "text" => Ok(Self::Text),
+            "embed" => Ok(Self::Embed),
+            _ => Err(format!("'{s}' is not off, text or embed")),
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::Text => "text",
+            Self::Embed => "embed",
+        })
+    }
+}
+
+/// Buckets of the completion embedding (plus one for an unknown ratio).
+pub const COMPLETION_BUCKETS: usize = 10;
+
+/// Token pieces of the text signals (tokenized once, with the LLM's tokenizer): a play's note
+/// is `open`, then its completion's words and its track's tags joined by `sep`, then `close`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromptText {
+    pub open: Vec<u32>,
+    pub sep: Vec<u32>,
+    pub close: Vec<u32>,
+    /// `heard 0%` .. `heard 100%` in steps of 10 (11 entries) when completion is text.
+    pub completion: Vec<Vec<u32>>,
+    /// Each item's tags (empty: none) when tags are text.
+    pub tags: Vec<Vec<u32>>,
+}
+
+impl PromptText {
+    /// The pieces for `cfg`, with `tags[item]` the item's tag words (`None`: tags not in text).
+    pub fn build(cfg: &E4SRecConfig, tok: &BpeTokenizer, tags: Option<&[String]>) -> Self {
+        let mut t = Self::default();
+        if cfg.completion != Signal::Text && cfg.tags != Signal::Text {
+            return t;
+        }
+        t.open = tok.encode(" (");
+        t.sep = tok.encode("; ");
+        t.close = tok.encode(")");
+        if cfg.completion == Signal::Text {
+            t.completion = (0..=10)
+                .map(|i| tok.encode(&format!("heard {}%", i * 10)))
+                .collect();
+        }
+        if let (Signal::Text, Some(tags)) = (cfg.tags, tags) {
+            t.tags = tags.iter().map(|s| tok.encode(s)).collect();
+        }
+        t
+    }
+
+    /// A play's note (empty when it has nothing to say).
+    fn note(&self, item: u32, ratio: f32, out: &mut Vec<u32>) {
+        let start = out.len();
+        let part = |p: &[u32], out: &mut Vec<u32>| {
+            if p.is_empty() {
+                return;
+            }
+            out.extend_from_slice(if out.len() == start {
+                &self.open
+            } else {
+                &self.sep
+            });
+            out.extend_from_slice(p);
+        };
+        if !self.completion.is_empty() && !ratio.is_nan() {
+            let i = (ratio.clamp(0.0, 1.0) * 10.0).round() as usize;
+            part(&self.completion[i], out);
+        }
+        if let Some(t) = self.tags.get(item as usize) {
+            part(t, out);
+        }
+        if out.len() > start {
+            out.extend_from_slice(&self.close);
+        }
+    }
+}
+
+/// The frozen inputs of the signals beside the item table: the text pieces and, when tags are
+/// embedded, the tag table (`[n_items, tag_dim]`, zero rows for tracks without tags).
+#[derive(Clone, Debug, Default)]
+pub struct Signals {
+    pub text: PromptText,
+    pub tags: Option<Tensor<2>>,
 }
 
 impl Default for E4SRecConfig {
@@ -57,6 +172,9 @@ impl Default for E4SRecConfig {
                 "Given the tracks a listener played, in order, predict the next track.\nHistory: {ITEMS}"
             ),
             response: "Next track:".into(),
+            completion: Signal::Off,
+            tags: Signal::Off,
+            tag_count: 3,
         }
     }
 }
@@ -85,6 +203,21 @@ impl E4SRecConfig {
         ParamGroup::from_regex(&re).map_err(|e| format!("{re}: {e:?}"))
     }
 
+    /// The signals that are on, for names and logs: `""`, or e.g. `"completion as text, tags as
+    /// embeddings"`.
+    pub fn signals_label(&self) -> String {
+        let how = |s: Signal| match s {
+            Signal::Off => None,
+            Signal::Text => Some("as text"),
+            Signal::Embed => Some("as embeddings"),
+        };
+        [("completion", self.completion), ("tags", self.tags)]
+            .iter()
+            .filter_map(|&(n, s)| how(s).map(|h| format!("{n} {h}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The token ids before and after the soft tokens.
     pub fn prompt_ids(
         &self,
@@ -99,12 +232,14 @@ impl E4SRecConfig {
     }
 
     /// An E4SRec over `llm` (frozen, LoRA attached) and the frozen item table `items`
-    /// (`[n_items, item_dim]`, row `t` for track `t`); projection and head are new.
+    /// (`[n_items, item_dim]`, row `t` for track `t`); projection, head and the embedded
+    /// signals' parts are new. `signals` holds what the configured signals read.
     pub fn init(
         &self,
         llm: Llama,
         items: Tensor<2>,
         prompt: (&[u32], &[u32]),
+        signals: Signals,
         device: &Device,
     ) -> Result<E4SRec, String> {
         if self.history == 0 {
@@ -116,10 +251,31 @@ impl E4SRecConfig {
         if prompt.1.is_empty() {
             return Err("nothing follows the history: the last position would be an item".into());
         }
+        let [n_items, item_dim] = items.dims();
+        let Signals { text, tags } = signals;
+        if self.completion == Signal::Text && text.completion.len() != 11 {
+            return Err("completion as text needs its 11 phrases (PromptText::build)".into());
+        }
+        if self.tags == Signal::Text && text.tags.len() != n_items {
+            return Err(format!(
+                "tags as text need one entry per item: {} for {n_items} items",
+                text.tags.len()
+            ));
+        }
+        let tags = match (self.tags, tags) {
+            (Signal::Embed, Some(t)) if t.dims()[0] == n_items => Some(t.detach()),
+            (Signal::Embed, Some(t)) => {
+                return Err(format!(
+                    "the tag table has {} rows for {n_items} items",
+                    t.dims()[0]
+                ));
+            }
+            (Signal::Embed, None) => return Err("tags as embeddings need a tag table".into()),
+            _ => None,
+        };
         let llm = llm.apply_lora(
             Lora::new(self.lora_rank, self.lora_alpha).set_param_group(self.lora_group()?),
         );
-        let [n_items, item_dim] = items.dims();
         let d = llm.embed.dims()[1];
         let embed = |ids: &[u32]| {
             let t = Tensor::<1, Int>::from_data(
@@ -132,6 +288,18 @@ impl E4SRecConfig {
         Ok(E4SRec {
             proj: LinearConfig::new(item_dim, d).init(device),
             head: LinearConfig::new(d, n_items).init(device),
+            completion: (self.completion == Signal::Embed).then(|| {
+                EmbeddingConfig::new(COMPLETION_BUCKETS + 1, d)
+                    .with_initializer(crate::model::transformer::emb_init())
+                    .init(device)
+            }),
+            tag_proj: tags.as_ref().map(|t| {
+                LinearConfig::new(t.dims()[1], d)
+                    .with_bias(false)
+                    .init(device)
+            }),
+            tags,
+            text,
             items: items.detach(),
             prefix,
             suffix,
@@ -151,6 +319,15 @@ pub struct E4SRec {
     pub head: Linear,
     /// `[n_items, item_dim]`, frozen.
     pub items: Tensor<2>,
+    /// Completion embedded: one row per bucket (row 0: unknown), `[11, d_model]`, trained.
+    pub completion: Option<Embedding>,
+    /// Tags embedded: `[tag_dim] -> [d_model]`, trained, over the frozen `[n_items, tag_dim]`
+    /// table `tags`.
+    pub tag_proj: Option<Linear>,
+    pub tags: Option<Tensor<2>>,
+    /// The text signals' token pieces.
+    #[module(skip)]
+    pub text: PromptText,
     /// Embeddings of the tokens before and after the history: `[p, d_model]`, `[s, d_model]`.
     pub prefix: Tensor<2>,
     pub suffix: Tensor<2>,
@@ -162,55 +339,115 @@ impl E4SRec {
         self.items.dims()[0]
     }
 
-    /// Scores of every track as the next one after each history (tracks `0..n_items`).
+    /// Scores of every track as the next one after each history (tracks `0..n_items`), without
+    /// completion ratios.
     ///
     /// # Shapes
     /// - output: `[histories.len(), n_items]`
     pub fn forward(&self, histories: &[&[u32]]) -> Tensor<2> {
+        self.forward_with(histories, None)
+    }
+
+    /// [`forward`](Self::forward) with each history play's completion ratio (parallel to
+    /// `histories`, NaN where unknown), read when the model has completion as a signal.
+    ///
+    /// Each row is the prefix, then per play its soft token (plus its embedded signals) and its
+    /// text note, then the suffix; rows are left-padded to the longest.
+    ///
+    /// # Shapes
+    /// - output: `[histories.len(), n_items]`
+    pub fn forward_with(&self, histories: &[&[u32]], completions: Option<&[&[f32]]>) -> Tensor<2> {
+        /// A sequence position: a row of the prefix, the suffix, a play's soft token or a text
+        /// token, before the table's offsets are known.
+        #[derive(Clone, Copy)]
+        enum Pos {
+            Prefix(usize),
+            Suffix(usize),
+            Soft(usize),
+            Text(usize),
+        }
         let device = self.items.device();
         let b = histories.len();
-        let l = histories
-            .iter()
-            .map(|h| h.len().min(self.history))
-            .max()
-            .unwrap_or(0)
-            .max(1);
         let (p, s, d) = (
             self.prefix.dims()[0],
             self.suffix.dims()[0],
             self.prefix.dims()[1],
         );
-        let t = l + p + s;
-        // Rows of one table [prefix; suffix; soft tokens of every slot] in sequence order.
-        let mut slots = vec![0i64; b * l];
+        let mut slots: Vec<i64> = Vec::new();
+        let mut ratios: Vec<f32> = Vec::new();
+        let mut text: Vec<i64> = Vec::new();
+        let mut note = Vec::new();
+        let rows: Vec<Vec<Pos>> = histories
+            .iter()
+            .enumerate()
+            .map(|(r, h)| {
+                let take = h.len().min(self.history);
+                let c = completions.map(|c| &c[r][c[r].len() - take..]);
+                let mut row: Vec<Pos> = (0..p).map(Pos::Prefix).collect();
+                for (j, &it) in h[h.len() - take..].iter().enumerate() {
+                    let ratio = c.map_or(f32::NAN, |c| c[j]);
+                    row.push(Pos::Soft(slots.len()));
+                    slots.push(i64::from(it));
+                    ratios.push(ratio);
+                    note.clear();
+                    self.text.note(it, ratio, &mut note);
+                    for &t in &note {
+                        row.push(Pos::Text(text.len()));
+                        text.push(i64::from(t));
+                    }
+                }
+                row.extend((0..s).map(Pos::Suffix));
+                row
+            })
+            .collect();
+        if slots.is_empty() {
+            // Every history is empty: one unused row keeps the table's shapes valid.
+            slots.push(0);
+            ratios.push(f32::NAN);
+        }
+        let t = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let (soft0, text0) = (p + s, p + s + slots.len());
         let mut order = vec![0i64; b * t];
         let mut bias = vec![0f32; b * t];
-        for (r, h) in histories.iter().enumerate() {
-            let take = &h[h.len().saturating_sub(l)..];
-            let pad = l - take.len();
-            for (j, &it) in take.iter().enumerate() {
-                slots[r * l + j] = i64::from(it);
+        for (r, row) in rows.iter().enumerate() {
+            let pad = t - row.len();
+            for k in 0..pad {
+                bias[r * t + k] = MASKED;
             }
-            for k in 0..t {
-                let i = r * t + k;
-                order[i] = if k < pad {
-                    bias[i] = MASKED;
-                    0
-                } else if k < pad + p {
-                    (k - pad) as i64
-                } else if k < pad + p + take.len() {
-                    (p + s + r * l + (k - pad - p)) as i64
-                } else {
-                    (p + k - pad - p - take.len()) as i64
-                };
+            for (k, pos) in row.iter().enumerate() {
+                order[r * t + pad + k] = match *pos {
+                    Pos::Prefix(i) => i,
+                    Pos::Suffix(i) => p + i,
+                    Pos::Soft(i) => soft0 + i,
+                    Pos::Text(i) => text0 + i,
+                } as i64;
             }
         }
         let ints = |v: Vec<i64>| {
             let n = v.len();
             Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &device)
         };
-        let soft = self.proj.forward(self.items.clone().select(0, ints(slots)));
-        let table = Tensor::cat(vec![self.prefix.clone(), self.suffix.clone(), soft], 0);
+        let n_slots = slots.len();
+        let slots = ints(slots);
+        let mut soft = self
+            .proj
+            .forward(self.items.clone().select(0, slots.clone()));
+        if let Some(e) = &self.completion {
+            let ids: Vec<i64> = ratios
+                .iter()
+                .map(|&r| crate::model::completion::bucket(r, COMPLETION_BUCKETS))
+                .collect();
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n_slots]), &device);
+            soft = soft + e.forward(ids).reshape([n_slots, d]);
+        }
+        if let (Some(w), Some(tags)) = (&self.tag_proj, &self.tags) {
+            soft = soft + w.forward(tags.clone().select(0, slots));
+        }
+        let mut parts = vec![self.prefix.clone(), self.suffix.clone(), soft];
+        if !text.is_empty() {
+            parts.push(self.llm.embed.val().select(0, ints(text)).detach());
+        }
+        let table = Tensor::cat(parts, 0);
         let x = table.select(0, ints(order)).reshape([b, t, d]);
         let bias = Tensor::<2>::from_data(TensorData::new(bias, [b, t]), &device);
         let hidden = self
@@ -254,6 +491,12 @@ impl E4SRec {
         }
         if let Some(b) = &self.head.bias {
             m.insert("head.bias".into(), row(b.val()));
+        }
+        if let Some(e) = &self.completion {
+            m.insert("completion.weight".into(), e.weight.val());
+        }
+        if let Some(w) = &self.tag_proj {
+            m.insert("tags.weight".into(), w.weight.val());
         }
         for (path, a) in self.adapters() {
             m.insert(format!("{path}.lora_a"), a.a.val());
@@ -307,10 +550,26 @@ impl E4SRec {
             proj,
             head,
             items,
+            completion,
+            tag_proj,
+            tags,
+            text,
             prefix,
             suffix,
             history,
         } = self;
+        let completion = match completion {
+            Some(mut e) => {
+                let v = get("completion.weight", &e.weight.dims())?;
+                e.weight = e.weight.map(|old| like(&old, v));
+                Some(e)
+            }
+            None => None,
+        };
+        let tag_proj = match tag_proj {
+            Some(l) => Some(set_linear(l, "tags")?),
+            None => None,
+        };
         let mut setter = SetFactors {
             factors,
             path: Vec::new(),
@@ -328,6 +587,10 @@ impl E4SRec {
             proj: set_linear(proj, "proj")?,
             head: set_linear(head, "head")?,
             items,
+            completion,
+            tag_proj,
+            tags,
+            text,
             prefix,
             suffix,
             history,
@@ -576,8 +839,14 @@ mod tests {
     /// E4SRec over `base`; `seed` draws the trained parts.
     fn on(base: &(Llama, Tensor<2>), dev: &Device, seed: u64, cfg: &E4SRecConfig) -> E4SRec {
         dev.seed(seed);
-        cfg.init(base.0.clone(), base.1.clone(), (&[1, 2, 3], &[4, 5]), dev)
-            .unwrap()
+        cfg.init(
+            base.0.clone(),
+            base.1.clone(),
+            (&[1, 2, 3], &[4, 5]),
+            Signals::default(),
+            dev,
+        )
+        .unwrap()
     }
 
     fn tiny(dev: &Device, seed: u64, cfg: &E4SRecConfig) -> E4SRec {
@@ -739,7 +1008,218 @@ mod tests {
             lora_targets: vec!["ffn".into()],
             ..E4SRecConfig::default()
         };
-        let err = cfg.init(llm, items, (&[1], &[2]), &dev).unwrap_err();
+        let err = cfg
+            .init(llm, items, (&[1], &[2]), Signals::default(), &dev)
+            .unwrap_err();
         assert!(err.contains("unknown LoRA target 'ffn'"), "{err}");
+    }
+
+    /// Hand-made text pieces over the tiny decoder's 40 tokens: completion `i` tenths is token
+    /// `10 + i` (one token), item `t`'s tags are `[30 + t % 3, 33]` for even `t`, none for odd.
+    fn text_pieces(n_items: usize) -> PromptText {
+        PromptText {
+            open: vec![6],
+            sep: vec![7],
+            close: vec![8],
+            completion: (0..=10).map(|i| vec![10 + i]).collect(),
+            tags: (0..n_items as u32)
+                .map(|t| {
+                    if t % 2 == 0 {
+                        vec![30 + t % 3, 33]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_play_note_holds_its_completion_and_tags() {
+        let t = text_pieces(12);
+        let note = |item, ratio| {
+            let mut v = Vec::new();
+            t.note(item, ratio, &mut v);
+            v
+        };
+        assert_eq!(note(2, 0.78), vec![6, 18, 7, 32, 33, 8]);
+        assert_eq!(note(3, 1.0), vec![6, 20, 8]);
+        assert_eq!(note(4, f32::NAN), vec![6, 31, 33, 8]);
+        assert_eq!(note(5, f32::NAN), Vec::<u32>::new());
+        let cfg = E4SRecConfig {
+            completion: Signal::Embed,
+            tags: Signal::Text,
+            ..E4SRecConfig::default()
+        };
+        assert_eq!(
+            cfg.signals_label(),
+            "completion as embeddings, tags as text"
+        );
+        assert_eq!(E4SRecConfig::default().signals_label(), "");
+        assert_eq!("embed".parse(), Ok(Signal::Embed));
+        assert!("words".parse::<Signal>().is_err());
+    }
+
+    /// Text notes sit right after their play's soft token: a one-play history with a note
+    /// scores as the same model with the note's tokens moved to the start of the suffix.
+    #[test]
+    fn text_signals_are_tokens_after_the_soft_token() {
+        let dev = Device::flex();
+        let b = base(&dev);
+        let cfg = E4SRecConfig {
+            completion: Signal::Text,
+            tags: Signal::Text,
+            ..E4SRecConfig::default()
+        };
+        dev.seed(4);
+        let signals = Signals {
+            text: text_pieces(12),
+            tags: None,
+        };
+        let m = cfg
+            .init(
+                b.0.clone(),
+                b.1.clone(),
+                (&[1, 2, 3], &[4, 5]),
+                signals,
+                &dev,
+            )
+            .unwrap();
+        // The same trained parts (text signals add none) in a model without signals.
+        let plain = E4SRecConfig::default()
+            .init(
+                b.0.clone(),
+                b.1.clone(),
+                (&[1, 2, 3], &[6, 13, 7, 30, 33, 8, 4, 5]),
+                Signals::default(),
+                &dev,
+            )
+            .unwrap()
+            .load_trained(&m.trained())
+            .unwrap();
+        let with = host(m.forward_with(&[&[6]], Some(&[&[0.3]])));
+        let moved = host(plain.forward(&[&[6]]));
+        for (a, b) in with.iter().zip(&moved) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // Unknown ratios and untagged tracks write nothing: the model without signals.
+        let off = E4SRecConfig::default()
+            .init(
+                b.0.clone(),
+                b.1.clone(),
+                (&[1, 2, 3], &[4, 5]),
+                Signals::default(),
+                &dev,
+            )
+            .unwrap()
+            .load_trained(&m.trained())
+            .unwrap();
+        assert_eq!(host(m.forward(&[&[5, 7]])), host(off.forward(&[&[5, 7]])));
+        assert_ne!(
+            host(m.forward_with(&[&[5, 7]], Some(&[&[0.1, 0.9]]))),
+            host(off.forward(&[&[5, 7]]))
+        );
+        // Rows of different lengths in one padded batch score as they would alone.
+        let hs: [&[u32]; 3] = [&[2, 3, 4], &[6], &[9, 1]];
+        let cs: [&[f32]; 3] = [&[0.5, f32::NAN, 1.0], &[0.0], &[f32::NAN, f32::NAN]];
+        let batch = host(m.forward_with(&hs, Some(&cs)));
+        for r in 0..3 {
+            let alone = host(m.forward_with(&[hs[r]], Some(&[cs[r]])));
+            for (a, b) in alone.iter().zip(&batch[r * 12..(r + 1) * 12]) {
+                assert!((a - b).abs() < 1e-4, "row {r}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn embedded_signals_train_and_round_trip() {
+        let dev = Device::flex().autodiff();
+        let cfg = E4SRecConfig {
+            completion: Signal::Embed,
+            tags: Signal::Embed,
+            lora_rank: 4,
+            ..E4SRecConfig::default()
+        };
+        let shared = base(&dev);
+        let tags = || {
+            let v: Vec<f32> = (0..12 * 3)
+                .map(|i| if i % 3 == (i / 3) % 3 { 1.0 } else { 0.0 })
+                .collect();
+            Tensor::<2>::from_data(TensorData::new(v, [12, 3]), &dev)
+        };
+        let make = |seed: u64| {
+            dev.seed(seed);
+            cfg.init(
+                shared.0.clone(),
+                shared.1.clone(),
+                (&[1, 2, 3], &[4, 5]),
+                Signals {
+                    text: PromptText::default(),
+                    tags: Some(tags()),
+                },
+                &dev,
+            )
+            .unwrap()
+        };
+        let mut m = make(5);
+        // A missing tag table is refused.
+        dev.seed(5);
+        let err = cfg
+            .init(
+                shared.0.clone(),
+                shared.1.clone(),
+                (&[1], &[2]),
+                Signals::default(),
+                &dev,
+            )
+            .unwrap_err();
+        assert!(err.contains("tag table"), "{err}");
+        // The next track depends on how much of the last one was heard: a skip (< 0.5) is
+        // followed by track + 2, a full listen by track + 1. Ids alone cannot tell them apart.
+        let hs: Vec<[u32; 1]> = (0..24u32).map(|i| [i % 12]).collect();
+        let cs: Vec<[f32; 1]> = (0..24).map(|i| [if i < 12 { 0.1 } else { 0.9 }]).collect();
+        let hist: Vec<&[u32]> = hs.iter().map(|h| &h[..]).collect();
+        let comp: Vec<&[f32]> = cs.iter().map(|c| &c[..]).collect();
+        let targets: Vec<usize> = (0..24)
+            .map(|i| (i % 12 + if i < 12 { 2 } else { 1 }) % 12)
+            .collect();
+        let y = onehot(&targets, 12, &dev);
+        let mut opt = AdamWConfig::new().init();
+        for _ in 0..200 {
+            let loss = cross_entropy_with_logits(m.forward_with(&hist, Some(&comp)), y.clone());
+            let g = loss.backward();
+            assert!(m.completion.as_ref().unwrap().weight.grad(&g).is_some());
+            assert!(m.tag_proj.as_ref().unwrap().weight.grad(&g).is_some());
+            let g = GradientsParams::from_grads(g, &m);
+            m = opt.step(0.01, m, g);
+        }
+        let scores = host(m.forward_with(&hist, Some(&comp)));
+        let hits = scores
+            .chunks(12)
+            .zip(&targets)
+            .filter(|(row, t)| {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .unwrap()
+                    .0;
+                best == **t
+            })
+            .count();
+        assert!(hits >= 22, "{hits}/24 next tracks ranked first");
+        let saved = m.trained();
+        assert!(saved.contains_key("completion.weight") && saved.contains_key("tags.weight"));
+        let back = make(77).load_trained(&saved).unwrap();
+        for (a, b) in host(back.forward_with(&hist, Some(&comp)))
+            .iter()
+            .zip(&scores)
+        {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let mut broken = saved.clone();
+        broken.remove("tags.weight");
+        let err = make(78).load_trained(&broken).unwrap_err();
+        assert!(err.contains("tags.weight"), "{err}");
     }
 }

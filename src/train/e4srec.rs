@@ -24,18 +24,20 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::content::ContentSource;
 use super::run::{Loaded, RunSpec, load, read_json, scorer_test_ranks, write_json};
-use super::{EpochLog, TrainConfig, load_model, training_sequences};
+use super::{EpochLog, TrainConfig, load_model, training_completions, training_sequences};
 use crate::data::rng::Rng;
 use crate::eval::report::{
     DatasetInfo, LlmInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining,
     summarize_metrics, write_results,
 };
 use crate::eval::{Ranks, Scorer, evaluate};
-use crate::llm::ChatInfo;
 use crate::llm::gguf::Gguf;
 use crate::llm::llama::Llama;
-use crate::model::e4srec::{E4SRec, E4SRecConfig, trained_from_bytes, trained_to_bytes};
+use crate::model::e4srec::{
+    E4SRec, E4SRecConfig, PromptText, Signal, Signals, trained_from_bytes, trained_to_bytes,
+};
 
 /// How an E4SRec run was asked for (`RUN/e4srec.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +51,9 @@ pub struct E4SRecSpec {
     pub config: E4SRecConfig,
     pub train: TrainConfig,
     pub seeds: Vec<u64>,
+    /// Where the tags signal comes from (a content modality: `mgphot=STORE`), when it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_from: Option<ContentSource>,
 }
 
 /// What `RUN/seed-K/state.json` records after each epoch.
@@ -71,6 +76,105 @@ pub struct Prepared {
     pub gguf: Gguf,
     pub prompt: (Vec<u32>, Vec<u32>),
     pub llm_name: String,
+    /// What the prompt's signals read (text pieces, tag table).
+    pub signals: Signals,
+    /// Each item's tag words (empty where it has none) when tags are text: what the bundle
+    /// records.
+    pub tag_words: Vec<String>,
+}
+
+impl Prepared {
+    /// The signals with the tag table on `device`.
+    pub fn signals_on(&self, device: &Device) -> Signals {
+        Signals {
+            text: self.signals.text.clone(),
+            tags: self
+                .signals
+                .tags
+                .as_ref()
+                .map(|t| Tensor::from_data(t.clone().into_data(), device)),
+        }
+    }
+}
+
+/// A track's tag words from its vector `v` of a labelled modality: the `count` strongest
+/// dimensions above 0, strongest first, as MGPHot's readable tags (`Tempo High`, `Minor`) for
+/// the `mgphot` modality and as the labels themselves otherwise.
+pub fn tag_words(modality: &str, labels: &[String], v: &[f32], count: usize) -> String {
+    let mut idx: Vec<usize> = (0..v.len()).filter(|&i| v[i] > 0.0).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+    let genes = (modality == "mgphot" && v.len() == crate::features::tags::MGPHOT_DIM)
+        .then(crate::tagging::schema::genes);
+    idx.iter()
+        .take(count)
+        .filter_map(|&i| match &genes {
+            Some(g) => crate::tagging::schema::tag(&g[i], v[i]),
+            None => labels.get(i).cloned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The tag table (`[n_items, dim]`, zero rows where absent) and, when tags are text, each
+/// item's words, from `spec.tags_from`.
+fn load_tags(
+    spec: &E4SRecSpec,
+    d: &crate::data::Dataset,
+    device: &Device,
+) -> Result<(Option<Tensor<2>>, Vec<String>), String> {
+    let cfg = &spec.config;
+    let src = match (cfg.tags, &spec.tags_from) {
+        (Signal::Off, None) => return Ok((None, Vec::new())),
+        (Signal::Off, Some(_)) => {
+            return Err("--prompt-tags-from is given but --prompt-tags is off".into());
+        }
+        (_, None) => {
+            return Err(format!(
+                "--prompt-tags {} needs --prompt-tags-from MODALITY=STORE (e.g. mgphot=features/)",
+                cfg.tags
+            ));
+        }
+        (_, Some(src)) => src,
+    };
+    let table = super::content::load_content(src, d)?;
+    let n = table.n_items();
+    let words = if cfg.tags == Signal::Text {
+        let store = crate::features::store::FeatureStore::load(&src.path)
+            .map_err(|e| format!("--prompt-tags text reads labels from a feature store: {e}"))?;
+        let labels = store
+            .modality(&src.name)
+            .and_then(|m| m.labels.clone())
+            .ok_or_else(|| {
+                format!(
+                    "{}: modality '{}' has no labels for its dimensions, so its tags cannot be written as text (use --prompt-tags embed)",
+                    src.path.display(),
+                    src.name
+                )
+            })?;
+        (0..n)
+            .map(|t| {
+                if table.present[t] {
+                    tag_words(
+                        &src.name,
+                        &labels,
+                        &table.values[t * table.dim..(t + 1) * table.dim],
+                        cfg.tag_count,
+                    )
+                } else {
+                    String::new()
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let t = (cfg.tags == Signal::Embed).then(|| {
+        Tensor::from_data(
+            TensorData::new(table.values.clone(), [n, table.dim]),
+            device,
+        )
+    });
+    Ok((t, words))
 }
 
 fn load_llm(p: &Prepared, path: &Path, device: &Device) -> Result<Llama, String> {
@@ -97,23 +201,22 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
     let loaded = load(&encoder)?;
     let enc = load_model(&encoder.model, &best, device).map_err(|e| e.to_string())?;
     let items = enc.item_table_from(enc.rows().as_ref());
-    let bytes = std::fs::read(&spec.llm).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let sha = crate::data::sha256_hex(&bytes);
-    if !spec.llm_sha256.is_empty() && spec.llm_sha256 != sha {
+    let llm = super::read_llm(&spec.llm, &spec.llm_sha256)?;
+    spec.llm_sha256 = llm.sha256;
+    let (g, tok, template, llm_name) = (llm.gguf, llm.tok, llm.template, llm.name);
+    let prompt = spec.config.prompt_ids(&tok, template)?;
+    if spec.config.completion != Signal::Off && loaded.data.completion.iter().all(|c| c.is_nan()) {
         return Err(format!(
-            "{} changed since the run started (sha256 {sha}, then {})",
-            spec.llm.display(),
-            spec.llm_sha256
+            "--prompt-completion {}: the item encoder's data has no completion ratios (a log with durations, or the web app's sessions, has them)",
+            spec.config.completion
         ));
     }
-    spec.llm_sha256 = sha;
-    let g = Gguf::parse(bytes).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let info = ChatInfo::from_gguf(&g).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let template = info
-        .template()
-        .map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let (tok, llm_name) = (info.tok, info.name);
-    let prompt = spec.config.prompt_ids(&tok, template)?;
+    let (tags, tag_words) = load_tags(spec, &loaded.data, device)?;
+    let text = PromptText::build(
+        &spec.config,
+        &tok,
+        (spec.config.tags == Signal::Text).then_some(&tag_words[..]),
+    );
     Ok(Prepared {
         encoder,
         loaded,
@@ -121,6 +224,8 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
         gguf: g,
         prompt,
         llm_name,
+        signals: Signals { text, tags },
+        tag_words,
     })
 }
 
@@ -141,6 +246,19 @@ impl Scorer for E4SRecScorer<'_> {
 
     fn score_batch(&self, histories: &[&[u32]], out: &mut [f32]) {
         let s = self.model.forward(histories).into_data();
+        out.copy_from_slice(s.as_slice::<f32>().expect("f32 scores"));
+    }
+
+    fn score_batch_completion(
+        &self,
+        histories: &[&[u32]],
+        completions: &[&[f32]],
+        out: &mut [f32],
+    ) {
+        let s = self
+            .model
+            .forward_with(histories, Some(completions))
+            .into_data();
         out.copy_from_slice(s.as_slice::<f32>().expect("f32 scores"));
     }
 
@@ -178,10 +296,12 @@ pub fn train_seed(
     let dir = run.join(format!("seed-{seed}"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let d = &p.loaded.data;
-    let seqs: Vec<&[u32]> = training_sequences(d, &p.loaded.prepared.fit_end)
+    let seqs: Vec<(&[u32], &[f32])> = training_sequences(d, &p.loaded.prepared.fit_end)
         .into_iter()
-        .filter(|s| s.len() >= 2)
+        .zip(training_completions(d, &p.loaded.prepared.fit_end))
+        .filter(|(s, _)| s.len() >= 2)
         .collect();
+    let reads_completion = spec.config.completion != Signal::Off;
     if seqs.is_empty() {
         return Err("no user has two training plays".into());
     }
@@ -189,9 +309,13 @@ pub fn train_seed(
     device.seed(seed);
     let llm = load_llm(p, &spec.llm, &ad)?;
     let items = Tensor::from_data(p.items.clone().into_data(), &ad);
-    let fresh = spec
-        .config
-        .init(llm, items, (&p.prompt.0, &p.prompt.1), &ad)?;
+    let fresh = spec.config.init(
+        llm,
+        items,
+        (&p.prompt.0, &p.prompt.1),
+        p.signals_on(&ad),
+        &ad,
+    )?;
     let state_path = dir.join("state.json");
     let last_path = dir.join("last.safetensors");
     let best_path = dir.join("best.safetensors");
@@ -216,11 +340,11 @@ pub fn train_seed(
         device.seed(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
         let mut rng = Rng::stream(seed, 0xe45e_0000 + epoch as u64);
         // One target per user: a uniformly drawn position after the first play.
-        let mut examples: Vec<(&[u32], u32)> = seqs
+        let mut examples: Vec<(&[u32], &[f32], u32)> = seqs
             .iter()
-            .map(|s| {
+            .map(|(s, c)| {
                 let pos = 1 + rng.below(s.len() as u64 - 1) as usize;
-                (&s[..pos], s[pos])
+                (&s[..pos], &c[..pos], s[pos])
             })
             .collect();
         rng.shuffle(&mut examples);
@@ -233,9 +357,11 @@ pub fn train_seed(
         let mut lr = t.lr;
         for (i, chunk) in examples.chunks(t.batch_size).enumerate() {
             let hs: Vec<&[u32]> = chunk.iter().map(|e| e.0).collect();
-            let ys: Vec<i64> = chunk.iter().map(|e| i64::from(e.1)).collect();
+            let cs: Vec<&[f32]> = chunk.iter().map(|e| e.1).collect();
+            let ys: Vec<i64> = chunk.iter().map(|e| i64::from(e.2)).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(ys, [chunk.len()]), &ad);
-            let loss = ce.forward(model.forward(&hs), y);
+            let logits = model.forward_with(&hs, reads_completion.then_some(&cs[..]));
+            let loss = ce.forward(logits, y);
             let v = loss.clone().into_scalar::<f32>() as f64;
             loss_sum += v * chunk.len() as f64;
             n += chunk.len();
@@ -344,9 +470,13 @@ pub fn run(
     write_json(&spec_path, &spec)?;
     let l = &p.loaded;
     eprintln!(
-        "E4SRec on {} (last {} items, LoRA rank {} on {}) over the items of {} ({} seed {}): {} users, {} tracks; {} ({} test, {} validation cases)",
+        "E4SRec on {} (last {} items{}, LoRA rank {} on {}) over the items of {} ({} seed {}): {} users, {} tracks; {} ({} test, {} validation cases)",
         p.llm_name,
         spec.config.history,
+        match spec.config.signals_label() {
+            l if l.is_empty() => String::new(),
+            l => format!(" with {l}"),
+        },
         spec.config.lora_rank,
         spec.config.lora_targets.join("/"),
         p.encoder.model.label(),
@@ -367,7 +497,13 @@ pub fn run(
         let llm = load_llm(&p, &spec.llm, device)?;
         let model = spec
             .config
-            .init(llm, p.items.clone(), (&p.prompt.0, &p.prompt.1), device)?
+            .init(
+                llm,
+                p.items.clone(),
+                (&p.prompt.0, &p.prompt.1),
+                p.signals.clone(),
+                device,
+            )?
             .load_trained(&load_trained(&dir.join("best.safetensors"), device)?)?;
         let scorer = E4SRecScorer {
             model: &model,
@@ -390,7 +526,16 @@ pub fn run(
             valid_cases: l.prepared.split.valid.len(),
         },
         model: ModelInfo {
-            name: format!("e4srec({} over {})", p.llm_name, p.encoder.model.label()),
+            name: match spec.config.signals_label() {
+                l if l.is_empty() => {
+                    format!("e4srec({} over {})", p.llm_name, p.encoder.model.label())
+                }
+                l => format!(
+                    "e4srec({} over {}; {l})",
+                    p.llm_name,
+                    p.encoder.model.label()
+                ),
+            },
             config: p.encoder.model.clone(),
             content: Vec::new(),
             train: spec.train.clone(),
@@ -416,4 +561,32 @@ pub fn run(
     };
     write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag_words;
+
+    #[test]
+    fn tag_words_are_the_strongest_labels() {
+        let labels: Vec<String> = ["rock", "jazz", "calm", "loud"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            tag_words("audio_tags", &labels, &[0.2, 0.0, 0.9, 0.5], 3),
+            "calm, loud, rock"
+        );
+        assert_eq!(
+            tag_words("audio_tags", &labels, &[0.0, 0.3, 0.0, 0.0], 3),
+            "jazz"
+        );
+        assert_eq!(tag_words("audio_tags", &labels, &[0.0; 4], 3), "");
+        // MGPHot genes read as their readable tags: Drum Set (19) high, tonality (7) minor.
+        let mut genes = vec![0.0f32; 58];
+        genes[19] = 1.0;
+        genes[7] = 0.2;
+        genes[40] = 0.1;
+        assert_eq!(tag_words("mgphot", &[], &genes, 2), "Drum Set High, Minor");
+    }
 }

@@ -454,6 +454,40 @@ pub fn load_model(cfg: &ModelConfig, path: &Path, device: &Device) -> Result<Seq
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
 }
 
+/// An LLM's GGUF file as the LLM runs (E4SRec, zero-shot) read it: parsed, with its tokenizer,
+/// chat template and name, and its sha256.
+pub struct LlmFile {
+    pub gguf: crate::llm::gguf::Gguf,
+    pub sha256: String,
+    pub tok: crate::llm::tokenizer::BpeTokenizer,
+    pub template: crate::llm::generate::ChatTemplate,
+    pub name: String,
+}
+
+/// Reads `path`; `recorded` is the sha256 a run recorded when it started (empty: none yet), and
+/// a file that changed since is refused.
+pub fn read_llm(path: &Path, recorded: &str) -> Result<LlmFile, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha256 = crate::data::sha256_hex(&bytes);
+    if !recorded.is_empty() && recorded != sha256 {
+        return Err(format!(
+            "{} changed since the run started (sha256 {sha256}, then {recorded})",
+            path.display()
+        ));
+    }
+    let at = |e: String| format!("{}: {e}", path.display());
+    let gguf = crate::llm::gguf::Gguf::parse(bytes).map_err(|e| at(e.to_string()))?;
+    let info = crate::llm::ChatInfo::from_gguf(&gguf).map_err(at)?;
+    let template = info.template().map_err(at)?;
+    Ok(LlmFile {
+        gguf,
+        sha256,
+        tok: info.tok,
+        template,
+        name: info.name,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,8 +29,6 @@ use crate::eval::report::{
     DatasetInfo, LlmInfo, MetricSummary, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining,
     write_results,
 };
-use crate::llm::ChatInfo;
-use crate::llm::gguf::Gguf;
 use crate::llm::llama::Llama;
 use crate::model::e4srec::continuation_log_likelihood;
 
@@ -170,8 +168,6 @@ pub fn run(
             encoder.data.display()
         ));
     }
-    let bytes = std::fs::read(&spec.llm).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let sha = crate::data::sha256_hex(&bytes);
     if let Ok(old) = read_json::<ZeroShotSpec>(&spec_path) {
         spec.llm_sha256 = old.llm_sha256.clone();
         if old != spec {
@@ -180,24 +176,13 @@ pub fn run(
                 run.display()
             ));
         }
-        if old.llm_sha256 != sha {
-            return Err(format!(
-                "{} changed since the run started (sha256 {sha}, then {})",
-                spec.llm.display(),
-                old.llm_sha256
-            ));
-        }
     }
-    spec.llm_sha256 = sha;
+    let file = super::read_llm(&spec.llm, &spec.llm_sha256)?;
+    spec.llm_sha256 = file.sha256.clone();
     write_json(&spec_path, &spec)?;
-    let g = Gguf::parse(bytes).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let info = ChatInfo::from_gguf(&g).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let template = info
-        .template()
-        .map_err(|e| format!("{}: {e}", spec.llm.display()))?;
     let (llm, _) =
-        Llama::from_gguf(&g, device).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let tok = info.tok;
+        Llama::from_gguf(&file.gguf, device).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
+    let (tok, template) = (file.tok, file.template);
 
     // The cases to score: all, or a seeded sample (kept in the split's order).
     let cases = &l.prepared.split.test;
@@ -210,7 +195,7 @@ pub fn run(
     }
     eprintln!(
         "zero-shot {} on {}: {} of {} test cases ({}), {} candidates each, last {} plays as text",
-        info.name,
+        file.name,
         l.info.name,
         order.len(),
         cases.len(),
@@ -289,12 +274,12 @@ pub fn run(
             valid_cases: 0,
         },
         model: ModelInfo {
-            name: format!("zeroshot({})", info.name),
+            name: format!("zeroshot({})", file.name),
             config: encoder.model.clone(),
             content: Vec::new(),
             train: encoder.train.clone(),
             llm: Some(LlmInfo {
-                name: info.name.clone(),
+                name: file.name.clone(),
                 path: spec.llm.display().to_string(),
                 sha256: spec.llm_sha256.clone(),
                 encoder: spec.encoder.display().to_string(),
