@@ -1026,19 +1026,6 @@ mod native {
             trained.insert("tags".into(), t.clone());
         }
         let bytes = crate::model::e4srec::trained_to_bytes(&trained, q8)?;
-        let build = |parts: &std::collections::BTreeMap<String, Tensor<2>>,
-                     items: Tensor<2>,
-                     tags: Option<Tensor<2>>|
-         -> Result<crate::model::e4srec::E4SRec, String> {
-            let (llm, _) = crate::llm::llama::Llama::from_gguf(&p.gguf, &device)?;
-            let signals = crate::model::e4srec::Signals {
-                text: p.signals.text.clone(),
-                tags,
-            };
-            spec.config
-                .init(llm, items, (&p.prompt.0, &p.prompt.1), signals, &device)?
-                .load_trained(parts)
-        };
         // The test cases, scored with the float parts and with the parts as the app reads them.
         let l = &p.loaded;
         let score = |m: &crate::model::e4srec::E4SRec| {
@@ -1058,12 +1045,8 @@ mod native {
             let mut restored = crate::model::e4srec::trained_from_bytes(&bytes, &device)?;
             let items = restored.remove("items").ok_or("no items table written")?;
             let tags = restored.remove("tags");
-            let a = score(&build(
-                &float_parts,
-                p.items.clone(),
-                p.signals.tags.clone(),
-            )?);
-            let b = score(&build(&restored, items, tags)?);
+            let a = score(&p.model(&spec, &float_parts, &device)?);
+            let b = score(&p.model_over(&spec, items, tags, &restored, &device)?);
             let metrics = ["HR@10", "NDCG@10", "MRR"]
                 .iter()
                 .map(|m| {

@@ -444,19 +444,8 @@ fn e4srec_reads_completion_and_tags_in_its_prompt() {
             serde_json::from_str(&std::fs::read_to_string(run.join("e4srec.json")).unwrap())
                 .unwrap();
         let prep = prepare(&mut spec, &dev).unwrap();
-        let (llm, _) = Llama::from_gguf(&prep.gguf, &dev).unwrap();
-        let model = spec
-            .config
-            .init(
-                llm,
-                prep.items.clone(),
-                (&prep.prompt.0, &prep.prompt.1),
-                prep.signals.clone(),
-                &dev,
-            )
-            .unwrap()
-            .load_trained(&load_trained(&run.join("seed-0/best.safetensors"), &dev).unwrap())
-            .unwrap();
+        let best = load_trained(&run.join("seed-0/best.safetensors"), &dev).unwrap();
+        let model = prep.model(&spec, &best, &dev).unwrap();
         let item = |id: &str| prep.loaded.data.tracks.lookup(id).unwrap();
         let items: Vec<u32> = ["4", "5", "6", "7"].iter().map(|i| item(i)).collect();
         let direct = model
@@ -723,19 +712,8 @@ fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::P
     let mut spec: E4SRecSpec =
         serde_json::from_str(&std::fs::read_to_string(run.join("e4srec.json")).unwrap()).unwrap();
     let p = prepare(&mut spec, &dev).unwrap();
-    let (llm, _) = Llama::from_gguf(&p.gguf, &dev).unwrap();
-    let model = spec
-        .config
-        .init(
-            llm,
-            p.items.clone(),
-            (&p.prompt.0, &p.prompt.1),
-            p.signals.clone(),
-            &dev,
-        )
-        .unwrap()
-        .load_trained(&load_trained(&run.join("seed-0/best.safetensors"), &dev).unwrap())
-        .unwrap();
+    let best = load_trained(&run.join("seed-0/best.safetensors"), &dev).unwrap();
+    let model = p.model(&spec, &best, &dev).unwrap();
     // Catalog tracks 3..7 ("4".."8"); the run's items are its data's track ids.
     let history: Vec<usize> = (3..8).collect();
     let item = |t: usize| p.loaded.data.tracks.lookup(&(t + 1).to_string()).unwrap();

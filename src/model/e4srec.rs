@@ -857,6 +857,23 @@ mod tests {
         t.into_data().try_to_vec::<f32>().unwrap()
     }
 
+    /// How many rows of `scores` (one row per target, over 12 items) rank their target first.
+    fn top1_hits(scores: &[f32], targets: &[usize]) -> usize {
+        scores
+            .chunks(12)
+            .zip(targets)
+            .filter(|(row, t)| {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .unwrap()
+                    .0;
+                best == **t
+            })
+            .count()
+    }
+
     fn onehot(targets: &[usize], n: usize, dev: &Device) -> Tensor<2> {
         let mut v = vec![0f32; targets.len() * n];
         for (r, &t) in targets.iter().enumerate() {
@@ -964,19 +981,7 @@ mod tests {
         }
         let (first, last) = (losses[0], *losses.last().unwrap());
         assert!(last < first * 0.2, "loss {first} -> {last}");
-        let hits = host(m.forward(&hist))
-            .chunks(12)
-            .zip(&targets)
-            .filter(|(row, t)| {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .unwrap()
-                    .0;
-                best == **t
-            })
-            .count();
+        let hits = top1_hits(&host(m.forward(&hist)), &targets);
         assert!(hits >= 11, "{hits}/12 next tracks ranked first");
 
         // Trained parts into a fresh model (other random projection, head and adapters).
@@ -1194,19 +1199,7 @@ mod tests {
             m = opt.step(0.01, m, g);
         }
         let scores = host(m.forward_with(&hist, Some(&comp)));
-        let hits = scores
-            .chunks(12)
-            .zip(&targets)
-            .filter(|(row, t)| {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .unwrap()
-                    .0;
-                best == **t
-            })
-            .count();
+        let hits = top1_hits(&scores, &targets);
         assert!(hits >= 22, "{hits}/24 next tracks ranked first");
         let saved = m.trained();
         assert!(saved.contains_key("completion.weight") && saved.contains_key("tags.weight"));

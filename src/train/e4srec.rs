@@ -84,6 +84,48 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// `spec`'s E4SRec over this LLM, item table and signals, with the trained `parts` restored
+    /// (a checkpoint's, [`load_trained`]).
+    pub fn model(
+        &self,
+        spec: &E4SRecSpec,
+        parts: &BTreeMap<String, Tensor<2>>,
+        device: &Device,
+    ) -> Result<E4SRec, String> {
+        self.model_over(
+            spec,
+            self.items.clone(),
+            self.signals.tags.clone(),
+            parts,
+            device,
+        )
+    }
+
+    /// [`model`](Self::model) over another item table and tag table (an export's restored q8
+    /// copies of them).
+    pub fn model_over(
+        &self,
+        spec: &E4SRecSpec,
+        items: Tensor<2>,
+        tags: Option<Tensor<2>>,
+        parts: &BTreeMap<String, Tensor<2>>,
+        device: &Device,
+    ) -> Result<E4SRec, String> {
+        let signals = Signals {
+            text: self.signals.text.clone(),
+            tags,
+        };
+        spec.config
+            .init(
+                load_llm(self, &spec.llm, device)?,
+                items,
+                (&self.prompt.0, &self.prompt.1),
+                signals,
+                device,
+            )?
+            .load_trained(parts)
+    }
+
     /// The signals with the tag table on `device`.
     pub fn signals_on(&self, device: &Device) -> Signals {
         Signals {
@@ -494,17 +536,11 @@ pub fn run(
     for &seed in &spec.seeds {
         training.push(train_seed(&spec, &p, run, seed, device, progress)?);
         let dir = run.join(format!("seed-{seed}"));
-        let llm = load_llm(&p, &spec.llm, device)?;
-        let model = spec
-            .config
-            .init(
-                llm,
-                p.items.clone(),
-                (&p.prompt.0, &p.prompt.1),
-                p.signals.clone(),
-                device,
-            )?
-            .load_trained(&load_trained(&dir.join("best.safetensors"), device)?)?;
+        let model = p.model(
+            &spec,
+            &load_trained(&dir.join("best.safetensors"), device)?,
+            device,
+        )?;
         let scorer = E4SRecScorer {
             model: &model,
             batch: spec.train.batch_size,
