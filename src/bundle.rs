@@ -813,7 +813,7 @@ mod native {
     /// Writes a bundle from a training run's seed and a catalog; returns its manifest. An
     /// E4SRec run (`e4srec.json`) gives an E4SRec bundle over its item encoder's.
     pub fn export(opts: &ExportOptions) -> Result<Manifest, String> {
-        if opts.run.join("e4srec.json").is_file() {
+        if opts.run.join(crate::train::e4srec::SPEC_FILE).is_file() {
             return export_e4srec(opts);
         }
         let spec_path = opts.run.join("run.json");
@@ -992,7 +992,7 @@ mod native {
     /// q8 the test cases are scored with the float and the restored parts.
     fn export_e4srec(opts: &ExportOptions) -> Result<Manifest, String> {
         use crate::train::e4srec::{E4SRecScorer, E4SRecSpec, load_trained, prepare};
-        let spec_path = opts.run.join("e4srec.json");
+        let spec_path = opts.run.join(crate::train::e4srec::SPEC_FILE);
         let mut spec: E4SRecSpec = crate::train::run::read_json(&spec_path)?;
         let seed = opts.seed.unwrap_or(spec.seeds[0]);
         let best = opts

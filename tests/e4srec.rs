@@ -189,6 +189,19 @@ fn e4srec_trains_and_evaluates_from_the_command_line_over_a_sasrec_run() {
     common::encore_ok(&args);
     assert_eq!(read(&e4)["metrics"], b["metrics"]);
 
+    // Two seeds in two child processes at once: seed 0 trains there as it did in this process.
+    let parallel = dir.path().join("e4srec-jobs");
+    let mut jobs = args.map(String::from).to_vec();
+    *jobs.last_mut().unwrap() = parallel.to_str().unwrap().to_string();
+    jobs.extend(["--seeds", "2", "--jobs", "2"].map(String::from));
+    let (code, out, err) = common::encore(&strs(&jobs));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(err.matches("training in process").count(), 2, "{err}");
+    let p = read(&parallel);
+    assert_eq!(p["training"].as_array().unwrap().len(), 2);
+    let ranks = |run: &std::path::Path| std::fs::read_to_string(run.join("seed-0/ranks.json"));
+    assert_eq!(ranks(&parallel).unwrap(), ranks(&e4).unwrap());
+
     exports_an_e4srec_bundle_that_loads(dir.path(), &e4);
 
     // A run killed after its first epoch resumes from the saved trained parts and trains on.

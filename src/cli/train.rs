@@ -400,10 +400,8 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
         seeds: (0..a.seeds).collect(),
         tags_from: a.prompt_tags_from.clone(),
     };
-    let (device, label) =
-        select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
-    let r = crate::train::e4srec::run(spec, &a.out, &device, &label, progress())
-        .map_err(anyhow::Error::msg)?;
+    let how = execution(&a.device_arg, a.jobs)?;
+    let r = crate::train::e4srec::run(spec, &a.out, &how).map_err(anyhow::Error::msg)?;
     print!("{}", r.to_markdown());
     println!(
         "\nwrote {}/results.json, results.md, curves.svg",

@@ -25,7 +25,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::content::ContentSource;
-use super::run::{Loaded, RunSpec, load, read_json, scorer_test_ranks, write_json};
+use super::run::{Execution, Loaded, RunSpec, load, read_json, scorer_test_ranks, write_json};
 use super::{EpochLog, TrainConfig, load_model, training_completions, training_sequences};
 use crate::data::rng::Rng;
 use crate::eval::report::{
@@ -38,6 +38,9 @@ use crate::llm::llama::Llama;
 use crate::model::e4srec::{
     E4SRec, E4SRecConfig, PromptText, Signal, Signals, trained_from_bytes, trained_to_bytes,
 };
+
+/// The file in an E4SRec run's folder that records how it was asked for.
+pub const SPEC_FILE: &str = "e4srec.json";
 
 /// How an E4SRec run was asked for (`RUN/e4srec.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -442,16 +445,20 @@ pub fn train_seed(
             seq_per_s: n as f64 / seconds.max(1e-9),
             targets_per_s: n as f64 / seconds.max(1e-9),
         };
-        if let Some(b) = &bar {
-            b.suspend(|| {
-                eprintln!(
-                    "seed {seed} epoch {epoch}: loss {:.4}, valid {} {}, {:.0} s",
-                    log.loss,
-                    t.valid_metric,
-                    valid.map_or("-".into(), |v| format!("{v:.4}")),
-                    seconds
-                )
-            });
+        // An epoch of E4SRec is long: its line is printed with or without a progress bar (a
+        // `--jobs` child has none).
+        let line = || {
+            eprintln!(
+                "seed {seed} epoch {epoch}: loss {:.4}, valid {} {}, {:.0} s",
+                log.loss,
+                t.valid_metric,
+                valid.map_or("-".into(), |v| format!("{v:.4}")),
+                seconds
+            )
+        };
+        match &bar {
+            Some(b) => b.suspend(line),
+            None => line(),
         }
         state.curve.push(log);
         state.epoch = epoch;
@@ -488,17 +495,28 @@ pub fn train_seed(
     })
 }
 
+/// `encore train-seed RUN SEED` for an E4SRec run: trains (or resumes) one seed as recorded in
+/// `RUN/e4srec.json`; the parent process scores it afterwards.
+pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), String> {
+    let mut spec: E4SRecSpec = read_json(&run.join(SPEC_FILE))?;
+    let p = prepare(&mut spec, device)?;
+    let t = train_seed(&spec, &p, run, seed, device, false)?;
+    eprintln!(
+        "seed {seed}: best {} {:.4} at epoch {} of {}, {:.0} s",
+        spec.train.valid_metric, t.best_valid, t.best_epoch, t.epochs, t.seconds
+    );
+    Ok(())
+}
+
 /// Trains every seed of `spec` in `run` (resuming), scores the test cases under the encoder's
 /// protocol and full ranking, and writes `results.json`, `results.md` and `curves.svg`.
-pub fn run(
-    mut spec: E4SRecSpec,
-    run: &Path,
-    device: &Device,
-    device_label: &str,
-    progress: bool,
-) -> Result<Results, String> {
+///
+/// With `how.jobs > 1` the unfinished seeds first train in that many child processes at once
+/// (`encore train-seed`): on a GPU one process leaves it mostly idle between small kernels.
+pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results, String> {
+    let (device, device_label, progress) = (&how.device, how.device_label.as_str(), how.progress);
     std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
-    let spec_path = run.join("e4srec.json");
+    let spec_path = run.join(SPEC_FILE);
     if let Ok(old) = read_json::<E4SRecSpec>(&spec_path) {
         spec.llm_sha256 = old.llm_sha256.clone();
         if old != spec {
@@ -530,6 +548,20 @@ pub fn run(
         l.prepared.split.test.len(),
         l.prepared.split.valid.len()
     );
+    if how.jobs > 1 {
+        let unfinished: Vec<u64> = spec
+            .seeds
+            .iter()
+            .copied()
+            .filter(|s| {
+                !read_json::<State>(&run.join(format!("seed-{s}")).join("state.json"))
+                    .is_ok_and(|st| st.finished)
+            })
+            .collect();
+        if unfinished.len() > 1 {
+            super::run::train_in_children(&unfinished, run, how.jobs, &how.device_arg)?;
+        }
+    }
     let mut training = Vec::new();
     let mut ranks = Vec::new();
     let mut throughput = Vec::new();

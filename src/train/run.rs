@@ -256,7 +256,7 @@ pub fn run_started(
     how: &Execution,
 ) -> Result<Results, String> {
     if how.jobs > 1 {
-        train_in_children(spec, run, how.jobs, &how.device_arg)?;
+        train_in_children(&spec.seeds, run, how.jobs, &how.device_arg)?;
     }
     let mut trained = Vec::new();
     for &seed in &spec.seeds {
@@ -382,8 +382,14 @@ pub fn train_seed(
     })
 }
 
-/// Trains the seeds of a recorded run in up to `jobs` child processes of this program.
-fn train_in_children(spec: &RunSpec, run: &Path, jobs: usize, device: &str) -> Result<(), String> {
+/// Trains `seeds` of a recorded run (a `run.json` or an `e4srec.json` in `run`) in up to `jobs`
+/// child processes of this program (`encore train-seed`).
+pub fn train_in_children(
+    seeds: &[u64],
+    run: &Path,
+    jobs: usize,
+    device: &str,
+) -> Result<(), String> {
     // On Linux, /proc/self/exe runs this very program even after a rebuild has replaced (and
     // so deleted) its file, which would otherwise end a long run at its next seed.
     let proc_exe = std::path::Path::new("/proc/self/exe");
@@ -392,7 +398,7 @@ fn train_in_children(spec: &RunSpec, run: &Path, jobs: usize, device: &str) -> R
     } else {
         std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?
     };
-    let mut pending: Vec<u64> = spec.seeds.iter().rev().copied().collect();
+    let mut pending: Vec<u64> = seeds.iter().rev().copied().collect();
     let mut running: Vec<(u64, std::process::Child)> = Vec::new();
     let mut failed = Vec::new();
     while !pending.is_empty() || !running.is_empty() {
@@ -435,8 +441,12 @@ fn train_in_children(spec: &RunSpec, run: &Path, jobs: usize, device: &str) -> R
     }
 }
 
-/// `encore train-seed RUN SEED`: one seed of a recorded run (what `--jobs` starts).
+/// `encore train-seed RUN SEED`: one seed of a recorded run (what `--jobs` starts); an E4SRec
+/// run (its `e4srec.json`) goes to [`super::e4srec::train_recorded_seed`].
 pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), String> {
+    if run.join(super::e4srec::SPEC_FILE).exists() {
+        return super::e4srec::train_recorded_seed(run, seed, device);
+    }
     let spec: RunSpec = read_json(&run.join("run.json"))?;
     let l = load(&spec)?;
     let t = train_seed(&spec, &l, run, seed, device, false)?;
