@@ -1045,8 +1045,13 @@ mod native {
             let mut restored = crate::model::e4srec::trained_from_bytes(&bytes, &device)?;
             let items = restored.remove("items").ok_or("no items table written")?;
             let tags = restored.remove("tags");
-            let a = score(&p.model(&spec, &float_parts, &device)?);
-            let b = score(&p.model_over(&spec, items, tags, &restored, &device)?);
+            let float_model = p.model(&spec, &float_parts, &device)?;
+            let a = score(&float_model);
+            // The same decoder with the parts as the app reads them (one GGUF load, not two).
+            let mut restored_model = float_model.load_trained(&restored)?;
+            restored_model.items = items;
+            restored_model.tags = tags;
+            let b = score(&restored_model);
             let metrics = ["HR@10", "NDCG@10", "MRR"]
                 .iter()
                 .map(|m| {

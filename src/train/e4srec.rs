@@ -95,35 +95,12 @@ impl Prepared {
         parts: &BTreeMap<String, Tensor<2>>,
         device: &Device,
     ) -> Result<E4SRec, String> {
-        self.model_over(
-            spec,
-            self.items.clone(),
-            self.signals.tags.clone(),
-            parts,
-            device,
-        )
-    }
-
-    /// [`model`](Self::model) over another item table and tag table (an export's restored q8
-    /// copies of them).
-    pub fn model_over(
-        &self,
-        spec: &E4SRecSpec,
-        items: Tensor<2>,
-        tags: Option<Tensor<2>>,
-        parts: &BTreeMap<String, Tensor<2>>,
-        device: &Device,
-    ) -> Result<E4SRec, String> {
-        let signals = Signals {
-            text: self.signals.text.clone(),
-            tags,
-        };
         spec.config
             .init(
                 load_llm(self, &spec.llm, device)?,
-                items,
+                self.items.clone(),
                 (&self.prompt.0, &self.prompt.1),
-                signals,
+                self.signals.clone(),
                 device,
             )?
             .load_trained(parts)

@@ -59,14 +59,7 @@ pub async fn list() -> Result<Vec<BundleEntry>, String> {
 }
 
 async fn fetch(url: &str) -> Result<Vec<u8>, String> {
-    let response = Request::get(url)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if !response.ok() {
-        return Err(format!("{url}: HTTP {}", response.status()));
-    }
-    response.binary().await.map_err(|e| format!("{url}: {e}"))
+    fetch_with_progress(url, &|_, _| {}).await
 }
 
 /// Downloads `url` chunk by chunk, calling `progress(received, total)` after each (total from
