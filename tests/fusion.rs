@@ -66,6 +66,7 @@ fn group_content(d: &Dataset) -> ContentTable {
         dim,
         values,
         present: vec![true; d.n_tracks()],
+        labels: None,
     }
 }
 

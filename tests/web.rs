@@ -244,6 +244,7 @@ async fn new_tracks_score_on_webgpu_as_on_flex() {
         dim,
         values: values.clone(),
         present,
+        labels: None,
     };
     let weights = model
         .init(&Device::flex())

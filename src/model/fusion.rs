@@ -225,6 +225,9 @@ pub struct ContentTable {
     /// `[n_items * dim]`.
     pub values: Vec<f32>,
     pub present: Vec<bool>,
+    /// What each dimension means, where the source names them (a feature store's labelled
+    /// modality, such as MGPHot's genes): `[dim]`.
+    pub labels: Option<Vec<String>>,
 }
 
 impl ContentTable {
@@ -487,6 +490,7 @@ mod tests {
                 .map(|i| (i as f32 * 0.37 + seed).sin())
                 .collect(),
             present: (0..n).map(|i| i % 3 != 0).collect(),
+            labels: None,
         };
         vec![mk("audio", 12, 0.1), mk("tags", 5, 2.0)]
     }

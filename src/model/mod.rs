@@ -713,6 +713,7 @@ mod tests {
             dim: 3,
             values: (0..30 * 3).map(|i| (i as f32 * 0.7).cos()).collect(),
             present: (0..30).map(|i| i % 4 != 0).collect(),
+            labels: None,
         };
         for name in MODEL_NAMES {
             for s in fusion::STRATEGY_NAMES {

@@ -97,6 +97,7 @@ fn from_store(src: &ContentSource, d: &Dataset) -> Result<ContentTable, String> 
         dim,
         values,
         present,
+        labels: m.labels.clone(),
     })
 }
 
@@ -149,6 +150,7 @@ pub fn attributes_table(
         dim,
         values,
         present,
+        labels: None,
     })
 }
 

@@ -161,24 +161,19 @@ fn load_tags(
     let table = super::content::load_content(src, d)?;
     let n = table.n_items();
     let words = if cfg.tags == Signal::Text {
-        let store = crate::features::store::FeatureStore::load(&src.path)
-            .map_err(|e| format!("--prompt-tags text reads labels from a feature store: {e}"))?;
-        let labels = store
-            .modality(&src.name)
-            .and_then(|m| m.labels.clone())
-            .ok_or_else(|| {
-                format!(
-                    "{}: modality '{}' has no labels for its dimensions, so its tags cannot be written as text (use --prompt-tags embed)",
-                    src.path.display(),
-                    src.name
-                )
-            })?;
+        let labels = table.labels.as_ref().ok_or_else(|| {
+            format!(
+                "{}: modality '{}' has no labels for its dimensions, so its tags cannot be written as text (use --prompt-tags embed)",
+                src.path.display(),
+                src.name
+            )
+        })?;
         (0..n)
             .map(|t| {
                 if table.present[t] {
                     tag_words(
                         &src.name,
-                        &labels,
+                        labels,
                         &table.values[t * table.dim..(t + 1) * table.dim],
                         cfg.tag_count,
                     )
