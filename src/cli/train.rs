@@ -161,6 +161,10 @@ pub struct TrainArgs {
     /// target with its full history, max_len times the computation)
     #[arg(long, value_name = "N")]
     window_stride: Option<usize>,
+    /// Train on each user's N most recent windows only (1: the last max_len plays of each
+    /// training sequence, as S3-Rec's SASRec; default: every play is a target)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    recent_windows: Option<u64>,
     /// Cold start (with --protocol loo-full): hold this share of the tracks that end a user's
     /// history out of all training and histories, and score only the cases that target them
     #[arg(long, value_name = "SHARE")]
@@ -335,6 +339,7 @@ fn train_config(a: &TrainArgs, loss: Loss) -> TrainConfig {
         valid_metric: a.valid_metric.clone(),
         engagement_floor: a.engagement_weight,
         window_stride: a.window_stride,
+        recent_windows: a.recent_windows.map(|n| n as usize),
     }
 }
 

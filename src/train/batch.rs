@@ -61,6 +61,26 @@ pub fn windows(seqs: &[&[u32]], max_len: usize, cloze: bool, stride: Option<usiz
     out
 }
 
+/// Keeps each sequence's `n` most recent windows of `ws` (as [`windows`] cuts them: from each
+/// sequence's end backwards). `n` = 1 trains on the last `max_len` plays of each user only, as
+/// S3-Rec's SASRec does; older plays are then context for nothing and targets of nothing.
+pub fn most_recent(ws: Vec<Window>, n: usize) -> Vec<Window> {
+    let mut kept = Vec::with_capacity(ws.len());
+    let mut seq = None;
+    let mut count = 0;
+    for w in ws {
+        if seq != Some(w.seq) {
+            seq = Some(w.seq);
+            count = 0;
+        }
+        if count < n {
+            kept.push(w);
+        }
+        count += 1;
+    }
+    kept
+}
+
 /// One batch on the host: left-padded ids and targets (`0` = no target), row-major `[rows, len]`,
 /// with the completion ratio of each input play and of each target play (NaN: unknown, padding,
 /// masked).
@@ -215,6 +235,24 @@ mod tests {
         }
         // Without a stride the windows tile: as many as before the option existed.
         assert_eq!(windows(&seqs, 5, false, None).len(), 5);
+    }
+
+    #[test]
+    fn most_recent_keeps_the_last_windows_of_each_sequence() {
+        let long: Vec<u32> = (0..23).collect();
+        let seqs = [&long[..], &[7u32, 8][..], &long[..9]];
+        let all = windows(&seqs, 5, false, None);
+        let one = most_recent(all.clone(), 1);
+        assert_eq!(one.len(), 3);
+        // Each kept window ends its sequence.
+        for (w, s) in one.iter().zip(&seqs) {
+            assert_eq!(w.end as usize, s.len(), "{w:?}");
+        }
+        let two = most_recent(all.clone(), 2);
+        assert_eq!(two.iter().filter(|w| w.seq == 0).count(), 2);
+        assert_eq!(two.iter().filter(|w| w.seq == 1).count(), 1);
+        assert!(two.iter().all(|w| all.contains(w)));
+        assert_eq!(most_recent(all.clone(), 100), all);
     }
 
     #[test]

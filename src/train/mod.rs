@@ -81,6 +81,10 @@ pub struct TrainConfig {
     /// `stride` (see [`batch::windows`]); `None` tiles each sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_stride: Option<usize>,
+    /// Train on each user's most recent `n` windows only (1: the last `max_len` plays, S3-Rec's
+    /// recipe; see [`batch::most_recent`]); `None` trains on every play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_windows: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -99,6 +103,7 @@ impl Default for TrainConfig {
             valid_metric: "NDCG@10".into(),
             engagement_floor: None,
             window_stride: None,
+            recent_windows: None,
         }
     }
 }
@@ -238,7 +243,10 @@ pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
     let reads_completion = job.model.completion().is_some();
     let cloze = job.model.is_cloze();
     let max_len = job.model.max_len();
-    let all_windows = windows(&seqs, max_len, cloze, t.window_stride);
+    let mut all_windows = windows(&seqs, max_len, cloze, t.window_stride);
+    if let Some(n) = t.recent_windows {
+        all_windows = batch::most_recent(all_windows, n);
+    }
     if all_windows.is_empty() {
         return Err(TrainError::Config("no training sequences".into()));
     }
