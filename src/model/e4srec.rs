@@ -1190,7 +1190,9 @@ mod tests {
             .collect();
         let y = onehot(&targets, 12, &dev);
         let mut opt = AdamWConfig::new().init();
-        for _ in 0..200 {
+        // 400 steps: 200 left one initialisation of eight at 18 of 24 (burn's generator is
+        // shared by tests running at once, so the drawn start is not fixed); 400 reach 24 on all.
+        for _ in 0..400 {
             let loss = cross_entropy_with_logits(m.forward_with(&hist, Some(&comp)), y.clone());
             let g = loss.backward();
             assert!(m.completion.as_ref().unwrap().weight.grad(&g).is_some());
