@@ -25,7 +25,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::content::ContentSource;
-use super::run::{Execution, Loaded, RunSpec, load, read_json, scorer_test_ranks, write_json};
+use super::run::{
+    Execution, Loaded, RunSpec, load, read_json, report_seed, scorer_test_ranks, seed_dir,
+    write_json,
+};
 use super::{EpochLog, TrainConfig, load_model, training_completions, training_sequences};
 use crate::data::rng::Rng;
 use crate::eval::report::{
@@ -204,10 +207,7 @@ fn load_llm(p: &Prepared, path: &Path, device: &Device) -> Result<Llama, String>
 pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, String> {
     let encoder: RunSpec = read_json(&spec.encoder.join("run.json"))
         .map_err(|e| format!("--item-encoder: {e} (a folder written by encore train)"))?;
-    let best = spec
-        .encoder
-        .join(format!("seed-{}", spec.encoder_seed))
-        .join("best.bpk");
+    let best = seed_dir(&spec.encoder, spec.encoder_seed).join("best.bpk");
     if !best.exists() {
         return Err(format!(
             "{}: no trained model for seed {} (finish that run, or pick another --encoder-seed)",
@@ -310,8 +310,12 @@ pub fn train_seed(
     progress: bool,
 ) -> Result<SeedTraining, String> {
     let t = &spec.train;
-    let dir = run.join(format!("seed-{seed}"));
+    let dir = seed_dir(run, seed);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // A finished seed is only summarised: no decoder is built for it.
+    if let Some(state) = finished_state(&dir) {
+        return Ok(summary(seed, state));
+    }
     let d = &p.loaded.data;
     let seqs: Vec<(&[u32], &[f32])> = training_sequences(d, &p.loaded.prepared.fit_end)
         .into_iter()
@@ -453,9 +457,21 @@ pub fn train_seed(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    Ok(summary(seed, state))
+}
+
+/// A seed's saved state when its training has finished.
+fn finished_state(dir: &Path) -> Option<State> {
+    read_json::<State>(&dir.join("state.json"))
+        .ok()
+        .filter(|s| s.finished)
+}
+
+/// What a seed's training state reports: best epoch, curve and throughput.
+fn summary(seed: u64, state: State) -> SeedTraining {
     let seconds: f64 = state.curve.iter().map(|e| e.seconds).sum();
     let examples: f64 = state.curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
-    Ok(SeedTraining {
+    SeedTraining {
         seed,
         best_epoch: state.best_epoch,
         best_valid: state.best_valid,
@@ -464,7 +480,7 @@ pub fn train_seed(
         seq_per_s: examples / seconds.max(1e-9),
         targets_per_s: examples / seconds.max(1e-9),
         curve: state.curve,
-    })
+    }
 }
 
 /// `encore train-seed RUN SEED` for an E4SRec run: trains (or resumes) one seed as recorded in
@@ -473,10 +489,7 @@ pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(),
     let mut spec: E4SRecSpec = read_json(&run.join(SPEC_FILE))?;
     let p = prepare(&mut spec, device)?;
     let t = train_seed(&spec, &p, run, seed, device, false)?;
-    eprintln!(
-        "seed {seed}: best {} {:.4} at epoch {} of {}, {:.0} s",
-        spec.train.valid_metric, t.best_valid, t.best_epoch, t.epochs, t.seconds
-    );
+    report_seed(&t, &spec.train.valid_metric);
     Ok(())
 }
 
@@ -525,10 +538,7 @@ pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results,
             .seeds
             .iter()
             .copied()
-            .filter(|s| {
-                !read_json::<State>(&run.join(format!("seed-{s}")).join("state.json"))
-                    .is_ok_and(|st| st.finished)
-            })
+            .filter(|&s| finished_state(&seed_dir(run, s)).is_none())
             .collect();
         if unfinished.len() > 1 {
             super::run::train_in_children(&unfinished, run, how.jobs, &how.device_arg)?;
@@ -539,7 +549,7 @@ pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results,
     let mut throughput = Vec::new();
     for &seed in &spec.seeds {
         training.push(train_seed(&spec, &p, run, seed, device, progress)?);
-        let dir = run.join(format!("seed-{seed}"));
+        let dir = seed_dir(run, seed);
         let model = p.model(
             &spec,
             &load_trained(&dir.join("best.safetensors"), device)?,

@@ -219,7 +219,7 @@ pub fn scorer_test_ranks(l: &Loaded, scorer: &dyn crate::eval::Scorer) -> (SeedR
     )
 }
 
-fn seed_dir(run: &Path, seed: u64) -> PathBuf {
+pub(crate) fn seed_dir(run: &Path, seed: u64) -> PathBuf {
     run.join(format!("seed-{seed}"))
 }
 
@@ -450,11 +450,16 @@ pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(),
     let spec: RunSpec = read_json(&run.join("run.json"))?;
     let l = load(&spec)?;
     let t = train_seed(&spec, &l, run, seed, device, false)?;
-    eprintln!(
-        "seed {seed}: best {} {:.4} at epoch {} of {}, {:.0} s",
-        spec.train.valid_metric, t.best_valid, t.best_epoch, t.epochs, t.seconds
-    );
+    report_seed(&t, &spec.train.valid_metric);
     Ok(())
+}
+
+/// The line a `train-seed` child prints when its seed is done.
+pub(crate) fn report_seed(t: &SeedTraining, valid_metric: &str) {
+    eprintln!(
+        "seed {}: best {valid_metric} {:.4} at epoch {} of {}, {:.0} s",
+        t.seed, t.best_valid, t.best_epoch, t.epochs, t.seconds
+    );
 }
 
 /// Scores every seed's best model on the test cases and writes the results.
