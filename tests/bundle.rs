@@ -143,7 +143,7 @@ fn demo_catalog_model_and_bundles() {
     let inter = simulate(tmp.path(), &cat_path, 200);
     // The log's `.item` file names the tracks and gives the durations its completion ratios
     // are read through: every play has its ratio, some of them skips.
-    let (data, _) = encore::train::run::load_data(&inter, "recbole", "none").unwrap();
+    let (data, _) = encore::experiment::run::load_data(&inter, "recbole", "none").unwrap();
     let first = catalog
         .tracks
         .iter()

@@ -10,9 +10,10 @@ use burn::tensor::{Device, Distribution, Tensor};
 use encore::llm::ChatModel;
 use encore::llm::generate::ChatTemplate;
 use encore::llm::gguf::Gguf;
+use encore::llm::likelihood::continuation_log_likelihood;
 use encore::llm::llama::Llama;
 use encore::llm::tokenizer::BpeTokenizer;
-use encore::model::e4srec::{E4SRecConfig, Signals, continuation_log_likelihood};
+use encore::model::e4srec::{E4SRecConfig, Signals};
 
 fn load() -> (Llama, BpeTokenizer, ChatTemplate, Device) {
     let path = common::assets(&["smollm2-135m"])
@@ -250,7 +251,7 @@ fn e4srec_trains_and_evaluates_from_the_command_line_over_a_sasrec_run() {
 /// labels, completion on data without ratios).
 #[test]
 fn e4srec_reads_completion_and_tags_in_its_prompt() {
-    use encore::train::e4srec::{E4SRecSpec, load_trained, prepare};
+    use encore::experiment::e4srec::{E4SRecSpec, load_trained, prepare};
     let dir = tempfile::tempdir().unwrap();
     // 16 listeners on a 20-track cycle; a play's completion is low after a skip-prone start.
     let mut inter =
@@ -670,7 +671,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// exactly as the run's model does and the q8 one nearly so.
 fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::Path) {
     use encore::bundle::{Manifest, open};
-    use encore::train::e4srec::{E4SRecSpec, load_trained, prepare};
+    use encore::experiment::e4srec::{E4SRecSpec, load_trained, prepare};
     let tracks: Vec<serde_json::Value> = (1..=20)
         .map(|i| {
             serde_json::json!({

@@ -10,12 +10,12 @@ use common::training::{dataset, dataset_heard, job, one_at_a_time, quick};
 
 use burn::tensor::Device;
 use encore::data::Dataset;
-use encore::data::rng::Rng;
 use encore::eval::protocol::{Protocol, prepare};
 use encore::features::store::{FeatureStore, Provenance, TrackRef};
 use encore::model::ModelConfig;
 use encore::model::fusion::{ContentTable, FusionConfig, Strategy};
 use encore::train::{TrainJob, rank_cases, train};
+use encore::util::rng::Rng;
 
 const GROUPS: usize = 6;
 const PER_GROUP: usize = 10;
@@ -388,7 +388,7 @@ max_len = 8
             .find(|l| l.starts_with(&format!("| {key} |")))
             .unwrap_or_else(|| panic!("no row for {key} in\n{md}"));
         let cols: Vec<&str> = row.split('|').map(str::trim).collect();
-        for (i, m) in encore::train::ablate::METRICS.iter().enumerate() {
+        for (i, m) in encore::experiment::ablate::METRICS.iter().enumerate() {
             let v = &c["metrics"][m];
             let half = (v["ci95"][1].as_f64().unwrap() - v["ci95"][0].as_f64().unwrap()) / 2.0;
             let want = format!("{:.4} ±{:.4}", v["mean"].as_f64().unwrap(), half);

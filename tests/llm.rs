@@ -6,8 +6,8 @@
 mod common;
 use common::{python, run_reference};
 
-use encore::data::rng::Rng;
 use encore::llm::gguf::{self, GgmlType, Gguf, Value};
+use encore::util::rng::Rng;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

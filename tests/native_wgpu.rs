@@ -2,8 +2,8 @@
 //! Skipped, with the reason printed, only where wgpu finds no adapter at all.
 #![cfg(not(target_arch = "wasm32"))]
 
+use encore::device::smoke;
 use encore::device::{self, BackendKind, DeviceChoice};
-use encore::smoke;
 
 #[test]
 fn wgpu_device_computes_the_reference() {

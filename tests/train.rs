@@ -264,7 +264,7 @@ fn hetrec_loo_sampled99_uses_the_published_negatives() {
         eprintln!("skipped: no shared/data/lastfm-hetrec-s3rec (set ENCORE_SHARED_DATA)");
         return;
     };
-    let spec = encore::train::run::RunSpec {
+    let spec = encore::experiment::run::RunSpec {
         data: dir.join("LastFM.txt"),
         format: "s3rec".into(),
         preset: "none".into(),
@@ -277,7 +277,7 @@ fn hetrec_loo_sampled99_uses_the_published_negatives() {
         split_seed: 0,
         cold: None,
     };
-    let l = encore::train::run::load(&spec).unwrap();
+    let l = encore::experiment::run::load(&spec).unwrap();
     let d = &l.data;
     assert_eq!(
         (d.n_users(), d.n_tracks(), d.n_plays()),

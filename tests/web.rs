@@ -8,8 +8,8 @@
 
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
+use encore::device::smoke;
 use encore::device::{self, BackendKind};
-use encore::smoke;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -102,7 +102,7 @@ async fn webgpu_equals_flex_on_a_scoring_graph() {
 /// The listening history survives in IndexedDB: written, read back in order, replaced by id.
 #[wasm_bindgen_test]
 async fn history_round_trips_through_indexeddb() {
-    use encore::listen::{self, Started};
+    use encore::data::history::{self, Started};
     use encore::web::storage;
     let db = storage::open().await.unwrap();
     storage::clear(&db).await.unwrap();
@@ -113,8 +113,8 @@ async fn history_round_trips_through_indexeddb() {
         duration_s: 100.0,
         started_ms: at,
     };
-    let a = listen::finish_play(None, &s("a", 1.7e12), 20.0, false);
-    let b = listen::finish_play(Some(&a), &s("b", 1.7e12 + 30_000.0), 100.0, true);
+    let a = history::finish_play(None, &s("a", 1.7e12), 20.0, false);
+    let b = history::finish_play(Some(&a), &s("b", 1.7e12 + 30_000.0), 100.0, true);
     storage::put_all(&db, &[b.clone(), a.clone()])
         .await
         .unwrap();
@@ -124,7 +124,7 @@ async fn history_round_trips_through_indexeddb() {
     );
     // An import that fails validation never reaches the store.
     assert!(
-        listen::import(
+        history::import(
             "bad.json",
             "{\"format\": \"encore-history/1\", \"plays\": [{}]}"
         )

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use super::{Catalog, Track};
-use crate::data::rng::Rng;
+use crate::util::rng::Rng;
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {

@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 
-use crate::bundle::{self, ExportOptions};
+use crate::bundle;
 use crate::catalog::Catalog;
 use crate::catalog::build::{build, read_spec};
 use crate::catalog::simulate::{SimConfig, simulate, write_inter, write_items};
-use crate::data::store::write_atomic;
+use crate::experiment::export::{self, ExportOptions};
+use crate::util::fsio::write_atomic;
 
 #[derive(Args, Debug)]
 pub struct CatalogArgs {
@@ -111,7 +112,7 @@ pub struct RecommendArgs {
     #[arg(long)]
     json: bool,
     /// auto, cpu, wgpu or cuda
-    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
+    #[arg(long, default_value = "cpu", value_parser = super::args::parse_device)]
     device: crate::device::DeviceChoice,
 }
 
@@ -214,8 +215,8 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
         simulated: a.simulated,
         tensors: a.tensors,
     };
-    let manifest = bundle::export(&opts).map_err(|e| anyhow!(e))?;
-    let index = bundle::register(&a.out, &manifest).map_err(|e| anyhow!(e))?;
+    let manifest = export::export(&opts).map_err(|e| anyhow!(e))?;
+    let index = export::register(&a.out, &manifest).map_err(|e| anyhow!(e))?;
     println!(
         "{} ({}): {}",
         a.out.display(),

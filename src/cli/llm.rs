@@ -44,7 +44,7 @@ struct BenchArgs {
     /// Write the numbers, the prompt's token ids and the greedy ids as JSON here
     #[arg(long)]
     json: Option<PathBuf>,
-    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
+    #[arg(long, default_value = "cpu", value_parser = super::args::parse_device)]
     device: DeviceChoice,
 }
 
@@ -65,7 +65,7 @@ struct ChatArgs {
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
+    #[arg(long, default_value = "cpu", value_parser = super::args::parse_device)]
     device: DeviceChoice,
 }
 

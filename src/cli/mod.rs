@@ -1,5 +1,6 @@
 //! The native command line: each subcommand parses its arguments and calls the library.
 
+mod args;
 mod catalog;
 mod data;
 mod doctor;
@@ -11,8 +12,6 @@ mod train;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-use crate::device::DeviceChoice;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,12 +54,6 @@ enum Command {
     Tag(Box<tag::TagArgs>),
     /// Paired per-user test between two runs on the same data and protocol (bootstrap and Wilcoxon)
     Compare(train::CompareArgs),
-}
-
-/// Parses `--device auto|cpu|wgpu|cuda`.
-pub(crate) fn parse_device(s: &str) -> Result<DeviceChoice, String> {
-    s.parse()
-        .map_err(|e: crate::device::DeviceError| e.to_string())
 }
 
 /// Entry point of the native binary.

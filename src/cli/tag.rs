@@ -79,7 +79,7 @@ pub struct TagArgs {
     /// has `audio_tags` (`encore features audio`)
     #[arg(long)]
     notes: bool,
-    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
+    #[arg(long, default_value = "cpu", value_parser = super::args::parse_device)]
     device: DeviceChoice,
 }
 
@@ -271,7 +271,7 @@ fn load_local(path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::
         ChatModel::from_hf_dir(path, device).map_err(|e| anyhow!("{}: {e}", path.display()))?
     } else {
         let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
-        let sha = crate::data::sha256_hex(&bytes);
+        let sha = crate::util::sha256_hex(&bytes);
         let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         let m = ChatModel::from_gguf(&g, device).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         (m, sha)

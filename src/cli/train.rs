@@ -7,13 +7,14 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::device::{self, DeviceChoice};
-use crate::eval::report::{HEADLINE, compare};
+use crate::experiment::results::{HEADLINE, compare};
+use crate::experiment::run::{RunSpec, reevaluate, run, seed_ranks};
+use crate::experiment::runner::Execution;
 use crate::model::ModelConfig;
 use crate::model::completion::CompletionInput;
 use crate::model::fusion::{FusionConfig, Strategy};
 use crate::train::content::ContentSource;
 use crate::train::loss::Loss;
-use crate::train::run::{Execution, RunSpec, reevaluate, run, seed_ranks};
 use crate::train::{Decay, TrainConfig};
 
 #[derive(Args, Debug)]
@@ -75,7 +76,7 @@ pub struct TrainArgs {
     /// zeroshot: a candidate's score is its text's log-likelihood summed over its tokens (sum)
     /// or per token (mean)
     #[arg(long, default_value = "sum")]
-    likelihood: crate::train::zeroshot::Likelihood,
+    likelihood: crate::llm::likelihood::Likelihood,
     /// zeroshot: score a seeded sample of this many test cases (default: all)
     #[arg(long)]
     max_users: Option<usize>,
@@ -197,7 +198,7 @@ pub struct AblateArgs {
 pub struct TrainSeedArgs {
     run: PathBuf,
     seed: u64,
-    #[arg(long, default_value = "cpu", value_parser = super::parse_device)]
+    #[arg(long, default_value = "cpu", value_parser = super::args::parse_device)]
     device: DeviceChoice,
 }
 
@@ -205,7 +206,7 @@ pub struct TrainSeedArgs {
 pub struct EvalArgs {
     /// A run folder written by `encore train`
     run: PathBuf,
-    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    #[arg(long, default_value = "auto", value_parser = super::args::parse_device)]
     device: DeviceChoice,
 }
 
@@ -238,7 +239,7 @@ fn select_device(choice: DeviceChoice) -> anyhow::Result<(burn::tensor::Device, 
 /// Where runs train: the chosen device, progress on a terminal, `jobs` seeds at once.
 fn execution(device_arg: &str, jobs: usize) -> anyhow::Result<Execution> {
     let (device, device_label) =
-        select_device(super::parse_device(device_arg).map_err(anyhow::Error::msg)?)?;
+        select_device(super::args::parse_device(device_arg).map_err(anyhow::Error::msg)?)?;
     Ok(Execution {
         device,
         device_label,
@@ -374,8 +375,8 @@ fn refuse_prompt_signals(a: &TrainArgs) -> anyhow::Result<()> {
 
 /// `encore train --model e4srec`: the LLM over a finished run's item table.
 fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    use crate::experiment::e4srec::E4SRecSpec;
     use crate::model::e4srec::E4SRecConfig;
-    use crate::train::e4srec::E4SRecSpec;
     let (Some(llm), Some(encoder)) = (a.llm.clone(), a.item_encoder.clone()) else {
         bail!(
             "--model e4srec needs --llm GGUF and --item-encoder RUN (a finished encore train run)"
@@ -406,7 +407,7 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
         tags_from: a.prompt_tags_from.clone(),
     };
     let how = execution(&a.device_arg, a.jobs)?;
-    let r = crate::train::e4srec::run(spec, &a.out, &how).map_err(anyhow::Error::msg)?;
+    let r = crate::experiment::e4srec::run(spec, &a.out, &how).map_err(anyhow::Error::msg)?;
     print!("{}", r.to_markdown());
     println!(
         "\nwrote {}/results.json, results.md, curves.svg",
@@ -417,7 +418,8 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
 
 /// `encore train --model zeroshot`: the LLM ranks a finished run's candidates by likelihood.
 fn run_zeroshot(a: TrainArgs) -> anyhow::Result<ExitCode> {
-    use crate::train::zeroshot::{ZeroShotConfig, ZeroShotSpec};
+    use crate::experiment::zeroshot::ZeroShotSpec;
+    use crate::llm::likelihood::ZeroShotConfig;
     let (Some(llm), Some(encoder)) = (a.llm.clone(), a.item_encoder.clone()) else {
         bail!(
             "--model zeroshot needs --llm GGUF and --item-encoder RUN (the finished run whose data, protocol and candidates it ranks)"
@@ -444,8 +446,8 @@ fn run_zeroshot(a: TrainArgs) -> anyhow::Result<ExitCode> {
         sample_seed: a.split_seed,
     };
     let (device, label) =
-        select_device(super::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
-    let r = crate::train::zeroshot::run(spec, &a.out, &device, &label, progress())
+        select_device(super::args::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
+    let r = crate::experiment::zeroshot::run(spec, &a.out, &device, &label, progress())
         .map_err(anyhow::Error::msg)?;
     print!("{}", r.to_markdown());
     println!("\nwrote {}/results.json, results.md", a.out.display());
@@ -453,7 +455,8 @@ fn run_zeroshot(a: TrainArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_ablate(a: AblateArgs) -> anyhow::Result<ExitCode> {
-    let cfg = crate::train::ablate::AblationConfig::read(&a.config).map_err(anyhow::Error::msg)?;
+    let cfg =
+        crate::experiment::ablate::AblationConfig::read(&a.config).map_err(anyhow::Error::msg)?;
     let root = match &a.root {
         Some(r) => r.clone(),
         None => a
@@ -463,7 +466,7 @@ pub fn run_ablate(a: AblateArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
     };
     let how = execution(&a.device_arg, a.jobs)?;
-    let r = crate::train::ablate::ablate(&cfg, &root, &a.out, &how, a.only.as_deref())
+    let r = crate::experiment::ablate::ablate(&cfg, &root, &a.out, &how, a.only.as_deref())
         .map_err(anyhow::Error::msg)?;
     print!("{}", r.to_markdown());
     println!(
@@ -475,7 +478,7 @@ pub fn run_ablate(a: AblateArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_train_seed(a: TrainSeedArgs) -> anyhow::Result<ExitCode> {
     let (device, _) = select_device(a.device)?;
-    crate::train::run::train_recorded_seed(&a.run, a.seed, &device).map_err(anyhow::Error::msg)?;
+    crate::experiment::train_recorded_seed(&a.run, a.seed, &device).map_err(anyhow::Error::msg)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -502,16 +505,17 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
             rb.protocol.name
         );
     }
-    let pick = |s: &[crate::eval::report::SeedRanks]| -> anyhow::Result<Vec<crate::eval::Ranks>> {
-        s.iter()
-            .map(|r| match a.ranking.as_str() {
-                "protocol" => Ok(r.protocol.clone()),
-                "full" => Ok(r.full.clone()),
-                "full-unheard" => Ok(r.full_unheard.clone()),
-                o => bail!("unknown ranking '{o}' (protocol, full, full-unheard)"),
-            })
-            .collect()
-    };
+    let pick =
+        |s: &[crate::experiment::results::SeedRanks]| -> anyhow::Result<Vec<crate::eval::Ranks>> {
+            s.iter()
+                .map(|r| match a.ranking.as_str() {
+                    "protocol" => Ok(r.protocol.clone()),
+                    "full" => Ok(r.full.clone()),
+                    "full-unheard" => Ok(r.full_unheard.clone()),
+                    o => bail!("unknown ranking '{o}' (protocol, full, full-unheard)"),
+                })
+                .collect()
+        };
     let metrics: Vec<String> = if a.metrics.is_empty() {
         HEADLINE.iter().map(|s| s.to_string()).collect()
     } else {

@@ -4,8 +4,9 @@
 use super::completion::ratio_summary;
 use super::preprocess::{Preset, Processed, StepStats, preprocess};
 use super::read::{self, DataError, Format, ReadOptions, ReadReport, UserProfile};
-use super::store::{code_version, write_atomic};
+use super::store::code_version;
 use super::{Dataset, EventLog};
+use crate::util::fsio::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -113,7 +114,7 @@ fn cache_key(opts: &IngestOptions) -> Result<String, DataError> {
             .map(|d| d.as_nanos());
         h.update(format!("\0{}\0{}\0{:?}", canon.display(), meta.len(), mtime).as_bytes());
     }
-    Ok(read::hex(&h.finalize())[..24].to_string())
+    Ok(crate::util::digest::hex(&h.finalize())[..24].to_string())
 }
 
 fn bar(show: bool, len: u64, template: &str) -> indicatif::ProgressBar {
@@ -292,10 +293,7 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
 }
 
 pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), DataError> {
-    write_atomic(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, v).map_err(std::io::Error::other)?;
-        writeln!(w)
-    })
+    Ok(crate::util::fsio::write_json(path, v)?)
 }
 
 fn opt_f32(x: f32) -> String {

@@ -189,7 +189,7 @@ impl EventLog {
 
     #[cfg(not(target_arch = "wasm32"))]
     /// Sets track durations from a metadata table; returns how many tracks got one.
-    pub fn apply_durations(&mut self, durations: &super::read::Durations) -> usize {
+    pub fn apply_durations(&mut self, durations: &Durations) -> usize {
         let mut n = 0;
         let mut key = String::new();
         for t in 0..self.tracks.len() as u32 {
@@ -250,5 +250,39 @@ impl EventLog {
         self.user.extend(o.user.iter().map(|&u| umap[u as usize]));
         self.track.extend(o.track.iter().map(|&t| tmap[t as usize]));
         self.ts.extend_from_slice(&o.ts);
+    }
+}
+
+/// Track durations (seconds) by track key, and by artist and title.
+#[derive(Clone, Debug, Default)]
+pub struct Durations {
+    map: std::collections::HashMap<String, f32>,
+}
+
+impl Durations {
+    pub fn get(&self, key: &str) -> Option<f32> {
+        self.map.get(key).copied()
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    pub fn insert(
+        &mut self,
+        id: Option<&str>,
+        artist: Option<&str>,
+        title: Option<&str>,
+        seconds: f32,
+    ) {
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            self.map.insert(id.to_string(), seconds);
+        }
+        if let (Some(a), Some(t)) = (artist, title) {
+            let mut k = String::new();
+            name_key(&mut k, a, t);
+            self.map.insert(k, seconds);
+        }
     }
 }

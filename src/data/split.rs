@@ -11,7 +11,7 @@
 //! never played anywhere in the dataset, seeded per user) or `full` (every track).
 
 use super::preprocess::Dataset;
-use super::rng::Rng;
+use crate::util::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 /// One evaluation case: predict `target` after the plays `history` (indices into the dataset).

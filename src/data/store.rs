@@ -3,7 +3,8 @@
 //! reader never sees half a file.
 
 use super::read::DataError;
-use std::io::{BufWriter, Write};
+use crate::util::fsio::write_atomic;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"ENCOREDB";
@@ -13,37 +14,6 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The code version recorded in manifests: crate version and binary format version.
 pub fn code_version() -> String {
     format!("{}+db{}", env!("CARGO_PKG_VERSION"), FORMAT_VERSION)
-}
-
-/// Writes `path` through `fill` into `path.tmp.PID`, flushes, syncs and renames. On error the
-/// temporary file is removed and `path` is untouched.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<(), DataError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    }
-    let tmp = tmp_path(path);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(path, e));
-    }
-    Ok(())
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp.{}", std::process::id()));
-    path.with_file_name(name)
 }
 
 /// A fixed-width number stored in a column: its type tag and little-endian encoding.
@@ -312,6 +282,7 @@ impl EventLog {
             c.u32s("track", &self.track)?;
             c.f32s("played", &self.played)
         })
+        .map_err(DataError::from)
     }
 
     pub fn load(path: &Path) -> Result<Self, DataError> {
@@ -403,6 +374,7 @@ impl Dataset {
             c.u32s("session_start", &self.session_start)?;
             c.u32s("user_start", &self.user_start)
         })
+        .map_err(DataError::from)
     }
 
     pub fn load(path: &Path) -> Result<Self, DataError> {

@@ -9,8 +9,8 @@
 //! sessions are separated by gaps of more than 20 minutes. Rows are written newest-first per
 //! user, as in LastFM-1K.
 
-use super::rng::{Alias, Rng};
 use super::time::push_datetime;
+use crate::util::rng::{Alias, Rng};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SynthConfig {

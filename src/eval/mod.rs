@@ -3,11 +3,10 @@
 //! every model must beat (most-popular, session item-kNN).
 
 pub mod baselines;
+pub mod e4srec;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod report;
 pub mod stats;
 
 use crate::data::Dataset;

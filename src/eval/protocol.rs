@@ -168,7 +168,7 @@ pub fn cold_start(d: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Vec
             is_target[t as usize] = true;
         }
     }
-    let mut rng = crate::data::rng::Rng::stream(seed, 0xc01d);
+    let mut rng = crate::util::rng::Rng::stream(seed, 0xc01d);
     let cold: Vec<bool> = is_target
         .iter()
         .map(|&t| t && rng.f64() < fraction)

@@ -2,7 +2,7 @@
 //! tests between two runs over the same users (bootstrap of the mean difference, and the Wilcoxon
 //! signed-rank test with the normal approximation and tie correction).
 
-use crate::data::rng::Rng;
+use crate::util::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 /// Two-sided 97.5 % quantiles of Student's t for 1..=30 degrees of freedom.

@@ -157,7 +157,7 @@ pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, String> {
 type KeyedRows = (Vec<Vec<f32>>, Option<Vec<String>>);
 
 fn parse_safetensors_rows(b: &[u8]) -> Result<KeyedRows, String> {
-    let tensors = super::store::read_safetensors(b)?;
+    let tensors = crate::util::weights::read_f32(b).map_err(|e| e.to_string())?;
     let (_, (shape, values)) = ["values", "vectors", "embeddings", "embedding", "features"]
         .iter()
         .find_map(|n| tensors.get_key_value(*n))

@@ -111,7 +111,7 @@ pub struct MusicnnOutput {
 /// Temporal kernel heights.
 const TEMPORAL: [usize; 3] = [128, 64, 32];
 
-pub use super::store::NamedTensors;
+pub use crate::util::weights::NamedTensors;
 
 impl Musicnn {
     /// Builds the network from TF-named tensors (see the module docs for the names' order).
@@ -205,7 +205,10 @@ impl Musicnn {
 
     /// Loads the network from a safetensors file of TF-named tensors.
     pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Self, String> {
-        Self::from_tensors(&super::store::read_safetensors(bytes)?, device)
+        Self::from_tensors(
+            &crate::util::weights::read_f32(bytes).map_err(|e| e.to_string())?,
+            device,
+        )
     }
 
     /// # Shapes
@@ -414,5 +417,5 @@ pub fn convert_checkpoint(prefix: &std::path::Path) -> Result<Vec<u8>, String> {
         "source".to_string(),
         format!("TF1 checkpoint {}", prefix.display()),
     )];
-    super::store::write_safetensors(&kept, &meta)
+    crate::util::weights::write_f32(&kept, Some(&meta)).map_err(|e| e.to_string())
 }

@@ -10,7 +10,8 @@
 //! [`FeatureStore::get`] returns `None` for it. Every file is written to a temporary name and
 //! renamed; the manifest is written last, so a store on disk is always whole.
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use crate::util::weights::{bytes_f32, f32_bytes, write_tensors};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -282,15 +283,16 @@ impl FeatureStore {
                     ("values", Dtype::F32, vec![n, m.dim], f32_bytes(&m.values)),
                     ("present", Dtype::U8, vec![n], present),
                 ],
-                &[],
-            )?;
+                Some(&[]),
+            )
+            .map_err(|e| e.to_string())?;
             let file = format!("{name}.safetensors");
             entries.insert(
                 name.clone(),
                 ModalityEntry {
                     dim: m.dim,
                     file: file.clone(),
-                    sha256: crate::data::sha256_hex(&bytes),
+                    sha256: crate::util::sha256_hex(&bytes),
                     present: m.present.iter().filter(|&&p| p).count(),
                     provenance: m.provenance.clone(),
                     labels: m.labels.clone(),
@@ -326,7 +328,7 @@ impl FeatureStore {
         let n = s.tracks.len();
         for (name, e) in mf.modalities {
             let bytes = fetch(&e.file)?;
-            let sha = crate::data::sha256_hex(&bytes);
+            let sha = crate::util::sha256_hex(&bytes);
             if sha != e.sha256 {
                 return Err(format!(
                     "{}: sha256 {sha}, the manifest says {}",
@@ -369,7 +371,7 @@ impl FeatureStore {
     pub fn save(&self, dir: &std::path::Path) -> Result<(), String> {
         use std::io::Write;
         for (name, bytes) in self.to_files()? {
-            crate::data::store::write_atomic(&dir.join(&name), |w| w.write_all(&bytes))
+            crate::util::fsio::write_atomic(&dir.join(&name), |w| w.write_all(&bytes))
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
@@ -401,71 +403,6 @@ impl FeatureStore {
             })
             .collect()
     }
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn bytes_f32(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-/// Serialises named tensors (raw little-endian bytes) to safetensors with string metadata.
-pub fn write_tensors(
-    tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)],
-    meta: &[(String, String)],
-) -> Result<Vec<u8>, String> {
-    let views = tensors
-        .iter()
-        .map(|(name, dtype, shape, data)| {
-            TensorView::new(*dtype, shape.clone(), data)
-                .map(|v| (name.to_string(), v))
-                .map_err(|e| format!("{name}: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let meta: HashMap<String, String> = meta.iter().cloned().collect();
-    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
-}
-
-/// Float32 tensors by name to safetensors bytes.
-pub fn write_safetensors(
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
-    meta: &[(String, String)],
-) -> Result<Vec<u8>, String> {
-    let t: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, s, v)| (n.as_str(), Dtype::F32, s.clone(), f32_bytes(v)))
-        .collect();
-    write_tensors(&t, meta)
-}
-
-/// Tensors by name: shape and float32 values.
-pub type NamedTensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
-
-/// Every floating-point tensor of a safetensors file as float32 (F16 and BF16 are widened).
-pub fn read_safetensors(bytes: &[u8]) -> Result<NamedTensors, String> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| format!("safetensors: {e}"))?;
-    let mut out = HashMap::new();
-    for (name, view) in st.tensors() {
-        let data = view.data();
-        let values = match view.dtype() {
-            Dtype::F32 => bytes_f32(data),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            _ => continue,
-        };
-        out.insert(name, (view.shape().to_vec(), values));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -256,7 +256,7 @@ impl Bert {
                 cfg.hidden_act
             ));
         }
-        let t = super::store::read_safetensors(weights)?;
+        let t = crate::util::weights::read_f32(weights).map_err(|e| e.to_string())?;
         let h = cfg.hidden_size;
         let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
             let (s, v) = t

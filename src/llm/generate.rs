@@ -5,7 +5,7 @@
 
 use super::llama::{KvCache, Llama};
 use super::tokenizer::BpeTokenizer;
-use crate::data::rng::Rng;
+use crate::util::rng::Rng;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// How a conversation becomes text.

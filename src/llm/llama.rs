@@ -664,27 +664,8 @@ impl Llama {
                     t.shape()
                 ));
             }
-            let b = t.data();
-            use safetensors::Dtype;
-            Ok(match t.dtype() {
-                Dtype::F32 => b
-                    .chunks_exact(4)
-                    .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-                    .collect(),
-                Dtype::F16 => b
-                    .chunks_exact(2)
-                    .map(|x| half::f16::from_le_bytes([x[0], x[1]]).to_f32())
-                    .collect(),
-                Dtype::BF16 => b
-                    .chunks_exact(2)
-                    .map(|x| half::bf16::from_le_bytes([x[0], x[1]]).to_f32())
-                    .collect(),
-                other => {
-                    return Err(format!(
-                        "tensor '{name}' is {other:?}, not F32, F16 or BF16"
-                    ));
-                }
-            })
+            crate::util::weights::widen(&t)
+                .ok_or_else(|| format!("tensor '{name}' is {:?}, not F32, F16 or BF16", t.dtype()))
         };
         Self::assemble(config, &names, &get, device)
     }

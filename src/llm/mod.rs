@@ -4,6 +4,7 @@
 
 pub mod generate;
 pub mod gguf;
+pub mod likelihood;
 pub mod llama;
 pub mod tokenizer;
 
@@ -132,4 +133,40 @@ impl ChatModel {
             sha,
         ))
     }
+}
+
+/// An LLM's GGUF file as the LLM runs (E4SRec, zero-shot) read it: parsed, with its tokenizer,
+/// chat template and name, and its sha256.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct LlmFile {
+    pub gguf: gguf::Gguf,
+    pub sha256: String,
+    pub tok: tokenizer::BpeTokenizer,
+    pub template: generate::ChatTemplate,
+    pub name: String,
+}
+
+/// Reads `path`; `recorded` is the sha256 a run recorded when it started (empty: none yet), and
+/// a file that changed since is refused.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_llm(path: &std::path::Path, recorded: &str) -> Result<LlmFile, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha256 = crate::util::sha256_hex(&bytes);
+    if !recorded.is_empty() && recorded != sha256 {
+        return Err(format!(
+            "{} changed since the run started (sha256 {sha256}, then {recorded})",
+            path.display()
+        ));
+    }
+    let at = |e: String| format!("{}: {e}", path.display());
+    let gguf = gguf::Gguf::parse(bytes).map_err(|e| at(e.to_string()))?;
+    let info = ChatInfo::from_gguf(&gguf).map_err(at)?;
+    let template = info.template().map_err(at)?;
+    Ok(LlmFile {
+        gguf,
+        sha256,
+        tok: info.tok,
+        template,
+        name: info.name,
+    })
 }

@@ -4,8 +4,8 @@
 
 use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
+use super::item_input::{fused_rows, item_table, lookup, with_completion};
 use super::transformer::emb_init;
-use super::{fused_rows, item_table, lookup, with_completion};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::gru::{Gru, GruConfig};
@@ -90,7 +90,7 @@ impl Gru4Rec {
         rows: Option<&Tensor<2>>,
         completion: Option<&[f32]>,
     ) -> Tensor<3> {
-        let pad = super::padding_mask(&ids);
+        let pad = super::item_input::padding_mask(&ids);
         let mut x = self.dropout.forward(with_completion(
             lookup(&self.item_emb, rows, ids),
             self.completion_emb.as_ref(),

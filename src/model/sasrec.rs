@@ -6,8 +6,8 @@
 
 use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
+use super::item_input::{fused_rows, item_table, lookup, padding_mask, with_completion};
 use super::transformer::{self, Dims};
-use super::{fused_rows, item_table, lookup, padding_mask, with_completion};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;

@@ -2,12 +2,11 @@
 //! dropout, and the Transformer encoder (post-norm, as RecBole's). Only the attention mask and
 //! the output head differ between the two, so each keeps its fields and calls these.
 
-use super::positions;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
 };
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 /// Embedding initialisation (BERT-style N(0, 0.02)).
 pub(crate) fn emb_init() -> Initializer {
@@ -79,4 +78,15 @@ pub(crate) fn embed(
     let device = items.device();
     let x = items + pos_emb.forward(positions(batch, len, max_len, &device));
     dropout.forward(emb_norm.forward(x))
+}
+
+/// Right-aligned positions `max_len - len .. max_len` for every row: the latest item of a
+/// window always has position `max_len - 1`, however much padding the batch needs.
+///
+/// # Shapes
+/// - output: `[batch, len]`
+pub fn positions(batch: usize, len: usize, max_len: usize, device: &Device) -> Tensor<2, Int> {
+    Tensor::<1, Int>::arange((max_len - len) as i64..max_len as i64, device)
+        .unsqueeze_dim::<2>(0)
+        .expand([batch, len])
 }

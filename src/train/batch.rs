@@ -1,8 +1,8 @@
 //! Training examples: windows cut from each user's training plays, and the batches built from
 //! them (next-item targets at every position, or cloze-masked positions for BERT4Rec).
 
-use crate::data::rng::Rng;
 use crate::model::PAD;
+use crate::util::rng::Rng;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// A window `seq[start..end]` of user sequence `seq`. Next-item windows predict the plays

@@ -3,7 +3,7 @@
 //! state, the curve). A new checkpoint is written whole into `ckpt.tmp/` and swapped in by
 //! renames, so a kill at any moment leaves either the previous or the new checkpoint.
 
-use super::{EpochLog, TrainConfig, TrainError};
+use super::config::{EpochLog, TrainConfig, TrainError};
 use crate::data::Dataset;
 use crate::model::fusion::ContentTable;
 use crate::model::{ModelConfig, SeqModel};

@@ -7,8 +7,8 @@
 //! * `bce`: binary cross-entropy with N uniform negatives per position (the original SASRec).
 //! * cloze training is `ce` over the masked positions (the batch decides which positions count).
 
-use crate::data::rng::{Alias, Rng};
 use crate::model::SeqModel;
+use crate::util::rng::{Alias, Rng};
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};

@@ -1,20 +1,18 @@
-//! "Your own track": a listener picks an audio file; the page decodes it with WebAudio (resampled
-//! to 16 kHz by the browser), computes musicnn's log-mel front end and network on the page's
-//! device, and shows the track's top tags. Nothing leaves the page.
+//! The work behind "Your own track" (the card is `own_tracks`): the page decodes a listener's
+//! audio file with WebAudio (resampled to 16 kHz by the browser), computes musicnn's log-mel front
+//! end and network on the page's device, and makes the file an own track. Nothing leaves the page.
 //!
 //! On a software WebGPU adapter (SwiftShader, a "fallback adapter") musicnn's convolutions are
 //! far slower than on the CPU, so the analysis runs on the CPU (flex) there and says so; the
 //! localStorage key `encore.analyse` = `"page"` keeps it on the page's device (for measuring).
 
 use gloo::storage::Storage;
-use leptos::prelude::*;
-use leptos::task::spawn_local;
-use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::state::OwnTrack;
 use crate::features::dsp::{self, MelFrontEnd};
-use crate::features::musicnn::{self, Musicnn, Pooling};
+use crate::features::musicnn::{self, Musicnn, Pooling, TrackAudioFeatures};
 
 /// Where the app finds musicnn's weights (written by scripts/demo-model.sh).
 pub const WEIGHTS_URL: &str = "models/musicnn/msd_musicnn.safetensors";
@@ -30,15 +28,15 @@ pub struct Analysis {
 }
 
 /// The catalog entry and content of an analysed file (`url`: the page's object URL for it).
-fn own_track(
+pub fn own_track(
     file: &web_sys::File,
     url: String,
     seconds: f64,
-    f: &musicnn::TrackAudioFeatures,
-) -> super::settings::OwnTrack {
+    f: &TrackAudioFeatures,
+) -> OwnTrack {
     let name = file.name();
     let key = format!("{name}\u{0}{}", file.size());
-    let id = format!("own/{}", &crate::data::sha256_hex(key.as_bytes())[..12]);
+    let id = format!("own/{}", &crate::util::sha256_hex(key.as_bytes())[..12]);
     let title = name
         .rsplit_once('.')
         .map_or(name.as_str(), |(stem, _)| stem)
@@ -50,7 +48,7 @@ fn own_track(
     let mut content = std::collections::BTreeMap::new();
     content.insert("audio".to_string(), f.embedding.clone());
     content.insert("audio_tags".to_string(), f.tags.clone());
-    super::settings::OwnTrack {
+    OwnTrack {
         track: crate::catalog::Track {
             id,
             title,
@@ -67,13 +65,13 @@ fn own_track(
     }
 }
 
-fn now_millis() -> f64 {
+pub fn now_millis() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
         .map_or(0.0, |p| p.now())
 }
 
-fn js_err(e: wasm_bindgen::JsValue) -> String {
+pub fn js_err(e: wasm_bindgen::JsValue) -> String {
     e.as_string()
         .or_else(|| {
             e.dyn_ref::<js_sys::Error>()
@@ -83,7 +81,7 @@ fn js_err(e: wasm_bindgen::JsValue) -> String {
 }
 
 /// Decodes a file with WebAudio at 16 kHz and downmixes it to mono.
-async fn decode_16k(file: &web_sys::File) -> Result<Vec<f32>, String> {
+pub async fn decode_16k(file: &web_sys::File) -> Result<Vec<f32>, String> {
     let buf = JsFuture::from(file.array_buffer()).await.map_err(js_err)?;
     let buf: js_sys::ArrayBuffer = buf.dyn_into().map_err(js_err)?;
     let ctx = web_sys::OfflineAudioContext::new_with_number_of_channels_and_length_and_sample_rate(
@@ -109,7 +107,7 @@ async fn decode_16k(file: &web_sys::File) -> Result<Vec<f32>, String> {
 
 /// The device musicnn runs on, and its label: the page's device, except the CPU in place of a
 /// software WebGPU adapter.
-async fn analysis_device(page: burn::tensor::Device) -> (burn::tensor::Device, String) {
+pub async fn analysis_device(page: burn::tensor::Device) -> (burn::tensor::Device, String) {
     let flex = burn::tensor::Device::flex();
     if page == flex {
         return (flex, "the CPU".into());
@@ -129,6 +127,11 @@ async fn analysis_device(page: burn::tensor::Device) -> (burn::tensor::Device, S
     }
 }
 
+/// musicnn's weights, downloaded, on `device`.
+pub async fn load_musicnn(device: &burn::tensor::Device) -> Result<Musicnn, String> {
+    Musicnn::from_safetensors(&fetch_weights().await?, device)
+}
+
 async fn fetch_weights() -> Result<Vec<u8>, String> {
     let r = gloo::net::http::Request::get(WEIGHTS_URL)
         .send()
@@ -143,138 +146,29 @@ async fn fetch_weights() -> Result<Vec<u8>, String> {
     r.binary().await.map_err(|e| format!("{WEIGHTS_URL}: {e}"))
 }
 
-/// The card. `device` is the page's compute device once it is chosen.
-#[component]
-pub fn AnalyseTrack(
-    device: StoredValue<Option<burn::tensor::Device>, LocalStorage>,
-    /// Where an analysed file joins the listener's own tracks.
-    own: RwSignal<Vec<super::settings::OwnTrack>>,
-) -> impl IntoView {
-    let model = StoredValue::new_local(None::<(burn::tensor::Device, Rc<Musicnn>)>);
-    let status = RwSignal::new(String::new());
-    let state = RwSignal::new("idle");
-    let progress = RwSignal::new((0usize, 0usize));
-    let result = RwSignal::new(None::<Analysis>);
-    let elapsed = RwSignal::new(0.0f64);
-
-    let on_file = move |ev: leptos::ev::Event| {
-        let input: web_sys::HtmlInputElement = event_target(&ev);
-        let Some(file) = input.files().and_then(|f| f.get(0)) else {
-            return;
-        };
-        let Some(page_device) = device.get_value() else {
-            status.set("The compute device is not ready yet.".into());
-            return;
-        };
-        state.set("running");
-        result.set(None);
-        progress.set((0, 0));
-        spawn_local(async move {
-            let name = file.name();
-            let (device, on) = analysis_device(page_device).await;
-            let run = async {
-                status.set(format!("Decoding {name}…"));
-                let audio = decode_16k(&file)
-                    .await
-                    .map_err(|e| format!("{name}: {e}"))?;
-                let m = match model.get_value().filter(|(d, _)| *d == device) {
-                    Some((_, m)) => m,
-                    None => {
-                        status.set("Loading musicnn…".into());
-                        let bytes = fetch_weights().await?;
-                        let m = Rc::new(Musicnn::from_safetensors(&bytes, &device)?);
-                        model.set_value(Some((device.clone(), m.clone())));
-                        m
-                    }
-                };
-                status.set(format!("Listening to {name}…"));
-                let t0 = now_millis();
-                let front = MelFrontEnd::new();
-                let batch = if device == burn::tensor::Device::flex() {
-                    8
-                } else {
-                    1
-                };
-                let f = musicnn::embed_audio_async(
-                    &m,
-                    &front,
-                    &audio,
-                    Pooling::Mean,
-                    batch,
-                    &device,
-                    |d, n| {
-                        progress.set((d, n));
-                        elapsed.set(now_millis() - t0);
-                    },
-                )
-                .await?
-                .ok_or_else(|| format!("{name}: no audio"))?;
-                let seconds = audio.len() as f64 / dsp::SAMPLE_RATE as f64;
-                let url = web_sys::Url::create_object_url_with_blob(&file).map_err(js_err)?;
-                let mine = own_track(&file, url, seconds, &f);
-                own.update(|o| {
-                    o.retain(|x| x.track.id != mine.track.id);
-                    o.push(mine);
-                });
-                own.with_untracked(|o| super::settings::save_own(o));
-                Ok::<_, String>(Analysis {
-                    file: name.clone(),
-                    seconds,
-                    patches: f.patches,
-                    millis: now_millis() - t0,
-                    top: musicnn::top_tags(&f.tags, 5),
-                })
-            };
-            match run.await {
-                Ok(a) => {
-                    status.set(format!(
-                        "{}: {:.0} s of audio in {:.0} ms ({:.1}x real time) on {on}",
-                        a.file,
-                        a.seconds,
-                        a.millis,
-                        a.seconds * 1000.0 / a.millis.max(1e-9)
-                    ));
-                    result.set(Some(a));
-                    state.set("done");
-                }
-                Err(e) => {
-                    status.set(e);
-                    state.set("failed");
-                }
-            }
-        });
+/// musicnn's tags and embedding of 16 kHz `audio` on `device` (none for no audio), with
+/// `progress(patches done, patches)` as it goes.
+pub async fn listen(
+    model: &Musicnn,
+    audio: &[f32],
+    device: &burn::tensor::Device,
+    progress: impl FnMut(usize, usize),
+) -> Result<Option<TrackAudioFeatures>, String> {
+    let front = MelFrontEnd::new();
+    let batch = if *device == burn::tensor::Device::flex() {
+        8
+    } else {
+        1
     };
+    musicnn::embed_audio_async(model, &front, audio, Pooling::Mean, batch, device, progress).await
+}
 
-    view! {
-        <section class="card" aria-labelledby="analyse-heading">
-            <h2 id="analyse-heading">"Your own track"</h2>
-            <p class="muted small">
-                "Pick an audio file: musicnn listens to it in this page, on your device, and names its style. It joins the catalog as your track, and a content model (one that reads sound, not ids) can recommend it. The file never leaves your browser."
-            </p>
-            <input type="file" accept="audio/*" data-testid="analyse-file" aria-label="Audio file to analyse" on:change=on_file />
-            <p
-                data-testid="analyse-status"
-                data-state=move || state.get()
-                data-done=move || progress.get().0.to_string()
-                data-elapsed-ms=move || format!("{:.1}", elapsed.get())
-                role="status"
-            >{move || status.get()}</p>
-            {move || (state.get() == "running" && progress.get().1 > 0).then(|| {
-                let (d, n) = progress.get();
-                view! { <progress data-testid="analyse-progress" max=n.to_string() value=d.to_string()></progress> }
-            })}
-            {move || result.get().map(|a| {
-                let millis = format!("{:.1}", a.millis);
-                let seconds = format!("{:.2}", a.seconds);
-                let patches = a.patches.to_string();
-                view! {
-                    <ol class="tags" data-testid="analyse-tags" data-millis=millis data-seconds=seconds data-patches=patches>
-                        {a.top.into_iter().map(|(t, p)| view! {
-                            <li data-testid="analyse-tag" data-tag=t>{t}" "<span class="muted">{format!("{:.0} %", p * 100.0)}</span></li>
-                        }).collect_view()}
-                    </ol>
-                }
-            })}
-        </section>
-    }
+/// Seconds of 16 kHz audio.
+pub fn seconds(audio: &[f32]) -> f64 {
+    audio.len() as f64 / dsp::SAMPLE_RATE as f64
+}
+
+/// The page's URL for a file it holds (valid while the page is open).
+pub fn object_url(file: &web_sys::File) -> Result<String, String> {
+    web_sys::Url::create_object_url_with_blob(file).map_err(js_err)
 }

@@ -2,16 +2,10 @@
 
 use gloo::storage::{LocalStorage, Storage};
 
+use super::state::OwnTrack;
+
 const COMPUTE_KEY: &str = "encore.compute";
 const OWN_KEY: &str = "encore.own";
-
-/// A listener's own track: its catalog entry (the audio URL lives only as long as the page that
-/// read the file) and its content as musicnn heard it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct OwnTrack {
-    pub track: crate::catalog::Track,
-    pub content: crate::bundle::NewTrack,
-}
 
 /// The listener's own tracks kept in localStorage (without their audio, which never leaves the
 /// file it came from).

@@ -6,7 +6,7 @@
 use idb::{Database, DatabaseEvent, Factory, KeyPath, ObjectStoreParams, TransactionMode};
 use wasm_bindgen::JsValue;
 
-use crate::listen::Play;
+use crate::data::history::Play;
 
 const DB: &str = "encore";
 const STORE: &str = "plays";

@@ -373,7 +373,7 @@ fn a_failed_write_leaves_the_old_file_and_no_temporary() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.bin");
     std::fs::write(&p, b"old").unwrap();
-    let r = encore::data::store::write_atomic(&p, |w| {
+    let r = encore::util::fsio::write_atomic(&p, |w| {
         std::io::Write::write_all(w, b"half")?;
         Err(std::io::Error::other("interrupted"))
     });

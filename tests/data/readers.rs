@@ -52,7 +52,7 @@ fn lastfm1k_reads_unicode_crlf_empty_mbids_and_skips_malformed_lines() {
             .to_string()
             .starts_with(&format!("{}:5: ", p.display()))
     );
-    assert_eq!(r.sha256, read::sha256_hex(LASTFM));
+    assert_eq!(r.sha256, encore::util::sha256_hex(LASTFM));
     // Users in order of appearance; CR stripped; track keys from MBID or artist + title.
     assert_eq!(
         log.users.iter().collect::<Vec<_>>(),

@@ -3,43 +3,10 @@
 //! column (`duration_s`, `duration`, `seconds` in seconds, or `duration_ms`). JSON is an array
 //! of objects with the same names. Lookup is by track key first, then by artist and title.
 
-use super::{DataError, json_array_items, read_small_text};
-use crate::data::log::name_key;
-use std::collections::HashMap;
+use super::input::{json_array_items, read_small_text};
+use crate::data::error::DataError;
+use crate::data::log::Durations;
 use std::path::Path;
-
-#[derive(Clone, Debug, Default)]
-pub struct Durations {
-    map: HashMap<String, f32>,
-}
-
-impl Durations {
-    pub fn get(&self, key: &str) -> Option<f32> {
-        self.map.get(key).copied()
-    }
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-    pub fn insert(
-        &mut self,
-        id: Option<&str>,
-        artist: Option<&str>,
-        title: Option<&str>,
-        seconds: f32,
-    ) {
-        if let Some(id) = id.filter(|s| !s.is_empty()) {
-            self.map.insert(id.to_string(), seconds);
-        }
-        if let (Some(a), Some(t)) = (artist, title) {
-            let mut k = String::new();
-            name_key(&mut k, a, t);
-            self.map.insert(k, seconds);
-        }
-    }
-}
 
 const ID: &[&str] = &[
     "track_id",

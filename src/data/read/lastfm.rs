@@ -1,10 +1,11 @@
 //! LastFM-1K (Celma 2010): `userid \t timestamp \t artist-mbid \t artist \t track-mbid \t track`,
 //! no header, no quoting, newest-first per user; and `userid-profile.tsv`.
 
-use super::{
-    DataError, MAX_LISTED_ISSUES, ReadOptions, ReadReport, Skips, for_each_line,
-    line_aligned_ranges, lines_in_range, sha256_file,
+use super::input::{
+    MAX_LISTED_ISSUES, ReadOptions, ReadReport, Skips, for_each_line, line_aligned_ranges,
+    lines_in_range, sha256_file,
 };
+use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent, name_key};
 use crate::data::time::parse_datetime;
 use std::path::Path;

@@ -3,9 +3,8 @@
 //! and `track_metadata` with `artist_name`, `track_name` and optional `additional_info`
 //! (`duration_ms`, `recording_mbid`, `artist_mbids`) and `mbid_mapping`.
 
-use super::{
-    DataError, ReadOptions, ReadReport, Skips, json_array_items, read_small_text, sha256_hex,
-};
+use super::input::{ReadOptions, ReadReport, Skips, json_array_items, read_small_text, sha256_hex};
+use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent, name_key};
 use serde::Deserialize;
 use std::path::Path;

@@ -13,7 +13,8 @@
 //! the item's duration; an item without one is read as a one-second track, so the ratio
 //! survives either way.
 
-use super::{DataError, ReadOptions, ReadReport, Skips, for_each_line};
+use super::input::{ReadOptions, ReadReport, Skips, for_each_line};
+use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent};
 use std::collections::HashMap;
 use std::path::Path;

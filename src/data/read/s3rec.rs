@@ -3,7 +3,8 @@
 //! evaluation (`user neg neg ...`, one line per user in the same order), and
 //! `NAME_item2attributes.json` (`{"item": [attribute, ...]}`).
 
-use super::{DataError, ReadOptions, ReadReport, Skips, for_each_line, read_small};
+use super::input::{ReadOptions, ReadReport, Skips, for_each_line, read_small};
+use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -109,7 +110,7 @@ pub fn read_samples(path: &Path) -> Result<Vec<(u32, Vec<u32>)>, DataError> {
 
 /// Writes the sample-file format (temporary file, then rename).
 pub fn write_samples(path: &Path, rows: &[(u32, Vec<u32>)]) -> Result<(), DataError> {
-    crate::data::store::write_atomic(path, |w| {
+    crate::util::fsio::write_atomic(path, |w| {
         for (u, negs) in rows {
             write!(w, "{u}")?;
             for n in negs {
@@ -119,6 +120,7 @@ pub fn write_samples(path: &Path, rows: &[(u32, Vec<u32>)]) -> Result<(), DataEr
         }
         Ok(())
     })
+    .map_err(DataError::from)
 }
 
 /// Reads `NAME_item2attributes.json`.

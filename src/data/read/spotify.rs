@@ -4,10 +4,10 @@
 //! `msPlayed`). Both are JSON arrays; the form is detected per record. Spotify stamps the END
 //! of a stream; the event time is its start (end minus time played).
 
-use super::{
-    DataError, ReadOptions, ReadReport, Skips, json_array_items, line_of, read_small_text,
-    sha256_hex,
+use super::input::{
+    ReadOptions, ReadReport, Skips, json_array_items, line_of, read_small_text, sha256_hex,
 };
+use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent, name_key};
 use crate::data::time::parse_datetime;
 use serde::Deserialize;

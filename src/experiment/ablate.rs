@@ -4,13 +4,14 @@
 //! backbone's id-only run is the baseline its fused cells are compared with, per user and paired
 //! (bootstrap CI of the difference, bootstrap and Wilcoxon p-values).
 
-use super::TrainConfig;
-use super::content::ContentSource;
-use super::run::{Execution, RunSpec, finished_results, run_started, seed_ranks, start};
+use super::run::{RunSpec, finished_results, run_started, seed_ranks, start};
+use super::runner::Execution;
 use crate::eval::Ranks;
-use crate::eval::report::{MetricComparison, MetricSummary, Results, SeedRanks, compare};
+use crate::experiment::results::{MetricComparison, MetricSummary, Results, SeedRanks, compare};
 use crate::model::ModelConfig;
 use crate::model::fusion::{FusionConfig, Strategy};
+use crate::train::TrainConfig;
+use crate::train::content::ContentSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -93,7 +94,7 @@ pub struct TrainOverrides {
     pub lr: Option<f64>,
     pub weight_decay: Option<f32>,
     pub warmup_steps: Option<usize>,
-    pub decay: Option<super::Decay>,
+    pub decay: Option<crate::train::Decay>,
     /// 0 disables clipping.
     pub grad_clip: Option<f32>,
     pub loss: Option<String>,
@@ -439,7 +440,7 @@ fn write(out: &Path, a: &Ablation) -> Result<(), String> {
         ("ablation.svg", a.to_svg("NDCG@10")),
     ] {
         let p = out.join(name);
-        crate::data::store::write_atomic(&p, |w| std::io::Write::write_all(w, text.as_bytes()))
+        crate::util::fsio::write_atomic(&p, |w| std::io::Write::write_all(w, text.as_bytes()))
             .map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(())

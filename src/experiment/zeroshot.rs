@@ -20,65 +20,17 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::run::{RunSpec, load, read_json, write_json};
+use super::run::{Outcome, RunSpec, load, results_of};
+use super::runner::{read_json, write_json};
 use crate::data::preprocess::Dataset;
-use crate::data::rng::Rng;
 use crate::eval::Ranks;
 use crate::eval::metrics::rank;
-use crate::eval::report::{
-    DatasetInfo, LlmInfo, MetricSummary, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining,
-    write_results,
+use crate::experiment::results::{
+    LlmInfo, MetricSummary, ModelInfo, Results, SeedRanks, SeedTraining, write_results,
 };
+use crate::llm::likelihood::{Likelihood, ZeroShotConfig, continuation_log_likelihood};
 use crate::llm::llama::Llama;
-use crate::model::e4srec::continuation_log_likelihood;
-
-/// How candidates' log-likelihoods become scores.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Likelihood {
-    /// Summed over the candidate's tokens (the text's log-probability).
-    Sum,
-    /// Per token (long titles are not penalised for their length).
-    Mean,
-}
-
-impl std::str::FromStr for Likelihood {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sum" => Ok(Self::Sum),
-            "mean" => Ok(Self::Mean),
-            _ => Err(format!("unknown likelihood '{s}' (sum, mean)")),
-        }
-    }
-}
-
-/// The prompt and scoring of a zero-shot run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ZeroShotConfig {
-    /// Most recent history plays written into the prompt.
-    pub history: usize,
-    pub likelihood: Likelihood,
-    /// Test cases scored (a seeded sample of the users); `None`: all.
-    pub max_users: Option<usize>,
-    /// The user message; `{items}` becomes the history, one play per line.
-    pub instruction: String,
-    /// Text the assistant's turn starts with; each candidate continues it after a space.
-    pub response: String,
-}
-
-impl Default for ZeroShotConfig {
-    fn default() -> Self {
-        Self {
-            history: 20,
-            likelihood: Likelihood::Sum,
-            max_users: None,
-            instruction: "A user enjoyed these, in order:\n{items}\nWhat did they pick next?"
-                .into(),
-            response: "Next they picked".into(),
-        }
-    }
-}
+use crate::util::rng::Rng;
 
 /// How a zero-shot run was asked for (`RUN/zeroshot.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -177,7 +129,7 @@ pub fn run(
             ));
         }
     }
-    let file = super::read_llm(&spec.llm, &spec.llm_sha256)?;
+    let file = crate::llm::read_llm(&spec.llm, &spec.llm_sha256)?;
     spec.llm_sha256 = file.sha256.clone();
     write_json(&spec_path, &spec)?;
     let (llm, _) =
@@ -210,7 +162,7 @@ pub fn run(
     if !partial.ranks.is_empty() {
         eprintln!("resuming after {} cases", partial.ranks.len());
     }
-    let bar = super::progress_bar(progress, order.len() as u64);
+    let bar = crate::util::progress::progress_bar(progress, order.len() as u64);
     if let Some(b) = &bar {
         b.set_prefix("zero-shot");
         b.set_position(partial.ranks.len() as u64);
@@ -259,55 +211,49 @@ pub fn run(
     };
     write_json(&dir.join("ranks.json"), &ranks)?;
     let n = partial.ranks.len();
-    let info_d: DatasetInfo = l.info.clone();
-    let results = Results {
-        dataset: info_d,
-        protocol: ProtocolInfo {
-            name: l.protocol.name.clone(),
-            description: format!(
-                "{}; {} sampled test cases, 95 % CI over users (nothing is trained, so there are no seeds)",
-                l.protocol.describe(),
-                n
-            ),
-            samples: l.samples.clone(),
-            test_cases: n,
-            valid_cases: 0,
-        },
-        model: ModelInfo {
-            name: format!("zeroshot({})", file.name),
-            config: encoder.model.clone(),
-            content: Vec::new(),
-            train: encoder.train.clone(),
-            llm: Some(LlmInfo {
-                name: file.name.clone(),
-                path: spec.llm.display().to_string(),
-                sha256: spec.llm_sha256.clone(),
-                encoder: spec.encoder.display().to_string(),
-                encoder_seed: 0,
-                e4srec: None,
-                zero_shot: Some(cfg.clone()),
-            }),
-        },
+    let model = ModelInfo {
+        name: format!("zeroshot({})", file.name),
+        config: encoder.model.clone(),
+        content: Vec::new(),
+        train: encoder.train.clone(),
+        llm: Some(LlmInfo {
+            name: file.name.clone(),
+            path: spec.llm.display().to_string(),
+            sha256: spec.llm_sha256.clone(),
+            encoder: spec.encoder.display().to_string(),
+            encoder_seed: 0,
+            e4srec: None,
+            zero_shot: Some(cfg.clone()),
+        }),
+    };
+    let seconds = partial.seconds.max(1e-9);
+    let outcome = Outcome {
         seeds: vec![0],
-        code_version: crate::data::store::code_version(),
-        device: device_label.to_string(),
-        metrics: over_users(&partial.ranks),
-        metrics_full: Default::default(),
-        metrics_full_unheard: Default::default(),
         training: vec![SeedTraining {
             seed: 0,
             best_epoch: 0,
             best_valid: 0.0,
             epochs: 0,
             seconds: partial.seconds,
-            seq_per_s: n as f64 / partial.seconds.max(1e-9),
-            targets_per_s: n as f64 / partial.seconds.max(1e-9),
+            seq_per_s: n as f64 / seconds,
+            targets_per_s: n as f64 / seconds,
             curve: Vec::new(),
         }],
-        eval_user_items_per_s: (n * cands.first().map_or(0, Vec::len)) as f64
-            / partial.seconds.max(1e-9),
-        baselines: Default::default(),
+        ranks: Vec::new(),
+        user_items_per_s: (n * cands.first().map_or(0, Vec::len)) as f64 / seconds,
     };
+    // Nothing is trained, so the interval is over users, not seeds, and only the sampled
+    // cases are ranked (no full-catalogue views).
+    let mut results = results_of(&l, model, outcome, device_label, Default::default());
+    results.protocol.description = format!(
+        "{}; {n} sampled test cases, 95 % CI over users (nothing is trained, so there are no seeds)",
+        l.protocol.describe()
+    );
+    results.protocol.test_cases = n;
+    results.protocol.valid_cases = 0;
+    results.metrics = over_users(&partial.ranks);
+    results.metrics_full = Default::default();
+    results.metrics_full_unheard = Default::default();
     write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
     Ok(results)
 }

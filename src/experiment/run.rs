@@ -4,19 +4,21 @@
 //! into `results.json`, `results.md` and `curves.svg`. `run.json` records how the run was asked
 //! for, so `encore eval RUN` can rebuild the data and re-score the saved models.
 
-use super::content::{ContentSource, describe, load_content};
-use super::{TrainConfig, TrainError, TrainJob, load_model, train};
-use crate::data::read::{self, Format, ReadOptions, sha256_hex};
+use super::runner::{Execution, read_json, report_seed, seed_dir, train_in_children, write_json};
+use crate::data::read::{self, Format, ReadOptions};
 use crate::data::{Dataset, EventLog, Preset, preprocess};
 use crate::eval::model::ModelScorer;
 use crate::eval::protocol::{Prepared, Protocol, prepare};
-use crate::eval::report::{
+use crate::eval::{View, evaluate_views};
+use crate::experiment::results::{
     ContentInfo, DatasetInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining,
     summarize_metrics, write_results,
 };
-use crate::eval::{View, evaluate_views};
 use crate::model::fusion::ContentTable;
 use crate::model::{ModelConfig, SeqModel};
+use crate::train::content::{ContentSource, describe, load_content};
+use crate::train::{TrainConfig, TrainError, TrainJob, load_model, train};
+use crate::util::sha256_hex;
 use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -219,19 +221,6 @@ pub fn scorer_test_ranks(l: &Loaded, scorer: &dyn crate::eval::Scorer) -> (SeedR
     )
 }
 
-pub(crate) fn seed_dir(run: &Path, seed: u64) -> PathBuf {
-    run.join(format!("seed-{seed}"))
-}
-
-pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
-    crate::data::ingest::write_json(path, v).map_err(|e| e.to_string())
-}
-
-pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// Trains (or resumes) every seed of `spec` in `run`, evaluates, and writes the results. With
 /// `jobs > 1`, seeds train in that many child processes (`encore train-seed`) at once: burn's CPU
 /// generator is process-wide, so separate processes keep every seed deterministic.
@@ -263,19 +252,6 @@ pub fn run_started(
         trained.push(train_seed(spec, l, run, seed, &how.device, how.progress)?);
     }
     evaluate_run(spec, run, l, trained, &how.device, &how.device_label)
-}
-
-/// Where and how a run executes.
-pub struct Execution {
-    pub device: Device,
-    /// The device as reports name it.
-    pub device_label: String,
-    /// The `--device` value child processes get.
-    pub device_arg: String,
-    /// Progress bars and per-epoch lines on stderr.
-    pub progress: bool,
-    /// Seeds trained at once in child processes (1: in this process, one after another).
-    pub jobs: usize,
 }
 
 /// Loads the data, sets the catalogue size, and records the run (refusing a folder that holds a
@@ -382,84 +358,13 @@ pub fn train_seed(
     })
 }
 
-/// Trains `seeds` of a recorded run (a `run.json` or an `e4srec.json` in `run`) in up to `jobs`
-/// child processes of this program (`encore train-seed`).
-pub fn train_in_children(
-    seeds: &[u64],
-    run: &Path,
-    jobs: usize,
-    device: &str,
-) -> Result<(), String> {
-    // On Linux, /proc/self/exe runs this very program even after a rebuild has replaced (and
-    // so deleted) its file, which would otherwise end a long run at its next seed.
-    let proc_exe = std::path::Path::new("/proc/self/exe");
-    let exe = if proc_exe.exists() {
-        proc_exe.to_path_buf()
-    } else {
-        std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?
-    };
-    let mut pending: Vec<u64> = seeds.iter().rev().copied().collect();
-    let mut running: Vec<(u64, std::process::Child)> = Vec::new();
-    let mut failed = Vec::new();
-    while !pending.is_empty() || !running.is_empty() {
-        while running.len() < jobs
-            && let Some(seed) = pending.pop()
-        {
-            let child = std::process::Command::new(&exe)
-                .arg("train-seed")
-                .arg(run)
-                .arg(seed.to_string())
-                .args(["--device", device])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .map_err(|e| format!("starting {}: {e}", exe.display()))?;
-            eprintln!("seed {seed}: training in process {}", child.id());
-            running.push((seed, child));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let mut i = 0;
-        while i < running.len() {
-            match running[i].1.try_wait() {
-                Ok(Some(status)) => {
-                    let (seed, _) = running.swap_remove(i);
-                    eprintln!("seed {seed}: {status}");
-                    if !status.success() {
-                        failed.push(seed);
-                    }
-                }
-                Ok(None) => i += 1,
-                Err(e) => return Err(format!("waiting for seed {}: {e}", running[i].0)),
-            }
-        }
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "training failed for seeds {failed:?} (their messages are above)"
-        ))
-    }
-}
-
-/// `encore train-seed RUN SEED`: one seed of a recorded run (what `--jobs` starts); an E4SRec
-/// run (its `e4srec.json`) goes to [`super::e4srec::train_recorded_seed`].
+/// One seed of a recorded sequence-model run (`run.json`): what `encore train-seed` does for it.
 pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), String> {
-    if run.join(super::e4srec::SPEC_FILE).exists() {
-        return super::e4srec::train_recorded_seed(run, seed, device);
-    }
     let spec: RunSpec = read_json(&run.join("run.json"))?;
     let l = load(&spec)?;
     let t = train_seed(&spec, &l, run, seed, device, false)?;
     report_seed(&t, &spec.train.valid_metric);
     Ok(())
-}
-
-/// The line a `train-seed` child prints when its seed is done.
-pub(crate) fn report_seed(t: &SeedTraining, valid_metric: &str) {
-    eprintln!(
-        "seed {}: best {valid_metric} {:.4} at epoch {} of {}, {:.0} s",
-        t.seed, t.best_valid, t.best_epoch, t.epochs, t.seconds
-    );
 }
 
 /// Scores every seed's best model on the test cases and writes the results.
@@ -482,10 +387,58 @@ pub fn evaluate_run(
         ranks.push(r);
         throughput.push(per_s);
     }
-    let pick = |f: fn(&SeedRanks) -> &crate::eval::Ranks| -> Vec<&crate::eval::Ranks> {
-        ranks.iter().map(f).collect()
+    let model = ModelInfo {
+        name: spec.model.label(),
+        config: spec.model.clone(),
+        content: l
+            .content
+            .iter()
+            .zip(&spec.content)
+            .map(|(t, src)| ContentInfo {
+                name: t.name.clone(),
+                path: src.path.display().to_string(),
+                dim: t.dim,
+                present: t.n_present(),
+                sha256: crate::train::content::table_sha256(t),
+            })
+            .collect(),
+        train: spec.train.clone(),
+        llm: None,
     };
-    let results = Results {
+    let outcome = Outcome {
+        seeds: spec.seeds.clone(),
+        training,
+        ranks,
+        user_items_per_s: crate::eval::stats::mean(&throughput),
+    };
+    let results = results_of(l, model, outcome, device_label, floors(l));
+    write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
+    Ok(results)
+}
+
+/// Each seed of a run as scored: its training, its test ranks, and the test scoring speed
+/// (users x items per second).
+pub struct Outcome {
+    pub seeds: Vec<u64>,
+    pub training: Vec<SeedTraining>,
+    pub ranks: Vec<SeedRanks>,
+    pub user_items_per_s: f64,
+}
+
+/// The one constructor of a run's [`Results`]: the loaded data and protocol, the model as
+/// described by its kind of run, the seeds' outcome summarised per metric (mean, 95 % CI over
+/// the seeds, per-seed values) under every view, and the floors when computed.
+pub fn results_of(
+    l: &Loaded,
+    model: ModelInfo,
+    outcome: Outcome,
+    device_label: &str,
+    baselines: Baselines,
+) -> Results {
+    let pick = |f: fn(&SeedRanks) -> &crate::eval::Ranks| -> Vec<&crate::eval::Ranks> {
+        outcome.ranks.iter().map(f).collect()
+    };
+    Results {
         dataset: l.info.clone(),
         protocol: ProtocolInfo {
             name: l.protocol.name.clone(),
@@ -494,47 +447,29 @@ pub fn evaluate_run(
             test_cases: l.prepared.split.test.len(),
             valid_cases: l.prepared.split.valid.len(),
         },
-        model: ModelInfo {
-            name: spec.model.label(),
-            config: spec.model.clone(),
-            content: l
-                .content
-                .iter()
-                .zip(&spec.content)
-                .map(|(t, src)| ContentInfo {
-                    name: t.name.clone(),
-                    path: src.path.display().to_string(),
-                    dim: t.dim,
-                    present: t.n_present(),
-                    sha256: super::content::table_sha256(t),
-                })
-                .collect(),
-            train: spec.train.clone(),
-            llm: None,
-        },
-        seeds: spec.seeds.clone(),
+        model,
+        seeds: outcome.seeds,
         code_version: crate::data::store::code_version(),
         device: device_label.to_string(),
         metrics: summarize_metrics(&pick(|r| &r.protocol)),
         metrics_full: summarize_metrics(&pick(|r| &r.full)),
         metrics_full_unheard: summarize_metrics(&pick(|r| &r.full_unheard)),
-        training,
-        eval_user_items_per_s: crate::eval::stats::mean(&throughput),
-        baselines: floors(l),
-    };
-    write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
-    Ok(results)
+        training: outcome.training,
+        eval_user_items_per_s: outcome.user_items_per_s,
+        baselines,
+    }
 }
+
+/// The floors' metrics by floor name.
+pub type Baselines = std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>;
 
 /// Most-popular and session item-kNN fitted on the training plays, ranked on the test cases
 /// under the protocol.
-pub fn floors(
-    l: &Loaded,
-) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> {
+pub fn floors(l: &Loaded) -> Baselines {
     use crate::eval::baselines::{ItemKnn, ItemKnnConfig, MostPopular};
     use crate::eval::{Scorer, evaluate};
     let d = &l.data;
-    let seqs = super::training_sequences(d, &l.prepared.fit_end);
+    let seqs = crate::train::training_sequences(d, &l.prepared.fit_end);
     let pop = MostPopular::fit(d.n_tracks(), seqs.iter().flat_map(|s| s.iter().copied()));
     let knn = ItemKnn::fit(
         d.n_tracks(),
@@ -552,7 +487,7 @@ pub fn floors(
                 l.prepared.test_candidates.as_deref(),
                 false,
             );
-            let m = crate::eval::report::HEADLINE
+            let m = crate::experiment::results::HEADLINE
                 .iter()
                 .filter_map(|k| r.mean(k).map(|v| (k.to_string(), v)))
                 .collect();

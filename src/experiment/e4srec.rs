@@ -24,23 +24,19 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::content::ContentSource;
-use super::run::{
-    Execution, Loaded, RunSpec, load, read_json, report_seed, scorer_test_ranks, seed_dir,
-    write_json,
-};
-use super::{EpochLog, TrainConfig, load_model, training_completions, training_sequences};
-use crate::data::rng::Rng;
-use crate::eval::report::{
-    DatasetInfo, LlmInfo, ModelInfo, ProtocolInfo, Results, SeedRanks, SeedTraining,
-    summarize_metrics, write_results,
-};
-use crate::eval::{Ranks, Scorer, evaluate};
+use super::run::{Loaded, Outcome, RunSpec, floors, load, results_of, scorer_test_ranks};
+use super::runner::{Execution, read_json, report_seed, seed_dir, write_json};
+use crate::eval::e4srec::E4SRecScorer;
+use crate::eval::{Ranks, evaluate};
+use crate::experiment::results::{LlmInfo, ModelInfo, Results, SeedTraining, write_results};
 use crate::llm::gguf::Gguf;
 use crate::llm::llama::Llama;
 use crate::model::e4srec::{
     E4SRec, E4SRecConfig, PromptText, Signal, Signals, trained_from_bytes, trained_to_bytes,
 };
+use crate::train::content::ContentSource;
+use crate::train::{EpochLog, TrainConfig, load_model, training_completions, training_sequences};
+use crate::util::rng::Rng;
 
 /// The file in an E4SRec run's folder that records how it was asked for.
 pub const SPEC_FILE: &str = "e4srec.json";
@@ -161,7 +157,7 @@ fn load_tags(
         }
         (_, Some(src)) => src,
     };
-    let table = super::content::load_content(src, d)?;
+    let table = crate::train::content::load_content(src, d)?;
     let n = table.n_items();
     let words = if cfg.tags == Signal::Text {
         let labels = table.labels.as_ref().ok_or_else(|| {
@@ -218,7 +214,7 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
     let loaded = load(&encoder)?;
     let enc = load_model(&encoder.model, &best, device).map_err(|e| e.to_string())?;
     let items = enc.item_table_from(enc.rows().as_ref());
-    let llm = super::read_llm(&spec.llm, &spec.llm_sha256)?;
+    let llm = crate::llm::read_llm(&spec.llm, &spec.llm_sha256)?;
     spec.llm_sha256 = llm.sha256;
     let (g, tok, template, llm_name) = (llm.gguf, llm.tok, llm.template, llm.name);
     let prompt = spec.config.prompt_ids(&tok, template)?;
@@ -246,49 +242,9 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
     })
 }
 
-/// An E4SRec model as a [`Scorer`]: histories in batches through the decoder.
-pub struct E4SRecScorer<'a> {
-    pub model: &'a E4SRec,
-    pub batch: usize,
-}
-
-impl Scorer for E4SRecScorer<'_> {
-    fn n_items(&self) -> usize {
-        self.model.n_items()
-    }
-
-    fn score_all(&self, history: &[u32], out: &mut [f32]) {
-        self.score_batch(&[history], out);
-    }
-
-    fn score_batch(&self, histories: &[&[u32]], out: &mut [f32]) {
-        let s = self.model.forward(histories).into_data();
-        out.copy_from_slice(s.as_slice::<f32>().expect("f32 scores"));
-    }
-
-    fn score_batch_completion(
-        &self,
-        histories: &[&[u32]],
-        completions: &[&[f32]],
-        out: &mut [f32],
-    ) {
-        let s = self
-            .model
-            .forward_with(histories, Some(completions))
-            .into_data();
-        out.copy_from_slice(s.as_slice::<f32>().expect("f32 scores"));
-    }
-
-    fn batch_hint(&self) -> usize {
-        self.batch
-    }
-}
-
 fn save_trained(path: &Path, t: &BTreeMap<String, Tensor<2>>) -> Result<(), String> {
     let bytes = trained_to_bytes(t, false).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::util::fsio::write_bytes(path, &bytes).map_err(|e| e.to_string())
 }
 
 pub fn load_trained(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor<2>>, String> {
@@ -355,7 +311,7 @@ pub fn train_seed(
     let ce = CrossEntropyLossConfig::new().init(&ad);
     let steps_per_epoch = seqs.len().div_ceil(t.batch_size);
     let total = steps_per_epoch * t.epochs;
-    let bar = super::progress_bar(progress, steps_per_epoch as u64);
+    let bar = crate::util::progress::progress_bar(progress, steps_per_epoch as u64);
     while !state.finished && state.epoch < t.epochs {
         let epoch = state.epoch + 1;
         device.seed(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
@@ -541,7 +497,7 @@ pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results,
             .filter(|&s| finished_state(&seed_dir(run, s)).is_none())
             .collect();
         if unfinished.len() > 1 {
-            super::run::train_in_children(&unfinished, run, how.jobs, &how.device_arg)?;
+            super::runner::train_in_children(&unfinished, run, how.jobs, &how.device_arg)?;
         }
     }
     let mut training = Vec::new();
@@ -564,51 +520,37 @@ pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results,
         write_json(&dir.join("ranks.json"), &sr)?;
         ranks.push(sr);
     }
-    let pick = |f: fn(&SeedRanks) -> &Ranks| -> Vec<&Ranks> { ranks.iter().map(f).collect() };
-    let info: DatasetInfo = l.info.clone();
-    let results = Results {
-        dataset: info,
-        protocol: ProtocolInfo {
-            name: l.protocol.name.clone(),
-            description: l.protocol.describe(),
-            samples: l.samples.clone(),
-            test_cases: l.prepared.split.test.len(),
-            valid_cases: l.prepared.split.valid.len(),
+    let model = ModelInfo {
+        name: match spec.config.signals_label() {
+            l if l.is_empty() => {
+                format!("e4srec({} over {})", p.llm_name, p.encoder.model.label())
+            }
+            l => format!(
+                "e4srec({} over {}; {l})",
+                p.llm_name,
+                p.encoder.model.label()
+            ),
         },
-        model: ModelInfo {
-            name: match spec.config.signals_label() {
-                l if l.is_empty() => {
-                    format!("e4srec({} over {})", p.llm_name, p.encoder.model.label())
-                }
-                l => format!(
-                    "e4srec({} over {}; {l})",
-                    p.llm_name,
-                    p.encoder.model.label()
-                ),
-            },
-            config: p.encoder.model.clone(),
-            content: Vec::new(),
-            train: spec.train.clone(),
-            llm: Some(LlmInfo {
-                name: p.llm_name.clone(),
-                path: spec.llm.display().to_string(),
-                sha256: spec.llm_sha256.clone(),
-                encoder: spec.encoder.display().to_string(),
-                encoder_seed: spec.encoder_seed,
-                e4srec: Some(spec.config.clone()),
-                zero_shot: None,
-            }),
-        },
-        seeds: spec.seeds.clone(),
-        code_version: crate::data::store::code_version(),
-        device: device_label.to_string(),
-        metrics: summarize_metrics(&pick(|r| &r.protocol)),
-        metrics_full: summarize_metrics(&pick(|r| &r.full)),
-        metrics_full_unheard: summarize_metrics(&pick(|r| &r.full_unheard)),
-        training,
-        eval_user_items_per_s: crate::eval::stats::mean(&throughput),
-        baselines: super::run::floors(l),
+        config: p.encoder.model.clone(),
+        content: Vec::new(),
+        train: spec.train.clone(),
+        llm: Some(LlmInfo {
+            name: p.llm_name.clone(),
+            path: spec.llm.display().to_string(),
+            sha256: spec.llm_sha256.clone(),
+            encoder: spec.encoder.display().to_string(),
+            encoder_seed: spec.encoder_seed,
+            e4srec: Some(spec.config.clone()),
+            zero_shot: None,
+        }),
     };
+    let outcome = Outcome {
+        seeds: spec.seeds.clone(),
+        training,
+        ranks,
+        user_items_per_s: crate::eval::stats::mean(&throughput),
+    };
+    let results = results_of(l, model, outcome, device_label, floors(l));
     write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
     Ok(results)
 }

@@ -3,8 +3,8 @@
 //! tables), `curves.svg` (training loss and validation metric per epoch and seed), and the
 //! paired comparison of two runs.
 
-use super::metrics::Ranks;
-use super::stats::{Paired, paired, summarize};
+use crate::eval::metrics::Ranks;
+use crate::eval::stats::{Paired, paired, summarize};
 use crate::model::ModelConfig;
 use crate::train::{EpochLog, TrainConfig};
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,7 @@ pub struct LlmInfo {
     /// A zero-shot run's prompt and scoring (nothing trained; `encoder` only lends its data,
     /// protocol and candidates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zero_shot: Option<crate::train::zeroshot::ZeroShotConfig>,
+    pub zero_shot: Option<crate::llm::likelihood::ZeroShotConfig>,
 }
 
 /// One content modality of a run: where it came from and how much of the catalogue it covers.
@@ -465,7 +465,7 @@ pub fn write_results(dir: &Path, r: &Results) -> std::io::Result<()> {
             curves_svg(&r.training, &r.model.train.valid_metric),
         ),
     ] {
-        crate::data::store::write_atomic(&dir.join(name), |w| {
+        crate::util::fsio::write_atomic(&dir.join(name), |w| {
             std::io::Write::write_all(w, text.as_bytes())
         })
         .map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -10,6 +10,8 @@
 //! Every choice comes back as a [`SelectedDevice`] that names the backend and the adapter, so
 //! callers can always report what they run on.
 
+pub mod smoke;
+
 use std::fmt;
 
 use burn::tensor::Device;

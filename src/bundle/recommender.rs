@@ -1,0 +1,513 @@
+//! A loaded bundle ranks the catalog after a listening history, on the listener's device.
+
+use burn::module::{ModuleMapper, Param};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::format::{BundleConfig, Manifest, verify};
+use crate::catalog::Catalog;
+use crate::model::{ModelConfig, SeqModel};
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}
+
+/// Checks a bundle's files against its manifest, reads its config and catalog and builds the
+/// recommender on `device`: what the app does with the bytes it downloaded. Errors name the file.
+pub fn open(
+    manifest: &Manifest,
+    config: &[u8],
+    catalog: &[u8],
+    weights: Vec<u8>,
+    device: &Device,
+) -> Result<Recommender, String> {
+    for (name, bytes) in [
+        ("config.json", config),
+        ("catalog.json", catalog),
+        ("model.bpk", &weights[..]),
+    ] {
+        verify(manifest.file(name)?, bytes)?;
+    }
+    let config: BundleConfig =
+        serde_json::from_slice(config).map_err(|e| format!("config.json: {e}"))?;
+    let catalog: Catalog =
+        serde_json::from_slice(catalog).map_err(|e| format!("catalog.json: {e}"))?;
+    catalog
+        .validate()
+        .map_err(|e| format!("catalog.json: {e}"))?;
+    Recommender::new(config, catalog, weights, device)
+}
+
+/// Turns quantized parameters back into float ones (a module mapper).
+struct Dequantizer;
+
+impl ModuleMapper for Dequantizer {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            if matches!(t.dtype(), burn::tensor::DType::QFloat(_)) {
+                t.dequantize()
+            } else {
+                t
+            }
+        })
+    }
+}
+
+/// Builds a model from burnpack bytes on `device`. Quantized weights (q8/q4 bundles) travel and
+/// are stored small, and are dequantized once at load: on the CPU backend, which reads every
+/// quantized layout, before the float weights move to the target device (browsers' WebGPU
+/// adapters may lack the 8-bit storage that burn's packed formats need).
+pub fn load_weights(
+    cfg: &ModelConfig,
+    weights: Vec<u8>,
+    device: &Device,
+) -> Result<SeqModel, String> {
+    Ok(onto(load_weights_cpu(cfg, weights)?, device))
+}
+
+/// Moves a model loaded on the CPU backend onto `device` (nothing to do for the CPU itself).
+fn onto(model: SeqModel, device: &Device) -> SeqModel {
+    if *device == Device::flex() {
+        model
+    } else {
+        model.to_device(device)
+    }
+}
+
+/// [`load_weights`] on the CPU backend (float weights).
+fn load_weights_cpu(cfg: &ModelConfig, weights: Vec<u8>) -> Result<SeqModel, String> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
+        .map_err(|e| format!("model.bpk: {e}"))?;
+    Ok(cfg
+        .init(&Device::flex())
+        .try_load_record(record)
+        .map_err(|e| format!("model.bpk: {e}"))?
+        .map(&mut Dequantizer))
+}
+
+/// The mean of the rows present (empty when none is).
+fn mean_row(rows: &[Option<Vec<f32>>]) -> Vec<f32> {
+    let mut sum: Vec<f64> = Vec::new();
+    let mut n = 0usize;
+    for r in rows.iter().flatten() {
+        if sum.is_empty() {
+            sum = vec![0.0; r.len()];
+        }
+        if r.len() == sum.len() {
+            for (s, x) in sum.iter_mut().zip(r) {
+                *s += f64::from(*x);
+            }
+            n += 1;
+        }
+    }
+    sum.into_iter().map(|s| (s / n as f64) as f32).collect()
+}
+
+/// A track the bundle was not trained on (a listener's own file), described by its content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewTrack {
+    /// Modality name -> vector (e.g. `audio`: musicnn's 200-d embedding); modalities the
+    /// model reads but the track lacks get the model's absent vector.
+    pub content: std::collections::BTreeMap<String, Vec<f32>>,
+}
+
+/// Why a track is recommended after the last one: what a listener can check.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Affinity {
+    /// Cosine similarity of the two tracks' musicnn embeddings, when both have one.
+    pub sound: Option<f32>,
+    /// Per labelled modality (musicnn's tags, MGPHot genes), in the bundle's order: labels on
+    /// which both tracks stand out, each above the catalog's mean and among its five furthest
+    /// above it; most shared first, at most three. Modalities with none are left out.
+    pub shared: Vec<(String, Vec<String>)>,
+}
+
+/// A loaded bundle: the model on a device and the mapping between model items and the catalog.
+pub struct Recommender {
+    pub model: SeqModel,
+    pub config: BundleConfig,
+    pub catalog: Catalog,
+    /// Catalog index of each model item.
+    item_track: Vec<usize>,
+    /// Model item of each catalog track (`None`: the model never saw it).
+    track_item: Vec<Option<u32>>,
+    /// Each content modality of the model (configuration order): name and, per model item,
+    /// its vector where the item has it.
+    content: Vec<(String, Vec<Option<Vec<f32>>>)>,
+    /// Each content modality's mean vector over the catalog items that have it.
+    content_mean: Vec<(String, Vec<f32>)>,
+    /// An E4SRec bundle's model, once [`attach_e4srec`](Self::attach_e4srec) has built it: it
+    /// then ranks instead of `model`.
+    e4srec: Option<crate::model::e4srec::E4SRec>,
+    device: Device,
+}
+
+/// One recommended track.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recommendation {
+    /// Catalog index.
+    pub track: usize,
+    pub score: f32,
+}
+
+impl Recommender {
+    /// Builds the model from `config` and loads `weights` (burnpack bytes).
+    pub fn new(
+        config: BundleConfig,
+        catalog: Catalog,
+        weights: Vec<u8>,
+        device: &Device,
+    ) -> Result<Self, String> {
+        if config.items.len() != config.model.n_items() {
+            return Err(format!(
+                "config.json: {} items listed for a model of {}",
+                config.items.len(),
+                config.model.n_items()
+            ));
+        }
+        if config.popularity.len() != config.items.len() {
+            return Err("config.json: popularity and items differ in length".into());
+        }
+        let mut item_track = Vec::with_capacity(config.items.len());
+        let mut track_item = vec![None; catalog.tracks.len()];
+        for (i, id) in config.items.iter().enumerate() {
+            let t = catalog
+                .position(id)
+                .ok_or_else(|| format!("config.json: item '{id}' is not in catalog.json"))?;
+            item_track.push(t);
+            track_item[t] = Some(i as u32);
+        }
+        let model = load_weights_cpu(&config.model, weights)?;
+        let content = match (model.fusion(), config.model.fusion()) {
+            (Some(f), Some(c)) => c
+                .modalities
+                .iter()
+                .map(|m| m.name.clone())
+                .zip(f.content_of()?)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let content_mean = content
+            .iter()
+            .map(|(name, rows)| (name.clone(), mean_row(rows)))
+            .collect();
+        Ok(Recommender {
+            content_mean,
+            model: onto(model, device),
+            config,
+            catalog,
+            item_track,
+            track_item,
+            content,
+            e4srec: None,
+            device: device.clone(),
+        })
+    }
+
+    /// An E4SRec bundle's files beyond the base model, checked against the manifest: the trained
+    /// parts (with the frozen item table) and the LLM's GGUF bytes. The decoder's weights are
+    /// dequantized on the way to the device. After this the LLM ranks.
+    pub fn attach_e4srec(
+        &mut self,
+        manifest: &Manifest,
+        trained: &[u8],
+        gguf: Vec<u8>,
+    ) -> Result<(), String> {
+        let part = self
+            .config
+            .e4srec
+            .clone()
+            .ok_or("config.json has no e4srec part")?;
+        verify(manifest.file(&part.trained)?, trained)?;
+        verify(manifest.file(&part.llm)?, &gguf)?;
+        let g = crate::llm::gguf::Gguf::parse(gguf).map_err(|e| format!("{}: {e}", part.llm))?;
+        let (llm, _) = crate::llm::llama::Llama::from_gguf(&g, &self.device)
+            .map_err(|e| format!("{}: {e}", part.llm))?;
+        drop(g);
+        let mut t = crate::model::e4srec::trained_from_bytes(trained, &self.device)
+            .map_err(|e| format!("{}: {e}", part.trained))?;
+        let items = t
+            .remove("items")
+            .ok_or_else(|| format!("{}: no 'items' table", part.trained))?;
+        if items.dims()[0] != self.item_track.len() {
+            return Err(format!(
+                "{}: {} item rows for {} model items",
+                part.trained,
+                items.dims()[0],
+                self.item_track.len()
+            ));
+        }
+        let signals = crate::model::e4srec::Signals {
+            text: part.text.clone(),
+            tags: t.remove("tags"),
+        };
+        let m = part
+            .config
+            .init(
+                llm,
+                items,
+                (&part.prompt.0, &part.prompt.1),
+                signals,
+                &self.device,
+            )
+            .map_err(|e| format!("{}: {e}", part.trained))?
+            .load_trained(&t)
+            .map_err(|e| format!("{}: {e}", part.trained))?;
+        self.e4srec = Some(m);
+        Ok(())
+    }
+
+    /// Whether an E4SRec bundle's LLM ranks (see [`attach_e4srec`](Self::attach_e4srec)).
+    pub fn ranks_with_llm(&self) -> bool {
+        self.e4srec.is_some()
+    }
+
+    /// Whether the model can score tracks it was not trained on from their content (a
+    /// content-only model), and so recommend a listener's own files.
+    pub fn accepts_new_tracks(&self) -> bool {
+        self.config.e4srec.is_none() && self.model.fusion().is_some_and(|f| !f.uses_ids())
+    }
+
+    /// The content modalities the model reads, in order.
+    pub fn modalities(&self) -> Vec<&str> {
+        self.content.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// A catalog track's content vector of one modality, when the model has it.
+    pub fn content_of(&self, track: usize, modality: &str) -> Option<&[f32]> {
+        let item = self.track_item.get(track).copied().flatten()? as usize;
+        let (_, rows) = self.content.iter().find(|(n, _)| n == modality)?;
+        rows.get(item)?.as_deref()
+    }
+
+    /// What links track `b` to track `a` (catalog indices, or new tracks after the catalog's
+    /// end with their content in `new`): how alike their sound is (musicnn embeddings, the
+    /// `audio` modality) and which labels of `labelled` content they share.
+    pub fn affinity(&self, a: usize, b: usize, new: &[NewTrack]) -> Affinity {
+        let get = |t: usize, m: &str| -> Option<Vec<f32>> {
+            if t < self.catalog.tracks.len() {
+                self.content_of(t, m).map(<[f32]>::to_vec)
+            } else {
+                new.get(t - self.catalog.tracks.len())?
+                    .content
+                    .get(m)
+                    .cloned()
+            }
+        };
+        let sound = match (get(a, "audio"), get(b, "audio")) {
+            (Some(x), Some(y)) if x.len() == y.len() => Some(cosine(&x, &y)),
+            _ => None,
+        };
+        let mut shared = Vec::new();
+        for (name, labels) in &self.config.labels {
+            let Some((_, mean)) = self.content_mean.iter().find(|(m, _)| m == name) else {
+                continue;
+            };
+            if let (Some(x), Some(y)) = (get(a, name), get(b, name))
+                && x.len() == mean.len()
+                && y.len() == mean.len()
+            {
+                // Labels among the five furthest above the catalog's mean in both tracks.
+                let top = |v: &[f32]| -> Vec<usize> {
+                    let mut i: Vec<usize> = (0..v.len().min(labels.len()))
+                        .filter(|&i| v[i] > mean[i])
+                        .collect();
+                    i.sort_by(|&p, &q| {
+                        (v[q] - mean[q])
+                            .total_cmp(&(v[p] - mean[p]))
+                            .then(p.cmp(&q))
+                    });
+                    i.truncate(5);
+                    i
+                };
+                let (tx, ty) = (top(&x), top(&y));
+                let mut both: Vec<(f32, &String)> = tx
+                    .iter()
+                    .filter(|i| ty.contains(i))
+                    .map(|&i| ((x[i] - mean[i]).min(y[i] - mean[i]), &labels[i]))
+                    .collect();
+                both.sort_by(|p, q| q.0.total_cmp(&p.0).then(p.1.cmp(q.1)));
+                if !both.is_empty() {
+                    let l = both.into_iter().take(3).map(|(_, l)| l.clone()).collect();
+                    shared.push((name.clone(), l));
+                }
+            }
+        }
+        Affinity { sound, shared }
+    }
+
+    /// Whether the model knows a catalog track.
+    pub fn knows(&self, track: usize) -> bool {
+        self.track_item.get(track).is_some_and(|i| i.is_some())
+    }
+
+    /// The `k` best next tracks after `history` (catalog indices, oldest first), leaving out
+    /// `exclude`. Tracks the model never saw are skipped in the history; an empty history gets
+    /// the most played tracks.
+    pub async fn recommend(
+        &self,
+        history: &[usize],
+        exclude: &[usize],
+        k: usize,
+    ) -> Result<Vec<Recommendation>, String> {
+        self.recommend_with(history, None, exclude, k).await
+    }
+
+    /// Whether the model reads the completion ratio of each history play (trained with
+    /// `--completion`).
+    pub fn reads_completion(&self) -> bool {
+        self.model.reads_completion()
+            || self
+                .config
+                .e4srec
+                .as_ref()
+                .is_some_and(|e| e.config.completion != crate::model::e4srec::Signal::Off)
+    }
+
+    /// [`recommend`](Self::recommend) with the completion ratio of each history play (parallel
+    /// to `history`; NaN where unknown, as for the track playing now): a model trained with
+    /// `--completion` reads them, others ignore them.
+    pub async fn recommend_with(
+        &self,
+        history: &[usize],
+        completions: Option<&[f32]>,
+        exclude: &[usize],
+        k: usize,
+    ) -> Result<Vec<Recommendation>, String> {
+        self.recommend_new(history, completions, exclude, k, &[])
+            .await
+    }
+
+    /// [`recommend_with`](Self::recommend_with) over the catalog and `new` tracks the model
+    /// was not trained on (a listener's own files, scored from their content through a
+    /// content-only model; see [`accepts_new_tracks`](Self::accepts_new_tracks)). New track `j`
+    /// is index `catalog.tracks.len() + j` in `history`, `exclude` and the result.
+    pub async fn recommend_new(
+        &self,
+        history: &[usize],
+        completions: Option<&[f32]>,
+        exclude: &[usize],
+        k: usize,
+        new: &[NewTrack],
+    ) -> Result<Vec<Recommendation>, String> {
+        let n_catalog = self.catalog.tracks.len();
+        if history
+            .iter()
+            .chain(exclude)
+            .any(|&t| t >= n_catalog + new.len())
+        {
+            return Err("a track index beyond the catalog and the new tracks".into());
+        }
+        // The new tracks' rows, appended after the model's table (so their ids follow its
+        // last row); none when the model cannot encode them.
+        let rows = self.model.rows();
+        let extra = match (new.is_empty(), self.model.fusion(), rows.as_ref()) {
+            (false, Some(f), Some(r)) if !f.uses_ids() && self.config.e4srec.is_none() => {
+                let content: Vec<Vec<Option<Vec<f32>>>> = self
+                    .content
+                    .iter()
+                    .map(|(name, _)| new.iter().map(|t| t.content.get(name).cloned()).collect())
+                    .collect();
+                Some((r.dims()[0], f.encode_new(&content, &self.device)?))
+            }
+            _ => None,
+        };
+        let rows = match (&rows, &extra) {
+            (Some(r), Some((_, e))) => Some(Tensor::cat(vec![r.clone(), e.clone()], 0)),
+            _ => rows,
+        };
+        if let Some(c) = completions
+            && c.len() != history.len()
+        {
+            return Err(format!(
+                "{} completion ratios for {} history plays",
+                c.len(),
+                history.len()
+            ));
+        }
+        let (items, ratios): (Vec<u32>, Vec<f32>) = history
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &t)| {
+                let item = if t < n_catalog {
+                    self.track_item.get(t).copied().flatten()?
+                } else {
+                    // Row `first + j` of the extended table is track id `first + j - 1`.
+                    let (first, _) = extra.as_ref()?;
+                    (first + t - n_catalog - 1) as u32
+                };
+                Some((item, completions.map_or(f32::NAN, |c| c[i])))
+            })
+            .unzip();
+        let n_items = self.item_track.len();
+        if self.config.e4srec.is_some() && self.e4srec.is_none() {
+            return Err("an E4SRec bundle ranks once its LLM is attached (attach_e4srec)".into());
+        }
+        let scores: Vec<f32> = if let (Some(m), false) = (&self.e4srec, items.is_empty()) {
+            // The LLM reads the history; new tracks are not in its head (none get here: the
+            // bundle does not accept them).
+            let ratios = [ratios.as_slice()];
+            m.forward_with(&[&items], completions.is_some().then_some(&ratios[..]))
+                .into_data_async()
+                .await
+                .map_err(|e| format!("reading scores back: {e:?}"))?
+                .try_into_vec::<f32>()
+                .map_err(|e| format!("reading scores back: {e:?}"))?
+        } else if items.is_empty() {
+            // Popularity; new tracks were never played in training.
+            let mut p: Vec<f32> = self.config.popularity.iter().map(|&p| p as f32).collect();
+            p.extend(extra.iter().flat_map(|(_, e)| vec![-1.0; e.dims()[0]]));
+            p
+        } else {
+            let ratios = [ratios.as_slice()];
+            let state = self.model.history_state_with(
+                &[&items],
+                completions.is_some().then_some(&ratios[..]),
+                self.config.model.max_len(),
+                true,
+                rows.as_ref(),
+                &self.device,
+            );
+            let mut s = self.model.score_all(state.clone());
+            if let Some((_, e)) = &extra {
+                // New tracks have no learned output bias: they get the mean one.
+                let mut se = state.matmul(e.clone().transpose());
+                if let Some(b) = self.model.item_bias() {
+                    se = se + b.mean().unsqueeze_dim(0);
+                }
+                s = Tensor::cat(vec![s, se], 1);
+            }
+            s.into_data_async()
+                .await
+                .map_err(|e| format!("reading scores back: {e:?}"))?
+                .try_into_vec::<f32>()
+                .map_err(|e| format!("reading scores back: {e:?}"))?
+        };
+        let mut ranked: Vec<Recommendation> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &score)| Recommendation {
+                track: if i < n_items {
+                    self.item_track[i]
+                } else {
+                    n_catalog + i - n_items
+                },
+                score,
+            })
+            .filter(|r| !exclude.contains(&r.track))
+            .collect();
+        // Conservative order: higher score first, ties by catalog position.
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.track.cmp(&b.track)));
+        ranked.truncate(k);
+        Ok(ranked)
+    }
+}

@@ -1,0 +1,11 @@
+//! The bottom layer: what every other layer may use and that knows none of them: digests,
+//! atomic file writes and JSON files, the seeded generator, and safetensors weights.
+
+pub mod digest;
+pub mod fsio;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod progress;
+pub mod rng;
+pub mod weights;
+
+pub use digest::sha256_hex;
