@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything Encore needs on a fresh Debian 12 machine:
 # system packages (Chromium + chromedriver, Mesa Vulkan), the wasm target, trunk and
-# wasm-bindgen-cli (cached under $ENCORE_CACHE/tools), the npm packages from the lockfile, the
+# wasm-bindgen-cli and mdbook (cached under $ENCORE_CACHE/tools), the npm packages from the lockfile, the
 # Python references (numpy, gguf; llama-cpp-python with its server), and the offline assets listed in scripts/assets.tsv, each verified by sha256.
 # A second run only checks: nothing is downloaded or built again.
 #
@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130
+MDBOOK_VERSION=0.5.4
 WITH_ASSETS=1
 for arg in "$@"; do
   case "$arg" in
@@ -58,6 +59,12 @@ if ! "$ENCORE_TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BIN
 fi
 trunk --version
 wasm-bindgen --version
+
+step "mdbook $MDBOOK_VERSION (the book in docs/; cached in $ENCORE_TOOLS)"
+if ! "$ENCORE_TOOLS/bin/mdbook" --version 2>/dev/null | grep -q "$MDBOOK_VERSION"; then
+  cargo install mdbook --version "$MDBOOK_VERSION" --locked --root "$ENCORE_TOOLS"
+fi
+mdbook --version
 
 step "npm packages (playwright-core, binaryen's wasm-opt) from package-lock.json"
 (cd "$ENCORE_ROOT" && if [ -d node_modules/playwright-core ] && [ -d node_modules/binaryen ] &&

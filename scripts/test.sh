@@ -56,6 +56,8 @@ stage setup bash scripts/setup.sh
 if ((${#FAILED_STAGES[@]})); then summary; exit 1; fi
 
 stage fmt cargo fmt --all --check
+# The book (docs/): built with mdbook; its links are checked by tests/docs.rs in the native stage.
+stage book mdbook build docs
 stage clippy cargo clippy --all-targets --locked -- -D warnings
 stage clippy-wasm cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
 # burn 0.22.1's CUDA backend compiles kernels through LLVM (NVPTX); its build scripts download a
