@@ -29,7 +29,11 @@ use std::path::{Path, PathBuf};
 const LAYERS_FILE: &str = "src/layers.txt";
 
 /// External crates that only some top-level modules may name: (crate, the modules allowed).
-const CRATE_HOMES: &[(&str, &[&str])] = &[("leptos", &["web"]), ("clap", &["cli"])];
+const CRATE_HOMES: &[(&str, &[&str])] = &[
+    ("leptos", &["web"]),
+    ("clap", &["cli"]),
+    ("anyhow", &["cli"]),
+];
 
 /// Words after `const` or `static` that are not the item's name.
 const NOT_NAMES: &[&str] = &["fn", "unsafe", "async", "extern", "mut", "_"];

@@ -232,7 +232,10 @@ fn demo_catalog_model_and_bundles() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     let err = verify(m32.file("model.bpk").unwrap(), &bytes).unwrap_err();
-    assert!(err.contains("does not match the manifest"), "{err}");
+    assert!(
+        err.to_string().contains("does not match the manifest"),
+        "{err}"
+    );
 
     // A model that reads completion ratios (the simulated sessions carry them): the app passes
     // each play's ratio, and a history heard to the end ranks differently from the same history
@@ -257,7 +260,8 @@ fn demo_catalog_model_and_bundles() {
     let err = pollster::block_on(with_c.recommend_with(&history, Some(&heard[1..]), &[], 10))
         .unwrap_err();
     assert!(
-        err.contains("5 completion ratios for 6 history plays"),
+        err.to_string()
+            .contains("5 completion ratios for 6 history plays"),
         "{err}"
     );
 }
@@ -401,7 +405,7 @@ fn content_only_bundle_scores_new_tracks() {
     assert_eq!(plain.len(), n);
     assert!(plain.iter().all(|r| r.track < n));
     let err = pollster::block_on(rec.recommend_new(&[n + 1], None, &[], 5, &new)).unwrap_err();
-    assert!(err.contains("beyond the catalog"), "{err}");
+    assert!(err.to_string().contains("beyond the catalog"), "{err}");
     // "Why": the twin sounds the same, and shares the musicnn tags it has most above the
     // catalog's mean.
     let aff = rec.affinity(copy_of, n, &new);
@@ -430,5 +434,9 @@ fn content_only_bundle_scores_new_tracks() {
     let mut bad = new.clone();
     bad[0].content.insert("audio".into(), vec![0.0; 10]);
     let err = pollster::block_on(rec.recommend_new(&history, None, &[], 5, &bad)).unwrap_err();
-    assert!(err.contains("10 values where the model reads 200"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("10 values where the model reads 200"),
+        "{err}"
+    );
 }

@@ -716,7 +716,7 @@ fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::P
         assert!(!rec.ranks_with_llm() && !rec.accepts_new_tracks());
         // Before the LLM is attached an E4SRec bundle does not rank.
         let err = pollster::block_on(rec.recommend(&[0, 1], &[], 3)).unwrap_err();
-        assert!(err.contains("attach_e4srec"), "{err}");
+        assert!(err.to_string().contains("attach_e4srec"), "{err}");
         rec.attach_e4srec(&manifest, &f("e4srec.safetensors"), f("llm.gguf"))
             .unwrap();
         assert!(rec.ranks_with_llm());
@@ -832,7 +832,7 @@ fn exports_an_e4srec_bundle_that_loads(dir: &std::path::Path, run: &std::path::P
     let err = rec
         .attach_e4srec(&manifest, &f("e4srec.safetensors"), gguf)
         .unwrap_err();
-    assert!(err.contains("llm.gguf"), "{err}");
+    assert!(err.to_string().contains("llm.gguf"), "{err}");
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -178,7 +178,7 @@ fn a_damaged_model_file_is_refused_with_its_name_and_the_problem() {
     for (cut, want) in [(1_000_000, "truncated"), (bytes.len() - 10, "truncated")] {
         let p = dir.path().join(format!("cut-{cut}.gguf"));
         std::fs::write(&p, &bytes[..cut]).unwrap();
-        let err = Gguf::open(&p).unwrap_err();
+        let err = Gguf::open(&p).unwrap_err().to_string();
         assert!(
             err.contains(&p.display().to_string()) && err.contains(want),
             "{err}"
@@ -186,7 +186,12 @@ fn a_damaged_model_file_is_refused_with_its_name_and_the_problem() {
     }
     let p = dir.path().join("text.gguf");
     std::fs::write(&p, b"not a model at all").unwrap();
-    assert!(Gguf::open(&p).unwrap_err().contains("not a GGUF file"));
+    assert!(
+        Gguf::open(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("not a GGUF file")
+    );
 }
 
 /// Hugging Face `tokenizers` set up as SmolLM2's tokenizer.json is (byte-level BPE, digits
@@ -842,6 +847,6 @@ fn a_hugging_face_checkpoint_loads_to_the_same_model_as_the_gguf() {
 
     // A damaged config is refused with its file's name.
     std::fs::write(hf.join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
-    let err = ChatModel::from_hf_dir(&hf, &dev).err().unwrap();
+    let err = ChatModel::from_hf_dir(&hf, &dev).err().unwrap().to_string();
     assert!(err.contains("config.json") && err.contains("gpt2"), "{err}");
 }

@@ -166,7 +166,7 @@ fn test_catalog(n: usize) -> encore::catalog::Catalog {
 #[wasm_bindgen_test]
 async fn recommender_agrees_on_webgpu_and_flex() {
     use burn::module::Module;
-    use encore::bundle::{BundleConfig, Provenance, Recommender};
+    use encore::bundle::{BundleConfig, BundleProvenance, Recommender};
     use encore::model::ModelConfig;
     let n = 30;
     let catalog = test_catalog(n);
@@ -182,7 +182,7 @@ async fn recommender_agrees_on_webgpu_and_flex() {
         // Model order differs from catalog order.
         items: (0..n).rev().map(|i| format!("t{i}")).collect(),
         popularity: (0..n as u32).collect(),
-        provenance: Provenance::default(),
+        provenance: BundleProvenance::default(),
         labels: Default::default(),
         e4srec: None,
     };
@@ -221,7 +221,7 @@ async fn recommender_agrees_on_webgpu_and_flex() {
 #[wasm_bindgen_test]
 async fn new_tracks_score_on_webgpu_as_on_flex() {
     use burn::module::Module;
-    use encore::bundle::{BundleConfig, NewTrack, Provenance, Recommender};
+    use encore::bundle::{BundleConfig, BundleProvenance, NewTrack, Recommender};
     use encore::model::ModelConfig;
     use encore::model::fusion::{ContentTable, FusionConfig, ModalityDim, Strategy};
     let (n, dim) = (20, 24);
@@ -258,7 +258,7 @@ async fn new_tracks_score_on_webgpu_as_on_flex() {
         model,
         items: (0..n).map(|i| format!("t{i}")).collect(),
         popularity: vec![1; n],
-        provenance: Provenance::default(),
+        provenance: BundleProvenance::default(),
         labels: Default::default(),
         e4srec: None,
     };

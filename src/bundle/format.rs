@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::BundleError;
 use crate::model::ModelConfig;
 use crate::util::sha256_hex;
 
@@ -40,29 +41,32 @@ pub struct QuantizationEffect {
 
 impl Manifest {
     /// Reads `manifest.json`, refusing another bundle format.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
         let m: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| format!("manifest.json: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|e| BundleError::json("manifest.json", e))?;
         if m.format != FORMAT {
-            return Err(format!(
-                "manifest.json: format '{}' is not {FORMAT}",
-                m.format
+            return Err(BundleError::field(
+                "manifest.json",
+                "format",
+                format!("format '{}' is not {FORMAT}", m.format),
             ));
         }
         Ok(m)
     }
 
-    pub fn file(&self, path: &str) -> Result<&FileEntry, String> {
+    pub fn file(&self, path: &str) -> Result<&FileEntry, BundleError> {
         self.files
             .iter()
             .find(|f| f.path == path)
-            .ok_or_else(|| format!("manifest.json lists no {path}"))
+            .ok_or_else(|| BundleError::NotListed {
+                file: path.to_string(),
+            })
     }
 }
 
 /// Where a bundle's model came from, shown to listeners.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Provenance {
+pub struct BundleProvenance {
     pub run: String,
     pub seed: u64,
     pub dataset: String,
@@ -80,7 +84,7 @@ pub struct BundleConfig {
     pub items: Vec<String>,
     /// Plays of each model item in the training log (recommendations for an empty history).
     pub popularity: Vec<u32>,
-    pub provenance: Provenance,
+    pub provenance: BundleProvenance,
     /// Labels of content modalities whose dimensions are named (e.g. MGPHot genes scaled to
     /// 0..1), for the app's "why".
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -110,21 +114,21 @@ pub struct E4SRecPart {
 }
 
 /// Checks downloaded bytes against their manifest entry.
-pub fn verify(entry: &FileEntry, bytes: &[u8]) -> Result<(), String> {
+pub fn verify(entry: &FileEntry, bytes: &[u8]) -> Result<(), BundleError> {
     if bytes.len() as u64 != entry.bytes {
-        return Err(format!(
-            "{}: {} bytes, the manifest says {}",
-            entry.path,
-            bytes.len(),
-            entry.bytes
-        ));
+        return Err(BundleError::Size {
+            file: entry.path.clone(),
+            bytes: bytes.len() as u64,
+            expected: entry.bytes,
+        });
     }
     let sha = sha256_hex(bytes);
     if sha != entry.sha256 {
-        return Err(format!(
-            "{}: sha256 {sha} does not match the manifest ({})",
-            entry.path, entry.sha256
-        ));
+        return Err(BundleError::Digest {
+            file: entry.path.clone(),
+            sha256: sha,
+            expected: entry.sha256.clone(),
+        });
     }
     Ok(())
 }

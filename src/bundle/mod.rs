@@ -5,8 +5,10 @@
 //! item popularity and where the model came from), `model.bpk` (burnpack weights, float or
 //! quantized) and `catalog.json`. `encore export` writes bundles natively; the app reads them.
 
+mod error;
 mod format;
 mod recommender;
 
+pub use error::BundleError;
 pub use format::*;
 pub use recommender::*;

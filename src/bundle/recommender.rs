@@ -6,6 +6,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::BundleError;
 use super::format::{BundleConfig, Manifest, verify};
 use crate::catalog::Catalog;
 use crate::model::{ModelConfig, SeqModel};
@@ -29,7 +30,7 @@ pub fn open(
     catalog: &[u8],
     weights: Vec<u8>,
     device: &Device,
-) -> Result<Recommender, String> {
+) -> Result<Recommender, BundleError> {
     for (name, bytes) in [
         ("config.json", config),
         ("catalog.json", catalog),
@@ -38,12 +39,13 @@ pub fn open(
         verify(manifest.file(name)?, bytes)?;
     }
     let config: BundleConfig =
-        serde_json::from_slice(config).map_err(|e| format!("config.json: {e}"))?;
+        serde_json::from_slice(config).map_err(|e| BundleError::json("config.json", e))?;
     let catalog: Catalog =
-        serde_json::from_slice(catalog).map_err(|e| format!("catalog.json: {e}"))?;
-    catalog
-        .validate()
-        .map_err(|e| format!("catalog.json: {e}"))?;
+        serde_json::from_slice(catalog).map_err(|e| BundleError::json("catalog.json", e))?;
+    catalog.validate().map_err(|e| BundleError::Catalog {
+        file: "catalog.json".into(),
+        source: Box::new(e),
+    })?;
     Recommender::new(config, catalog, weights, device)
 }
 
@@ -70,7 +72,7 @@ pub fn load_weights(
     cfg: &ModelConfig,
     weights: Vec<u8>,
     device: &Device,
-) -> Result<SeqModel, String> {
+) -> Result<SeqModel, BundleError> {
     Ok(onto(load_weights_cpu(cfg, weights)?, device))
 }
 
@@ -84,13 +86,13 @@ fn onto(model: SeqModel, device: &Device) -> SeqModel {
 }
 
 /// [`load_weights`] on the CPU backend (float weights).
-fn load_weights_cpu(cfg: &ModelConfig, weights: Vec<u8>) -> Result<SeqModel, String> {
+fn load_weights_cpu(cfg: &ModelConfig, weights: Vec<u8>) -> Result<SeqModel, BundleError> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-        .map_err(|e| format!("model.bpk: {e}"))?;
+        .map_err(|e| BundleError::invalid("model.bpk", e))?;
     Ok(cfg
         .init(&Device::flex())
         .try_load_record(record)
-        .map_err(|e| format!("model.bpk: {e}"))?
+        .map_err(|e| BundleError::invalid("model.bpk", e))?
         .map(&mut Dequantizer))
 }
 
@@ -166,23 +168,31 @@ impl Recommender {
         catalog: Catalog,
         weights: Vec<u8>,
         device: &Device,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BundleError> {
         if config.items.len() != config.model.n_items() {
-            return Err(format!(
-                "config.json: {} items listed for a model of {}",
-                config.items.len(),
-                config.model.n_items()
+            return Err(BundleError::field(
+                "config.json",
+                "items",
+                format!(
+                    "{} items listed for a model of {}",
+                    config.items.len(),
+                    config.model.n_items()
+                ),
             ));
         }
         if config.popularity.len() != config.items.len() {
-            return Err("config.json: popularity and items differ in length".into());
+            return Err(BundleError::field(
+                "config.json",
+                "popularity",
+                "popularity and items differ in length",
+            ));
         }
         let mut item_track = Vec::with_capacity(config.items.len());
         let mut track_item = vec![None; catalog.tracks.len()];
         for (i, id) in config.items.iter().enumerate() {
             let t = catalog
                 .position(id)
-                .ok_or_else(|| format!("config.json: item '{id}' is not in catalog.json"))?;
+                .ok_or_else(|| BundleError::UnknownItem { track: id.clone() })?;
             item_track.push(t);
             track_item[t] = Some(i as u32);
         }
@@ -192,7 +202,10 @@ impl Recommender {
                 .modalities
                 .iter()
                 .map(|m| m.name.clone())
-                .zip(f.content_of()?)
+                .zip(
+                    f.content_of()
+                        .map_err(|e| BundleError::part("model.bpk", e))?,
+                )
                 .collect(),
             _ => Vec::new(),
         };
@@ -221,29 +234,29 @@ impl Recommender {
         manifest: &Manifest,
         trained: &[u8],
         gguf: Vec<u8>,
-    ) -> Result<(), String> {
-        let part = self
-            .config
-            .e4srec
-            .clone()
-            .ok_or("config.json has no e4srec part")?;
+    ) -> Result<(), BundleError> {
+        let part = self.config.e4srec.clone().ok_or(BundleError::NoE4SRec)?;
         verify(manifest.file(&part.trained)?, trained)?;
         verify(manifest.file(&part.llm)?, &gguf)?;
-        let g = crate::llm::gguf::Gguf::parse(gguf).map_err(|e| format!("{}: {e}", part.llm))?;
+        let g = crate::llm::gguf::Gguf::parse(gguf).map_err(|e| BundleError::llm(&part.llm, e))?;
         let (llm, _) = crate::llm::llama::Llama::from_gguf(&g, &self.device)
-            .map_err(|e| format!("{}: {e}", part.llm))?;
+            .map_err(|e| BundleError::llm(&part.llm, e))?;
         drop(g);
-        let mut t = crate::model::e4srec::trained_from_bytes(trained, &self.device)
-            .map_err(|e| format!("{}: {e}", part.trained))?;
+        let in_trained = |e| BundleError::part(&part.trained, e);
+        let mut t =
+            crate::model::e4srec::trained_from_bytes(trained, &self.device).map_err(in_trained)?;
         let items = t
             .remove("items")
-            .ok_or_else(|| format!("{}: no 'items' table", part.trained))?;
+            .ok_or_else(|| BundleError::field(&part.trained, "items", "no 'items' table"))?;
         if items.dims()[0] != self.item_track.len() {
-            return Err(format!(
-                "{}: {} item rows for {} model items",
-                part.trained,
-                items.dims()[0],
-                self.item_track.len()
+            return Err(BundleError::field(
+                &part.trained,
+                "items",
+                format!(
+                    "{} item rows for {} model items",
+                    items.dims()[0],
+                    self.item_track.len()
+                ),
             ));
         }
         let signals = crate::model::e4srec::Signals {
@@ -259,9 +272,9 @@ impl Recommender {
                 signals,
                 &self.device,
             )
-            .map_err(|e| format!("{}: {e}", part.trained))?
+            .map_err(in_trained)?
             .load_trained(&t)
-            .map_err(|e| format!("{}: {e}", part.trained))?;
+            .map_err(in_trained)?;
         self.e4srec = Some(m);
         Ok(())
     }
@@ -358,7 +371,7 @@ impl Recommender {
         history: &[usize],
         exclude: &[usize],
         k: usize,
-    ) -> Result<Vec<Recommendation>, String> {
+    ) -> Result<Vec<Recommendation>, BundleError> {
         self.recommend_with(history, None, exclude, k).await
     }
 
@@ -382,7 +395,7 @@ impl Recommender {
         completions: Option<&[f32]>,
         exclude: &[usize],
         k: usize,
-    ) -> Result<Vec<Recommendation>, String> {
+    ) -> Result<Vec<Recommendation>, BundleError> {
         self.recommend_new(history, completions, exclude, k, &[])
             .await
     }
@@ -398,14 +411,16 @@ impl Recommender {
         exclude: &[usize],
         k: usize,
         new: &[NewTrack],
-    ) -> Result<Vec<Recommendation>, String> {
+    ) -> Result<Vec<Recommendation>, BundleError> {
         let n_catalog = self.catalog.tracks.len();
         if history
             .iter()
             .chain(exclude)
             .any(|&t| t >= n_catalog + new.len())
         {
-            return Err("a track index beyond the catalog and the new tracks".into());
+            return Err(BundleError::Request(
+                "a track index beyond the catalog and the new tracks".into(),
+            ));
         }
         // The new tracks' rows, appended after the model's table (so their ids follow its
         // last row); none when the model cannot encode them.
@@ -428,11 +443,11 @@ impl Recommender {
         if let Some(c) = completions
             && c.len() != history.len()
         {
-            return Err(format!(
+            return Err(BundleError::Request(format!(
                 "{} completion ratios for {} history plays",
                 c.len(),
                 history.len()
-            ));
+            )));
         }
         let (items, ratios): (Vec<u32>, Vec<f32>) = history
             .iter()
@@ -450,7 +465,9 @@ impl Recommender {
             .unzip();
         let n_items = self.item_track.len();
         if self.config.e4srec.is_some() && self.e4srec.is_none() {
-            return Err("an E4SRec bundle ranks once its LLM is attached (attach_e4srec)".into());
+            return Err(BundleError::Request(
+                "an E4SRec bundle ranks once its LLM is attached (attach_e4srec)".into(),
+            ));
         }
         let scores: Vec<f32> = if let (Some(m), false) = (&self.e4srec, items.is_empty()) {
             // The LLM reads the history; new tracks are not in its head (none get here: the
@@ -459,9 +476,9 @@ impl Recommender {
             m.forward_with(&[&items], completions.is_some().then_some(&ratios[..]))
                 .into_data_async()
                 .await
-                .map_err(|e| format!("reading scores back: {e:?}"))?
+                .map_err(|e| BundleError::ReadBack(format!("{e:?}")))?
                 .try_into_vec::<f32>()
-                .map_err(|e| format!("reading scores back: {e:?}"))?
+                .map_err(|e| BundleError::ReadBack(format!("{e:?}")))?
         } else if items.is_empty() {
             // Popularity; new tracks were never played in training.
             let mut p: Vec<f32> = self.config.popularity.iter().map(|&p| p as f32).collect();
@@ -488,9 +505,9 @@ impl Recommender {
             }
             s.into_data_async()
                 .await
-                .map_err(|e| format!("reading scores back: {e:?}"))?
+                .map_err(|e| BundleError::ReadBack(format!("{e:?}")))?
                 .try_into_vec::<f32>()
-                .map_err(|e| format!("reading scores back: {e:?}"))?
+                .map_err(|e| BundleError::ReadBack(format!("{e:?}")))?
         };
         let mut ranked: Vec<Recommendation> = scores
             .iter()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Catalog, Track, genre_tags};
+use super::{Catalog, CatalogError, Track, genre_tags};
 use crate::audio;
 
 #[derive(Debug, Deserialize)]
@@ -21,12 +21,12 @@ pub struct Spec {
     #[serde(default)]
     pub min_duration_s: f64,
     #[serde(rename = "source")]
-    pub sources: Vec<Source>,
+    pub sources: Vec<CatalogSource>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Source {
+pub struct CatalogSource {
     /// Prefix of the track ids from this source.
     pub id: String,
     /// Folder (or single file) relative to the asset root.
@@ -56,9 +56,12 @@ pub struct Skipped {
     pub reason: String,
 }
 
-pub fn read_spec(path: &Path) -> Result<Spec, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+pub fn read_spec(path: &Path) -> Result<Spec, CatalogError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CatalogError::io(path, e))?;
+    toml::from_str(&text).map_err(|source| CatalogError::Spec {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn title_from_stem(stem: &str) -> String {
@@ -95,7 +98,7 @@ pub fn build(
     assets: &Path,
     out: &Path,
     mut progress: impl FnMut(&Path),
-) -> Result<(Catalog, Vec<Skipped>), String> {
+) -> Result<(Catalog, Vec<Skipped>), CatalogError> {
     let mut tracks = Vec::new();
     let mut skipped = Vec::new();
     for src in &spec.sources {
@@ -104,17 +107,19 @@ pub fn build(
             vec![root.clone()]
         } else {
             std::fs::read_dir(&root)
-                .map_err(|e| format!("source '{}': {}: {e}", src.id, root.display()))?
+                .map_err(|e| CatalogError::Source {
+                    id: src.id.clone(),
+                    reason: format!("{}: {e}", root.display()),
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| audio::is_audio(p))
                 .collect()
         };
         if files.is_empty() {
-            return Err(format!(
-                "source '{}': no audio files in {}",
-                src.id,
-                root.display()
-            ));
+            return Err(CatalogError::Source {
+                id: src.id.clone(),
+                reason: format!("no audio files in {}", root.display()),
+            });
         }
         files.sort();
         for file in files {
@@ -144,7 +149,7 @@ pub fn build(
                 .to_string();
             let rel = format!("audio/{}/{}", src.id, name);
             link_or_copy(&file, &out.join(&rel))
-                .map_err(|e| format!("{}: {e}", out.join(&rel).display()))?;
+                .map_err(|e| CatalogError::io(&out.join(&rel), e))?;
             let pick = |own: &str, fallback: &str| {
                 if own.is_empty() {
                     fallback.to_string()

@@ -4,8 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use error::CatalogError;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod build;
+pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod simulate;
 
@@ -47,20 +50,19 @@ impl Catalog {
     }
 
     /// Checks ids are unique and non-empty and durations positive; names the first bad track.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), CatalogError> {
         let mut seen = std::collections::HashSet::new();
+        let bad = |track: String, reason: String| Err(CatalogError::Track { track, reason });
         for (i, t) in self.tracks.iter().enumerate() {
             if t.id.is_empty() {
-                return Err(format!("track {i}: empty id"));
+                return bad(i.to_string(), "empty id".into());
             }
             if !seen.insert(t.id.as_str()) {
-                return Err(format!("track {i}: duplicate id '{}'", t.id));
+                return bad(i.to_string(), format!("duplicate id '{}'", t.id));
             }
             if !(t.duration_s.is_finite() && t.duration_s > 0.0) {
-                return Err(format!(
-                    "track '{}': duration {} is not positive",
-                    t.id, t.duration_s
-                ));
+                let reason = format!("duration {} is not positive", t.duration_s);
+                return bad(format!("'{}'", t.id), reason);
             }
         }
         Ok(())
@@ -128,6 +130,11 @@ mod tests {
             description: String::new(),
             tracks: vec![a.clone(), a],
         };
-        assert!(c.validate().unwrap_err().contains("duplicate id 'a'"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate id 'a'")
+        );
     }
 }

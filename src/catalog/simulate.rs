@@ -36,7 +36,7 @@ impl Default for SimConfig {
 
 /// One simulated play.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Play {
+pub struct SimulatedPlay {
     pub listener: usize,
     pub track: usize,
     /// Unix seconds.
@@ -66,7 +66,7 @@ fn draw(weights: &[f64], rng: &mut Rng) -> usize {
 }
 
 /// Simulates plays in (listener, time) order.
-pub fn simulate(catalog: &Catalog, cfg: &SimConfig) -> Vec<Play> {
+pub fn simulate(catalog: &Catalog, cfg: &SimConfig) -> Vec<SimulatedPlay> {
     let tracks = &catalog.tracks;
     let n = tracks.len();
     let mut vocab: Vec<String> = Vec::new();
@@ -140,7 +140,7 @@ pub fn simulate(catalog: &Catalog, cfg: &SimConfig) -> Vec<Play> {
                 } else {
                     (0.6 + 0.4 * (1.0 - (-affinity).exp()) + 0.1 * rng.normal()).clamp(0.3, 1.0)
                 };
-                plays.push(Play {
+                plays.push(SimulatedPlay {
                     listener,
                     track: j,
                     ts,
@@ -162,7 +162,11 @@ pub fn simulate(catalog: &Catalog, cfg: &SimConfig) -> Vec<Play> {
 
 /// Writes plays as a RecBole `.inter` file (`user_id`, `item_id` = track id, `timestamp`,
 /// `completion`).
-pub fn write_inter(catalog: &Catalog, plays: &[Play], w: &mut impl Write) -> std::io::Result<()> {
+pub fn write_inter(
+    catalog: &Catalog,
+    plays: &[SimulatedPlay],
+    w: &mut impl Write,
+) -> std::io::Result<()> {
     writeln!(
         w,
         "user_id:token\titem_id:token\ttimestamp:float\tcompletion:float"

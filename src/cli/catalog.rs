@@ -130,7 +130,7 @@ pub(crate) fn default_assets() -> PathBuf {
 pub fn run(args: CatalogArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         CatalogCommand::Build(a) => {
-            let spec = read_spec(&a.spec).map_err(|e| anyhow!(e))?;
+            let spec = read_spec(&a.spec)?;
             let assets = a.assets.unwrap_or_else(default_assets);
             let bar = indicatif::ProgressBar::new_spinner();
             let (catalog, skipped) = build(&spec, &assets, &a.out, |p| {
@@ -141,8 +141,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<ExitCode> {
                         .into_owned(),
                 );
                 bar.tick();
-            })
-            .map_err(|e| anyhow!(e))?;
+            })?;
             bar.finish_and_clear();
             let path = a.out.join("catalog.json");
             let text = serde_json::to_string_pretty(&catalog)?;
@@ -215,8 +214,8 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
         simulated: a.simulated,
         tensors: a.tensors,
     };
-    let manifest = export::export(&opts).map_err(|e| anyhow!(e))?;
-    let index = export::register(&a.out, &manifest).map_err(|e| anyhow!(e))?;
+    let manifest = export::export(&opts)?;
+    let index = export::register(&a.out, &manifest)?;
     println!(
         "{} ({}): {}",
         a.out.display(),
@@ -296,8 +295,7 @@ pub fn run_recommend(a: RecommendArgs) -> anyhow::Result<ExitCode> {
         bail!("--completions: {c} is not a ratio between 0 and 1");
     }
     let completions = (!a.completions.is_empty()).then_some(&a.completions[..]);
-    let list = pollster::block_on(rec.recommend_with(&history, completions, &[], a.k))
-        .map_err(|e| anyhow!(e))?;
+    let list = pollster::block_on(rec.recommend_with(&history, completions, &[], a.k))?;
     if a.json {
         let v = serde_json::json!({
             "bundle": manifest.name,

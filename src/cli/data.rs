@@ -220,10 +220,10 @@ fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
                 parse_presets(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             match all.get(&a.preset) {
                 Some(p) => p.clone(),
-                None => Preset::builtin(&a.preset).map_err(anyhow::Error::msg)?,
+                None => Preset::builtin(&a.preset)?,
             }
         }
-        None => Preset::builtin(&a.preset).map_err(anyhow::Error::msg)?,
+        None => Preset::builtin(&a.preset)?,
     };
     a.knobs.apply(&mut preset);
     let opts = IngestOptions {
@@ -339,7 +339,7 @@ fn run_synth(a: SynthArgs) -> anyhow::Result<ExitCode> {
     if let Some(v) = a.dim {
         cfg.dim = v;
     }
-    cfg.validate().map_err(anyhow::Error::msg)?;
+    cfg.validate()?;
     let cat = catalog(&cfg);
     let pb = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let b = indicatif::ProgressBar::new(cfg.lines);
@@ -438,8 +438,7 @@ fn run_split(a: SplitArgs) -> anyhow::Result<ExitCode> {
     let dir = a.dir.join(format!("split-{name}"));
     if let Candidates::Sampled(n) = a.candidates {
         for (cases, file) in [(&s.test, "test_sample.txt"), (&s.valid, "valid_sample.txt")] {
-            let cands =
-                split::sample_candidates(&d, cases, n, a.seed).map_err(anyhow::Error::msg)?;
+            let cands = split::sample_candidates(&d, cases, n, a.seed)?;
             let rows: Vec<(u32, Vec<u32>)> = cases
                 .iter()
                 .zip(cands)

@@ -78,7 +78,7 @@ struct Loaded {
 }
 
 fn load(path: &std::path::Path, device: DeviceChoice) -> anyhow::Result<Loaded> {
-    let g = Gguf::open(path).map_err(|e| anyhow!(e))?;
+    let g = Gguf::open(path)?;
     let device = crate::device::select(device)?.device;
     let m = crate::llm::ChatModel::from_gguf(&g, &device)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;

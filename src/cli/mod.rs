@@ -77,8 +77,40 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, each cause once: the library's errors already name
+/// their cause in their own message (`path: reason`), so a cause whose text the message so far
+/// holds is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let typed = crate::util::fsio::FileError::io(std::path::Path::new("run.json"), io);
+        assert_eq!(message(&anyhow::Error::new(typed)), "run.json: gone");
+        let ctx = anyhow::Error::msg("inner").context("outer");
+        assert_eq!(message(&ctx), "outer: inner");
     }
 }

@@ -271,7 +271,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         bail!("--data is needed (a log file or an ingested folder)");
     };
     // The catalogue size is set by `run` once the data is read.
-    let mut model = ModelConfig::defaults(&a.model, 0).map_err(anyhow::Error::msg)?;
+    let mut model = ModelConfig::defaults(&a.model, 0)?;
     for s in &a.sets {
         let (k, v) = s
             .split_once('=')
@@ -279,7 +279,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         let v: f64 = v
             .parse()
             .with_context(|| format!("--set {s}: '{v}' is not a number"))?;
-        model.set(k, v).map_err(anyhow::Error::msg)?;
+        model.set(k, v)?;
     }
     let fusion = match (a.fusion, a.content.is_empty()) {
         (Some(s), true) => bail!("--fusion {s} needs content (--content MODALITY=PATH)"),
@@ -316,7 +316,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         cold: a.cold,
     };
     let how = execution(&a.device_arg, a.jobs)?;
-    let r = run(spec, &a.out, &how).map_err(anyhow::Error::msg)?;
+    let r = run(spec, &a.out, &how)?;
     print!("{}", r.to_markdown());
     println!(
         "\nwrote {}/results.json, results.md, curves.svg",
@@ -407,7 +407,7 @@ fn run_e4srec(a: TrainArgs) -> anyhow::Result<ExitCode> {
         tags_from: a.prompt_tags_from.clone(),
     };
     let how = execution(&a.device_arg, a.jobs)?;
-    let r = crate::experiment::e4srec::run(spec, &a.out, &how).map_err(anyhow::Error::msg)?;
+    let r = crate::experiment::e4srec::run(spec, &a.out, &how)?;
     print!("{}", r.to_markdown());
     println!(
         "\nwrote {}/results.json, results.md, curves.svg",
@@ -447,16 +447,14 @@ fn run_zeroshot(a: TrainArgs) -> anyhow::Result<ExitCode> {
     };
     let (device, label) =
         select_device(super::args::parse_device(&a.device_arg).map_err(anyhow::Error::msg)?)?;
-    let r = crate::experiment::zeroshot::run(spec, &a.out, &device, &label, progress())
-        .map_err(anyhow::Error::msg)?;
+    let r = crate::experiment::zeroshot::run(spec, &a.out, &device, &label, progress())?;
     print!("{}", r.to_markdown());
     println!("\nwrote {}/results.json, results.md", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_ablate(a: AblateArgs) -> anyhow::Result<ExitCode> {
-    let cfg =
-        crate::experiment::ablate::AblationConfig::read(&a.config).map_err(anyhow::Error::msg)?;
+    let cfg = crate::experiment::ablate::AblationConfig::read(&a.config)?;
     let root = match &a.root {
         Some(r) => r.clone(),
         None => a
@@ -466,8 +464,7 @@ pub fn run_ablate(a: AblateArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
     };
     let how = execution(&a.device_arg, a.jobs)?;
-    let r = crate::experiment::ablate::ablate(&cfg, &root, &a.out, &how, a.only.as_deref())
-        .map_err(anyhow::Error::msg)?;
+    let r = crate::experiment::ablate::ablate(&cfg, &root, &a.out, &how, a.only.as_deref())?;
     print!("{}", r.to_markdown());
     println!(
         "\nwrote {}/ablation.json, ablation.md, ablation.svg",
@@ -478,13 +475,13 @@ pub fn run_ablate(a: AblateArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_train_seed(a: TrainSeedArgs) -> anyhow::Result<ExitCode> {
     let (device, _) = select_device(a.device)?;
-    crate::experiment::train_recorded_seed(&a.run, a.seed, &device).map_err(anyhow::Error::msg)?;
+    crate::experiment::train_recorded_seed(&a.run, a.seed, &device)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let (device, label) = select_device(a.device)?;
-    let r = reevaluate(&a.run, &device, &label).map_err(anyhow::Error::msg)?;
+    let r = reevaluate(&a.run, &device, &label)?;
     print!("{}", r.to_markdown());
     println!(
         "full-catalogue evaluation: {} users x {} tracks, {:.3e} scores per second on {label}",
@@ -494,8 +491,8 @@ pub fn run_eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
-    let (ra, sa) = seed_ranks(&a.a).map_err(anyhow::Error::msg)?;
-    let (rb, sb) = seed_ranks(&a.b).map_err(anyhow::Error::msg)?;
+    let (ra, sa) = seed_ranks(&a.a)?;
+    let (rb, sb) = seed_ranks(&a.b)?;
     if ra.dataset.sha256 != rb.dataset.sha256 || ra.protocol.name != rb.protocol.name {
         bail!(
             "the runs differ in data or protocol ({} / {} vs {} / {}): a paired test needs the same cases",

@@ -3,7 +3,9 @@
 //! Platform-independent (the web app stores it in IndexedDB; tests run it natively and in the
 //! browser). A history file is the JSON of [`HistoryFile`].
 
+use crate::data::error::DataError;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// A new session starts when a play begins more than this long after the previous one ended.
 pub const SESSION_GAP_MS: f64 = 20.0 * 60.0 * 1000.0;
@@ -141,17 +143,22 @@ pub fn export(plays: &[Play]) -> String {
 }
 
 /// Reads and checks a history file; the error names the file, the line and the problem.
-pub fn import(name: &str, text: &str) -> Result<Vec<Play>, String> {
-    let file: HistoryFile = serde_json::from_str(text)
-        .map_err(|e| format!("{name}: line {}, column {}: {e}", e.line(), e.column()))?;
+pub fn import(name: &str, text: &str) -> Result<Vec<Play>, DataError> {
+    let file: HistoryFile = serde_json::from_str(text).map_err(|e| DataError::json(name, e))?;
     if file.format != HISTORY_FORMAT {
-        return Err(format!(
-            "{name}: format is '{}', expected '{HISTORY_FORMAT}'",
-            file.format
+        return Err(DataError::invalid(
+            Path::new(name),
+            format!("format is '{}', expected '{HISTORY_FORMAT}'", file.format),
         ));
     }
     for (i, p) in file.plays.iter().enumerate() {
-        let bad = |what: &str| Err(format!("{name}: play {} ({}): {what}", i + 1, p.track_id));
+        let bad = |what: &str| {
+            Err(DataError::Field {
+                name: name.to_string(),
+                field: format!("play {} ({})", i + 1, p.track_id),
+                reason: what.to_string(),
+            })
+        };
         if p.track_id.is_empty() {
             return bad("empty track_id");
         }
@@ -238,13 +245,16 @@ mod tests {
             "h.json",
             "{\"format\": \"encore-history/1\",\n \"plays\": [1,]}",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("h.json: line 2"), "{e}");
-        let e = import("h.json", r#"{"format": "other", "plays": []}"#).unwrap_err();
+        let e = import("h.json", r#"{"format": "other", "plays": []}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("format is 'other'"), "{e}");
         let mut p = finish_play(None, &started("x", 1e12, 120.0), 30.0, false);
         p.completion = 2.0;
-        let e = import("h.json", &export(&[p])).unwrap_err();
+        let e = import("h.json", &export(&[p])).unwrap_err().to_string();
         assert!(e.contains("play 1 (x): completion"), "{e}");
     }
 }

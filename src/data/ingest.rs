@@ -69,10 +69,10 @@ pub struct Timings {
 
 /// `DIR/manifest.json`: what the dataset was made from and with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Manifest {
+pub struct DatasetManifest {
     pub code_version: String,
     pub format: Format,
-    pub sources: Vec<Source>,
+    pub sources: Vec<SourceFile>,
     pub preset: String,
     pub config: Preset,
     pub users: u64,
@@ -83,7 +83,7 @@ pub struct Manifest {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Source {
+pub struct SourceFile {
     pub file: String,
     pub sha256: String,
     pub bytes: u64,
@@ -266,13 +266,13 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
         },
     };
     stats.seconds.write = t2.elapsed().as_secs_f64();
-    let manifest = Manifest {
+    let manifest = DatasetManifest {
         code_version: code_version(),
         format: opts.format,
         sources: stats
             .inputs
             .iter()
-            .map(|r| Source {
+            .map(|r| SourceFile {
                 file: r.file.clone(),
                 sha256: r.sha256.clone(),
                 bytes: r.bytes,
@@ -408,10 +408,10 @@ pub fn write_dataset(
 }
 
 /// Loads a processed dataset directory (checks that its manifest exists: the write finished).
-pub fn load_dataset(dir: &Path) -> Result<(Dataset, Manifest), DataError> {
+pub fn load_dataset(dir: &Path) -> Result<(Dataset, DatasetManifest), DataError> {
     let mp = dir.join("manifest.json");
     let text = std::fs::read_to_string(&mp).map_err(|e| DataError::io(&mp, e))?;
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| DataError::Malformed {
+    let m: DatasetManifest = serde_json::from_str(&text).map_err(|e| DataError::Malformed {
         path: mp.clone(),
         line: e.line() as u64,
         reason: e.to_string(),

@@ -109,16 +109,24 @@ impl Interner {
 
     /// Rebuilds an interner from [`Interner::raw_parts`]; fails if the parts are inconsistent
     /// or hold a string twice.
-    pub fn from_raw_parts(arena: String, ends: Vec<u32>) -> Result<Self, String> {
+    pub fn from_raw_parts(
+        arena: String,
+        ends: Vec<u32>,
+    ) -> Result<Self, crate::data::error::DataError> {
+        use crate::data::error::DataError;
         let mut prev = 0u32;
         for &e in &ends {
             if e < prev || e as usize > arena.len() || !arena.is_char_boundary(e as usize) {
-                return Err("string table offsets are out of order or out of range".into());
+                return Err(DataError::Corrupt(
+                    "string table offsets are out of order or out of range".into(),
+                ));
             }
             prev = e;
         }
         if prev as usize != arena.len() {
-            return Err("string table length does not match its offsets".into());
+            return Err(DataError::Corrupt(
+                "string table length does not match its offsets".into(),
+            ));
         }
         let hasher = DefaultHashBuilder::default();
         let mut table = HashTable::with_capacity(ends.len());
@@ -132,7 +140,9 @@ impl Interner {
             let s = slice(&arena, &e);
             let h = hasher.hash_one(s);
             if table.find(h, |o| slice(&arena, o) == s).is_some() {
-                return Err(format!("string table holds '{s}' twice"));
+                return Err(DataError::Corrupt(format!(
+                    "string table holds '{s}' twice"
+                )));
             }
             table.insert_unique(h, e, |o| hasher.hash_one(slice(&arena, o)));
             start = end;
@@ -167,6 +177,7 @@ mod tests {
         assert!(
             Interner::from_raw_parts("aa".into(), vec![1, 2])
                 .unwrap_err()
+                .to_string()
                 .contains("twice")
         );
     }

@@ -35,16 +35,24 @@ impl TextColumn {
         (&self.arena, &self.ends)
     }
 
-    pub fn from_raw_parts(arena: String, ends: Vec<u32>) -> Result<Self, String> {
+    pub fn from_raw_parts(
+        arena: String,
+        ends: Vec<u32>,
+    ) -> Result<Self, crate::data::error::DataError> {
+        use crate::data::error::DataError;
         let mut prev = 0;
         for &e in &ends {
             if e < prev || e as usize > arena.len() || !arena.is_char_boundary(e as usize) {
-                return Err("text column offsets are out of order or out of range".into());
+                return Err(DataError::Corrupt(
+                    "text column offsets are out of order or out of range".into(),
+                ));
             }
             prev = e;
         }
         if prev as usize != arena.len() {
-            return Err("text column length does not match its offsets".into());
+            return Err(DataError::Corrupt(
+                "text column length does not match its offsets".into(),
+            ));
         }
         Ok(Self { arena, ends })
     }

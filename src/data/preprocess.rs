@@ -26,8 +26,10 @@ pub const BUILTIN_PRESETS: &str = include_str!("presets.toml");
 
 #[cfg(not(target_arch = "wasm32"))]
 /// Parses a presets file (a TOML table per preset).
-pub fn parse_presets(text: &str) -> Result<std::collections::BTreeMap<String, Preset>, String> {
-    toml::from_str(text).map_err(|e| e.to_string())
+pub fn parse_presets(
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, Preset>, crate::data::error::DataError> {
+    toml::from_str(text).map_err(|e| crate::data::error::DataError::Setting(e.to_string()))
 }
 
 impl Preset {
@@ -50,13 +52,15 @@ impl Preset {
 #[cfg(not(target_arch = "wasm32"))]
 impl Preset {
     /// A built-in preset by name.
-    pub fn builtin(name: &str) -> Result<Self, String> {
+    pub fn builtin(name: &str) -> Result<Self, crate::data::error::DataError> {
         let all = parse_presets(BUILTIN_PRESETS).expect("built-in presets parse");
         let names: Vec<&str> = all.keys().map(String::as_str).collect();
         let names = names.join(", ");
-        all.get(name)
-            .cloned()
-            .ok_or_else(|| format!("no preset '{name}' (built in: {names})"))
+        all.get(name).cloned().ok_or_else(|| {
+            crate::data::error::DataError::Setting(format!(
+                "no preset '{name}' (built in: {names})"
+            ))
+        })
     }
 }
 

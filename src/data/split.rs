@@ -218,7 +218,7 @@ pub fn sample_candidates(
     cases: &[Case],
     n: usize,
     seed: u64,
-) -> Result<Vec<Vec<u32>>, String> {
+) -> Result<Vec<Vec<u32>>, crate::data::error::DataError> {
     let played = played_sets(d);
     let n_tracks = d.n_tracks() as u64;
     cases
@@ -227,13 +227,12 @@ pub fn sample_candidates(
             let heard = &played[c.user as usize];
             let free = n_tracks as usize - heard.len();
             if free < n - 1 {
-                return Err(format!(
-                    "user {} has heard {} of {} tracks: fewer than {} unheard tracks to sample",
-                    d.users.get(c.user),
-                    heard.len(),
-                    n_tracks,
-                    n - 1
-                ));
+                return Err(crate::data::error::DataError::TooFewUnheard {
+                    user: d.users.get(c.user).to_string(),
+                    heard: heard.len(),
+                    tracks: n_tracks,
+                    needed: n - 1,
+                });
             }
             let mut rng = Rng::stream(seed, u64::from(c.user) << 32 | u64::from(c.target_play));
             let mut out = Vec::with_capacity(n);

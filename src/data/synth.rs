@@ -51,23 +51,28 @@ impl SynthConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::data::error::DataError> {
+        use crate::data::error::DataError;
         if self.users == 0
             || self.tracks == 0
             || self.artists == 0
             || self.dim == 0
             || self.moods == 0
         {
-            return Err("users, tracks, artists, dim and moods must be positive".into());
-        }
-        if !(0.0..=1.0).contains(&self.content_weight) {
-            return Err(format!(
-                "content weight {} is outside [0, 1]",
-                self.content_weight
+            return Err(DataError::Setting(
+                "users, tracks, artists, dim and moods must be positive".into(),
             ));
         }
+        if !(0.0..=1.0).contains(&self.content_weight) {
+            return Err(DataError::Setting(format!(
+                "content weight {} is outside [0, 1]",
+                self.content_weight
+            )));
+        }
         if !(0.0..1.0).contains(&self.repeat_rate) || self.session_len < 1.0 {
-            return Err("repeat rate must be in [0, 1) and session length at least 1".into());
+            return Err(DataError::Setting(
+                "repeat rate must be in [0, 1) and session length at least 1".into(),
+            ));
         }
         Ok(())
     }

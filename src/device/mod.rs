@@ -78,6 +78,10 @@ pub enum DeviceError {
     NoWgpuAdapter(String),
     #[error("CUDA is unavailable: {0}")]
     CudaUnavailable(String),
+    #[error("no WebGPU device: {0}")]
+    NoWebGpu(String),
+    #[error("reading the result back from the device failed: {0}")]
+    Readback(String),
 }
 
 /// A wgpu adapter's description, from `wgpu` itself (not burn), for reports.
@@ -198,7 +202,7 @@ mod native {
         "this binary was built without CUDA (rebuild with --features cuda)";
 
     /// CUDA device names, or why there are none.
-    pub fn cuda_devices() -> Result<Vec<String>, String> {
+    pub fn cuda_devices() -> Result<Vec<String>, DeviceError> {
         #[cfg(feature = "cuda")]
         {
             // The CUDA runtime loads libcuda at run time and panics when it is missing.
@@ -215,19 +219,25 @@ mod native {
             });
             match listed {
                 Ok(v) if !v.is_empty() => Ok(v),
-                Ok(_) => Err("no CUDA device found".to_string()),
-                Err(_) => Err("the CUDA driver (libcuda) could not be loaded".to_string()),
+                Ok(_) => Err(DeviceError::CudaUnavailable(
+                    "no CUDA device found".to_string(),
+                )),
+                Err(_) => Err(DeviceError::CudaUnavailable(
+                    "the CUDA driver (libcuda) could not be loaded".to_string(),
+                )),
             }
         }
         #[cfg(not(feature = "cuda"))]
         {
-            Err(NOT_BUILT_WITH_CUDA.to_string())
+            Err(DeviceError::CudaUnavailable(
+                NOT_BUILT_WITH_CUDA.to_string(),
+            ))
         }
     }
 
     #[cfg(feature = "cuda")]
     fn cuda_device() -> Result<SelectedDevice, DeviceError> {
-        let names = cuda_devices().map_err(DeviceError::CudaUnavailable)?;
+        let names = cuda_devices()?;
         Ok(SelectedDevice {
             device: Device::cuda(0),
             backend: BackendKind::Cuda,
@@ -294,7 +304,7 @@ mod browser {
     use burn::tensor::Device;
     use burn::tensor::wgpu::WgpuBackend;
 
-    use super::{AdapterSummary, BackendKind, SelectedDevice};
+    use super::{AdapterSummary, BackendKind, DeviceError, SelectedDevice};
 
     thread_local! {
         // A page may register burn's WebGPU runtime only once ("A server is still registered").
@@ -302,9 +312,9 @@ mod browser {
     }
 
     /// The page's WebGPU device, initialised on first call and shared afterwards.
-    pub async fn webgpu_device() -> Result<SelectedDevice, String> {
+    pub async fn webgpu_device() -> Result<SelectedDevice, DeviceError> {
         if let Some(done) = WEBGPU.with(|w| w.borrow().clone()) {
-            return done;
+            return done.map_err(DeviceError::NoWebGpu);
         }
         let result = Device::wgpu_options()
             .graphics_api(WgpuBackend::WebGpu)
@@ -336,7 +346,7 @@ mod browser {
             Err(e) => Err(e),
         };
         WEBGPU.with(|w| *w.borrow_mut() = Some(result.clone()));
-        result
+        result.map_err(DeviceError::NoWebGpu)
     }
 
     /// `vendor architecture device description` of `navigator.gpu.requestAdapter().info`,
@@ -376,7 +386,10 @@ mod browser {
         }
         match webgpu_device().await {
             Ok(d) => d,
-            Err(e) => SelectedDevice::cpu(Some(format!("WebGPU unavailable: {e}"))),
+            Err(DeviceError::NoWebGpu(why)) => {
+                SelectedDevice::cpu(Some(format!("WebGPU unavailable: {why}")))
+            }
+            Err(e) => SelectedDevice::cpu(Some(e.to_string())),
         }
     }
 }

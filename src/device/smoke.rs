@@ -4,6 +4,7 @@
 //! formulas (so a browser test can recompute them in JavaScript), checked against the same
 //! computation in f64 on the host. Used by `encore doctor`, the web page and the tests.
 
+use super::DeviceError;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -81,8 +82,11 @@ impl SmokeReport {
         }
     }
 
-    fn from_data(data: Result<TensorData, String>) -> Result<Self, String> {
-        let values = data?.try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    fn from_data(data: Result<TensorData, String>) -> Result<Self, DeviceError> {
+        let values = data
+            .map_err(DeviceError::Readback)?
+            .try_into_vec::<f32>()
+            .map_err(|e| DeviceError::Readback(format!("{e:?}")))?;
         Ok(Self::check(values))
     }
 
@@ -98,7 +102,7 @@ impl SmokeReport {
 
 /// Runs the computation and reads it back synchronously (native only).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn run(device: &Device) -> Result<SmokeReport, String> {
+pub fn run(device: &Device) -> Result<SmokeReport, DeviceError> {
     SmokeReport::from_data(
         computation(device)
             .try_into_data()
@@ -107,7 +111,7 @@ pub fn run(device: &Device) -> Result<SmokeReport, String> {
 }
 
 /// Runs the computation and reads it back asynchronously (works in the browser).
-pub async fn run_async(device: &Device) -> Result<SmokeReport, String> {
+pub async fn run_async(device: &Device) -> Result<SmokeReport, DeviceError> {
     let data = computation(device).into_data_async().await;
     SmokeReport::from_data(data.map_err(|e| e.to_string()))
 }

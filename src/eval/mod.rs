@@ -4,6 +4,7 @@
 
 pub mod baselines;
 pub mod e4srec;
+mod error;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
@@ -11,6 +12,7 @@ pub mod stats;
 
 use crate::data::Dataset;
 use crate::data::split::{Case, Scheme, Split};
+pub use error::EvalError;
 pub use metrics::{Ranks, rank};
 
 /// Anything that scores every item after a history of item ids (time order).

@@ -12,6 +12,7 @@
 
 use crate::data::Dataset;
 use crate::data::split::{self, Candidates, Case, Scheme, Split};
+use crate::eval::EvalError;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,7 +92,7 @@ pub fn prepare(
     p: &Protocol,
     seed: u64,
     samples: Option<&[(u32, Vec<u32>)]>,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, EvalError> {
     let split = match p.split {
         Scheme::LeaveOneOut => split::leave_one_out(d),
         Scheme::Temporal => split::temporal(d, 0.9, 0.1, seed),
@@ -111,22 +112,20 @@ pub fn prepare(
         (Candidates::Full, _) => (None, None),
         (Candidates::Sampled(n), Some(rows)) => {
             let by_user = map_samples(d, rows, n)?;
-            let pick = |cases: &[Case]| -> Result<Vec<Vec<u32>>, String> {
+            let pick = |cases: &[Case]| -> Result<Vec<Vec<u32>>, EvalError> {
                 cases
                     .iter()
                     .map(|c| {
                         let negs = by_user[c.user as usize].as_ref().ok_or_else(|| {
-                            format!(
-                                "the samples file has no line for user {}",
-                                d.users.get(c.user)
-                            )
+                            EvalError::NoSamples {
+                                user: d.users.get(c.user).to_string(),
+                            }
                         })?;
                         if negs.contains(&c.target) {
-                            return Err(format!(
-                                "the samples file lists user {}'s target {} as a negative",
-                                d.users.get(c.user),
-                                d.tracks.get(c.target)
-                            ));
+                            return Err(EvalError::TargetIsNegative {
+                                user: d.users.get(c.user).to_string(),
+                                track: d.tracks.get(c.target).to_string(),
+                            });
                         }
                         Ok(std::iter::once(c.target)
                             .chain(negs.iter().copied())
@@ -158,9 +157,15 @@ pub fn prepare(
 /// of a cold track is removed from the data except where it is a user's last play. Under
 /// leave-one-out a cold track is then only ever a test target, in no training sequence and in
 /// no history. Returns the reduced dataset and the cold flag of every track.
-pub fn cold_start(d: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Vec<bool>), String> {
+pub fn cold_start(
+    d: &Dataset,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Dataset, Vec<bool>), EvalError> {
     if !(fraction > 0.0 && fraction < 1.0) {
-        return Err(format!("cold-start share {fraction} is not in (0, 1)"));
+        return Err(EvalError::Setting(format!(
+            "cold-start share {fraction} is not in (0, 1)"
+        )));
     }
     let mut is_target = vec![false; d.n_tracks()];
     for u in 0..d.n_users() as u32 {
@@ -188,28 +193,31 @@ fn map_samples(
     d: &Dataset,
     rows: &[(u32, Vec<u32>)],
     n: usize,
-) -> Result<Vec<Option<Vec<u32>>>, String> {
+) -> Result<Vec<Option<Vec<u32>>>, EvalError> {
     let mut out = vec![None; d.n_users()];
     for (line, (u, negs)) in rows.iter().enumerate() {
         let Some(uid) = d.users.lookup(&u.to_string()) else {
             continue; // a user the preprocessing dropped
         };
         if negs.len() != n - 1 {
-            return Err(format!(
-                "line {}: user {u} has {} negatives, the protocol needs {}",
-                line + 1,
-                negs.len(),
-                n - 1
-            ));
+            return Err(EvalError::NegativeCount {
+                line: line + 1,
+                user: *u,
+                got: negs.len(),
+                want: n - 1,
+            });
         }
         let mapped = negs
             .iter()
             .map(|t| {
-                d.tracks.lookup(&t.to_string()).ok_or_else(|| {
-                    format!("line {}: track {t} does not occur in the data", line + 1)
-                })
+                d.tracks
+                    .lookup(&t.to_string())
+                    .ok_or(EvalError::UnknownTrack {
+                        line: line + 1,
+                        track: *t,
+                    })
             })
-            .collect::<Result<Vec<u32>, String>>()?;
+            .collect::<Result<Vec<u32>, EvalError>>()?;
         out[uid as usize] = Some(mapped);
     }
     Ok(out)

@@ -4,6 +4,7 @@
 //! backbone's id-only run is the baseline its fused cells are compared with, per user and paired
 //! (bootstrap CI of the difference, bootstrap and Wilcoxon p-values).
 
+use super::ExperimentError;
 use super::run::{RunSpec, finished_results, run_started, seed_ranks, start};
 use super::runner::Execution;
 use crate::eval::Ranks;
@@ -105,7 +106,7 @@ pub struct TrainOverrides {
 }
 
 impl TrainOverrides {
-    pub fn apply(&self, mut t: TrainConfig) -> Result<TrainConfig, String> {
+    pub fn apply(&self, mut t: TrainConfig) -> Result<TrainConfig, ExperimentError> {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { t.$f = v.clone(); } )* };
         }
@@ -124,7 +125,9 @@ impl TrainOverrides {
             t.grad_clip = (c > 0.0).then_some(c);
         }
         if let Some(l) = &self.loss {
-            t.loss = l.parse()?;
+            t.loss = l
+                .parse()
+                .map_err(|e: String| ExperimentError::setting("loss", e))?;
         }
         if let Some(f) = self.engagement_floor {
             t.engagement_floor = Some(f);
@@ -144,57 +147,72 @@ pub struct Cell {
 }
 
 impl AblationConfig {
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let c: Self = toml::from_str(&text).map_err(|e| {
-            let line = e
+    pub fn read(path: &Path) -> Result<Self, ExperimentError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ExperimentError::io(path, e))?;
+        let c: Self = toml::from_str(&text).map_err(|source| {
+            let line = source
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                 .unwrap_or(0);
-            format!("{}: line {line}: {}", path.display(), e.message())
+            ExperimentError::AblationToml {
+                path: path.to_path_buf(),
+                line,
+                source,
+            }
         })?;
-        c.validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        c.validate(path)?;
         Ok(c)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the configuration read from `path` (which the errors name).
+    fn validate(&self, path: &Path) -> Result<(), ExperimentError> {
+        let bad = |field: &str, reason: String| Err(ExperimentError::ablation(path, field, reason));
         if self.seeds == 0 {
-            return Err("seeds must be at least 1".into());
+            return bad("seeds", "seeds must be at least 1".into());
         }
         if self.backbones.is_empty() {
-            return Err("no backbones".into());
+            return bad("backbones", "no backbones".into());
         }
         for b in &self.backbones {
-            ModelConfig::defaults(b, 0)?;
+            ModelConfig::defaults(b, 0).map_err(|e| ExperimentError::at(path, e))?;
         }
         for b in self.model.keys() {
             if !self.backbones.contains(b) {
-                return Err(format!("[model.{b}]: '{b}' is not one of the backbones"));
+                return bad(
+                    "model",
+                    format!("[model.{b}]: '{b}' is not one of the backbones"),
+                );
             }
         }
         for s in self.subsets() {
             if s.is_empty() {
-                return Err("an empty modality subset".into());
+                return bad("subsets", "an empty modality subset".into());
             }
             for m in &s {
                 if !self.content.contains_key(m) {
-                    return Err(format!(
-                        "subset {s:?}: no content '{m}' (the [content] table has: {})",
-                        self.content.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ));
+                    return bad(
+                        "subsets",
+                        format!(
+                            "subset {s:?}: no content '{m}' (the [content] table has: {})",
+                            self.content.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
                 }
             }
         }
         if !["protocol", "full", "full-unheard"].contains(&self.ranking.as_str()) {
-            return Err(format!(
-                "ranking '{}' (protocol, full, full-unheard)",
-                self.ranking
-            ));
+            return bad(
+                "ranking",
+                format!("ranking '{}' (protocol, full, full-unheard)", self.ranking),
+            );
         }
-        self.train.apply(TrainConfig::default())?;
-        if let Some(c) = &self.completion {
-            c.parse::<crate::model::completion::CompletionInput>()?;
+        self.train
+            .apply(TrainConfig::default())
+            .map_err(|e| ExperimentError::at(path, e))?;
+        if let Some(c) = &self.completion
+            && let Err(e) = c.parse::<crate::model::completion::CompletionInput>()
+        {
+            return bad("completion", e);
         }
         Ok(())
     }
@@ -237,7 +255,7 @@ impl AblationConfig {
     }
 
     /// The run a cell is.
-    pub fn spec(&self, cell: &Cell, root: &Path) -> Result<RunSpec, String> {
+    pub fn spec(&self, cell: &Cell, root: &Path) -> Result<RunSpec, ExperimentError> {
         let at = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -356,8 +374,8 @@ pub fn ablate(
     out: &Path,
     how: &Execution,
     only: Option<&str>,
-) -> Result<Ablation, String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+) -> Result<Ablation, ExperimentError> {
+    std::fs::create_dir_all(out).map_err(|e| ExperimentError::io(out, e))?;
     let cells = cfg.cells();
     let mut done: Vec<(Cell, Results)> = Vec::new();
     for (i, cell) in cells.iter().enumerate() {
@@ -385,7 +403,7 @@ pub fn ablate(
         done.push((cell.clone(), r));
     }
     let Some((_, first)) = done.first() else {
-        return Err("no cell has finished".into());
+        return Err(ExperimentError::Invalid("no cell has finished".into()));
     };
     let mut rows = Vec::new();
     for (cell, r) in &done {
@@ -432,16 +450,18 @@ pub fn ablate(
     Ok(a)
 }
 
-fn write(out: &Path, a: &Ablation) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(a).map_err(|e| e.to_string())?;
+fn write(out: &Path, a: &Ablation) -> Result<(), ExperimentError> {
+    let json = serde_json::to_string_pretty(a).map_err(|source| ExperimentError::Json {
+        path: out.join("ablation.json"),
+        source,
+    })?;
     for (name, text) in [
         ("ablation.json", json),
         ("ablation.md", a.to_markdown()),
         ("ablation.svg", a.to_svg("NDCG@10")),
     ] {
         let p = out.join(name);
-        crate::util::fsio::write_atomic(&p, |w| std::io::Write::write_all(w, text.as_bytes()))
-            .map_err(|e| format!("{}: {e}", p.display()))?;
+        crate::util::fsio::write_atomic(&p, |w| std::io::Write::write_all(w, text.as_bytes()))?;
     }
     Ok(())
 }
@@ -606,7 +626,7 @@ dropout = 0.5
     #[test]
     fn cells_cover_backbones_subsets_and_fusions() {
         let c: AblationConfig = toml::from_str(CFG).unwrap();
-        c.validate().unwrap();
+        c.validate(Path::new("ablation.toml")).unwrap();
         let keys: Vec<String> = c.cells().into_iter().map(|c| c.key).collect();
         assert_eq!(keys.len(), 2 * (1 + 3 * 2));
         assert_eq!(keys[0], "sasrec-id");
@@ -634,7 +654,11 @@ dropout = 0.5
             let text = CFG.replace(from, to);
             let err = toml::from_str::<AblationConfig>(&text)
                 .map_err(|e| e.to_string())
-                .and_then(|c| c.validate().map(|_| c))
+                .and_then(|c| {
+                    c.validate(Path::new("ablation.toml"))
+                        .map_err(|e| e.to_string())
+                        .map(|_| c)
+                })
                 .err()
                 .unwrap_or_default();
             assert!(err.contains(want), "{from} -> {to}: {err}");

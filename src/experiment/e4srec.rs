@@ -18,12 +18,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::ExperimentError;
 use super::run::{Loaded, Outcome, RunSpec, floors, load, results_of, scorer_test_ranks};
 use super::runner::{Execution, read_json, report_seed, seed_dir, write_json};
 use crate::eval::e4srec::E4SRecScorer;
@@ -69,7 +70,7 @@ struct State {
 }
 
 /// The loaded pieces every seed shares.
-pub struct Prepared {
+pub struct E4SRecSetup {
     pub encoder: RunSpec,
     pub loaded: Loaded,
     /// `[n_items, item_dim]`, the encoder's output table.
@@ -85,7 +86,7 @@ pub struct Prepared {
     pub tag_words: Vec<String>,
 }
 
-impl Prepared {
+impl E4SRecSetup {
     /// `spec`'s E4SRec over this LLM, item table and signals, with the trained `parts` restored
     /// (a checkpoint's, [`load_trained`]).
     pub fn model(
@@ -93,8 +94,9 @@ impl Prepared {
         spec: &E4SRecSpec,
         parts: &BTreeMap<String, Tensor<2>>,
         device: &Device,
-    ) -> Result<E4SRec, String> {
-        spec.config
+    ) -> Result<E4SRec, ExperimentError> {
+        Ok(spec
+            .config
             .init(
                 load_llm(self, &spec.llm, device)?,
                 self.items.clone(),
@@ -102,7 +104,7 @@ impl Prepared {
                 self.signals.clone(),
                 device,
             )?
-            .load_trained(parts)
+            .load_trained(parts)?)
     }
 
     /// The signals with the tag table on `device`.
@@ -142,17 +144,23 @@ fn load_tags(
     spec: &E4SRecSpec,
     d: &crate::data::Dataset,
     device: &Device,
-) -> Result<(Option<Tensor<2>>, Vec<String>), String> {
+) -> Result<(Option<Tensor<2>>, Vec<String>), ExperimentError> {
     let cfg = &spec.config;
     let src = match (cfg.tags, &spec.tags_from) {
         (Signal::Off, None) => return Ok((None, Vec::new())),
         (Signal::Off, Some(_)) => {
-            return Err("--prompt-tags-from is given but --prompt-tags is off".into());
+            return Err(ExperimentError::setting(
+                "prompt_tags_from",
+                "--prompt-tags-from is given but --prompt-tags is off",
+            ));
         }
         (_, None) => {
-            return Err(format!(
-                "--prompt-tags {} needs --prompt-tags-from MODALITY=STORE (e.g. mgphot=features/)",
-                cfg.tags
+            return Err(ExperimentError::setting(
+                "prompt_tags",
+                format!(
+                    "--prompt-tags {} needs --prompt-tags-from MODALITY=STORE (e.g. mgphot=features/)",
+                    cfg.tags
+                ),
             ));
         }
         (_, Some(src)) => src,
@@ -160,13 +168,13 @@ fn load_tags(
     let table = crate::train::content::load_content(src, d)?;
     let n = table.n_items();
     let words = if cfg.tags == Signal::Text {
-        let labels = table.labels.as_ref().ok_or_else(|| {
-            format!(
-                "{}: modality '{}' has no labels for its dimensions, so its tags cannot be written as text (use --prompt-tags embed)",
-                src.path.display(),
-                src.name
-            )
-        })?;
+        let labels = table
+            .labels
+            .as_ref()
+            .ok_or_else(|| ExperimentError::NoLabels {
+                path: src.path.clone(),
+                modality: src.name.clone(),
+            })?;
         (0..n)
             .map(|t| {
                 if table.present[t] {
@@ -193,35 +201,61 @@ fn load_tags(
     Ok((t, words))
 }
 
-fn load_llm(p: &Prepared, path: &Path, device: &Device) -> Result<Llama, String> {
-    let (m, _) =
-        Llama::from_gguf(&p.gguf, device).map_err(|e| format!("{}: {e}", path.display()))?;
+fn load_llm(p: &E4SRecSetup, path: &Path, device: &Device) -> Result<Llama, ExperimentError> {
+    let (m, _) = Llama::from_gguf(&p.gguf, device).map_err(|e| e.in_file(path))?;
     Ok(m)
 }
 
-/// Loads the encoder run's data and item table and the LLM's prompt tokens; checks the spec.
-pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, String> {
-    let encoder: RunSpec = read_json(&spec.encoder.join("run.json"))
-        .map_err(|e| format!("--item-encoder: {e} (a folder written by encore train)"))?;
-    let best = seed_dir(&spec.encoder, spec.encoder_seed).join("best.bpk");
-    if !best.exists() {
-        return Err(format!(
-            "{}: no trained model for seed {} (finish that run, or pick another --encoder-seed)",
-            best.display(),
-            spec.encoder_seed
+/// Refuses training settings E4SRec cannot train with (as the sequence models' training loop
+/// does): no epochs, empty batches, validation never due, an unknown validation metric.
+pub fn check_train(t: &TrainConfig) -> Result<(), ExperimentError> {
+    if t.batch_size == 0 || t.epochs == 0 || t.eval_every == 0 {
+        return Err(ExperimentError::setting(
+            "train",
+            "epochs, batch size and eval-every must be positive",
         ));
     }
+    if Ranks::default().values(&t.valid_metric).is_none() {
+        return Err(ExperimentError::setting(
+            "valid_metric",
+            format!(
+                "unknown validation metric '{}' (e.g. NDCG@10, HR@10, MRR)",
+                t.valid_metric
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads the encoder run's data and item table and the LLM's prompt tokens; checks the spec.
+pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<E4SRecSetup, ExperimentError> {
+    let encoder: RunSpec = read_json(&spec.encoder.join("run.json"))
+        .map_err(|source| ExperimentError::ItemEncoder { source })?;
+    let best = seed_dir(&spec.encoder, spec.encoder_seed).join("best.bpk");
+    if !best.exists() {
+        return Err(ExperimentError::Seed {
+            reason: format!(
+                "no trained model for seed {} (finish that run, or pick another --encoder-seed)",
+                spec.encoder_seed
+            ),
+            path: best,
+            seed: spec.encoder_seed,
+        });
+    }
     let loaded = load(&encoder)?;
-    let enc = load_model(&encoder.model, &best, device).map_err(|e| e.to_string())?;
+    let enc = load_model(&encoder.model, &best, device)?;
     let items = enc.item_table_from(enc.rows().as_ref());
     let llm = crate::llm::read_llm(&spec.llm, &spec.llm_sha256)?;
     spec.llm_sha256 = llm.sha256;
     let (g, tok, template, llm_name) = (llm.gguf, llm.tok, llm.template, llm.name);
     let prompt = spec.config.prompt_ids(&tok, template)?;
     if spec.config.completion != Signal::Off && loaded.data.completion.iter().all(|c| c.is_nan()) {
-        return Err(format!(
-            "--prompt-completion {}: the item encoder's data has no completion ratios (a log with durations, or the web app's sessions, has them)",
-            spec.config.completion
+        return Err(ExperimentError::setting(
+            "prompt_completion",
+            format!(
+                "--prompt-completion {}: the item encoder's data has no completion ratios (a log with durations, or the web app's sessions, has them)",
+                spec.config.completion
+            ),
         ));
     }
     let (tags, tag_words) = load_tags(spec, &loaded.data, device)?;
@@ -230,7 +264,7 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
         &tok,
         (spec.config.tags == Signal::Text).then_some(&tag_words[..]),
     );
-    Ok(Prepared {
+    Ok(E4SRecSetup {
         encoder,
         loaded,
         items,
@@ -242,178 +276,290 @@ pub fn prepare(spec: &mut E4SRecSpec, device: &Device) -> Result<Prepared, Strin
     })
 }
 
-fn save_trained(path: &Path, t: &BTreeMap<String, Tensor<2>>) -> Result<(), String> {
-    let bytes = trained_to_bytes(t, false).map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::util::fsio::write_bytes(path, &bytes).map_err(|e| e.to_string())
+fn save_trained(path: &Path, t: &BTreeMap<String, Tensor<2>>) -> Result<(), ExperimentError> {
+    let bytes = trained_to_bytes(t, false).map_err(|e| ExperimentError::at(path, e))?;
+    Ok(crate::util::fsio::write_bytes(path, &bytes)?)
 }
 
-pub fn load_trained(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor<2>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    trained_from_bytes(&bytes, device).map_err(|e| format!("{}: {e}", path.display()))
+pub fn load_trained(
+    path: &Path,
+    device: &Device,
+) -> Result<BTreeMap<String, Tensor<2>>, ExperimentError> {
+    let bytes = std::fs::read(path).map_err(|e| ExperimentError::io(path, e))?;
+    trained_from_bytes(&bytes, device).map_err(|e| ExperimentError::at(path, e))
 }
 
 fn mean_metric(r: &Ranks, metric: &str) -> f64 {
     r.mean(metric).unwrap_or(0.0)
 }
 
+/// One user's training plays and their completion ratios.
+type Plays<'a> = (&'a [u32], &'a [f32]);
+
+/// One training example: a history, its completion ratios, and the target after it.
+type Example<'a> = (&'a [u32], &'a [f32], u32);
+
 /// Trains (or resumes) one seed; its best trained tensors go to `RUN/seed-K/best.safetensors`.
 pub fn train_seed(
     spec: &E4SRecSpec,
-    p: &Prepared,
+    p: &E4SRecSetup,
     run: &Path,
     seed: u64,
     device: &Device,
     progress: bool,
-) -> Result<SeedTraining, String> {
+) -> Result<SeedTraining, ExperimentError> {
     let t = &spec.train;
+    check_train(t)?;
     let dir = seed_dir(run, seed);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| ExperimentError::io(&dir, e))?;
     // A finished seed is only summarised: no decoder is built for it.
     if let Some(state) = finished_state(&dir) {
         return Ok(summary(seed, state));
     }
-    let d = &p.loaded.data;
-    let seqs: Vec<(&[u32], &[f32])> = training_sequences(d, &p.loaded.prepared.fit_end)
-        .into_iter()
-        .zip(training_completions(d, &p.loaded.prepared.fit_end))
-        .filter(|(s, _)| s.len() >= 2)
-        .collect();
-    let reads_completion = spec.config.completion != Signal::Off;
-    if seqs.is_empty() {
-        return Err("no user has two training plays".into());
-    }
+    let seqs = user_sequences(p)?;
     let ad = device.clone().autodiff();
     device.seed(seed);
-    let llm = load_llm(p, &spec.llm, &ad)?;
-    let items = Tensor::from_data(p.items.clone().into_data(), &ad);
-    let fresh = spec.config.init(
-        llm,
-        items,
-        (&p.prompt.0, &p.prompt.1),
-        p.signals_on(&ad),
-        &ad,
-    )?;
-    let state_path = dir.join("state.json");
-    let last_path = dir.join("last.safetensors");
-    let best_path = dir.join("best.safetensors");
-    let (mut model, mut state) = match read_json::<State>(&state_path) {
-        Ok(s) if last_path.exists() => {
-            let m = fresh.load_trained(&load_trained(&last_path, &ad)?)?;
-            eprintln!("seed {seed}: resuming after epoch {}", s.epoch);
-            (m, s)
-        }
-        _ => (fresh, State::default()),
-    };
-    let mut optim = AdamWConfig::new()
+    let (mut model, mut state) = start(spec, p, &dir, seed, &ad)?;
+    let optim = AdamWConfig::new()
         .with_weight_decay(t.weight_decay)
         .with_grad_clipping(t.grad_clip.map(GradientClippingConfig::Norm))
         .init();
     let ce = CrossEntropyLossConfig::new().init(&ad);
     let steps_per_epoch = seqs.len().div_ceil(t.batch_size);
-    let total = steps_per_epoch * t.epochs;
     let bar = crate::util::progress::progress_bar(progress, steps_per_epoch as u64);
+    let mut s = SeedRun {
+        spec,
+        p,
+        seed,
+        device,
+        ad,
+        dir,
+        seqs,
+        steps_per_epoch,
+        optim,
+        ce,
+        bar,
+    };
     while !state.finished && state.epoch < t.epochs {
+        model = s.epoch(model, &mut state)?;
+    }
+    state.finished = true;
+    write_json(&s.dir.join("state.json"), &state)?;
+    if let Some(b) = s.bar {
+        b.finish_and_clear();
+    }
+    Ok(summary(seed, state))
+}
+
+/// Each user's training plays and completion ratios, for the users with two plays or more.
+fn user_sequences(p: &E4SRecSetup) -> Result<Vec<Plays<'_>>, ExperimentError> {
+    let d = &p.loaded.data;
+    let seqs: Vec<Plays> = training_sequences(d, &p.loaded.prepared.fit_end)
+        .into_iter()
+        .zip(training_completions(d, &p.loaded.prepared.fit_end))
+        .filter(|(s, _)| s.len() >= 2)
+        .collect();
+    if seqs.is_empty() {
+        return Err(ExperimentError::Invalid(
+            "no user has two training plays".into(),
+        ));
+    }
+    Ok(seqs)
+}
+
+/// The seed's model on the autodiff device `ad` and its state: fresh, or resumed after the
+/// last finished epoch (`dir/last.safetensors`).
+fn start(
+    spec: &E4SRecSpec,
+    p: &E4SRecSetup,
+    dir: &Path,
+    seed: u64,
+    ad: &Device,
+) -> Result<(E4SRec, State), ExperimentError> {
+    let llm = load_llm(p, &spec.llm, ad)?;
+    let items = Tensor::from_data(p.items.clone().into_data(), ad);
+    let fresh = spec
+        .config
+        .init(llm, items, (&p.prompt.0, &p.prompt.1), p.signals_on(ad), ad)?;
+    let last_path = dir.join("last.safetensors");
+    Ok(match read_json::<State>(&dir.join("state.json")) {
+        Ok(s) if last_path.exists() => {
+            let m = fresh.load_trained(&load_trained(&last_path, ad)?)?;
+            eprintln!("seed {seed}: resuming after epoch {}", s.epoch);
+            (m, s)
+        }
+        _ => (fresh, State::default()),
+    })
+}
+
+/// One seed's training under way: what every epoch reads, the optimiser, and where the seed's
+/// files go.
+struct SeedRun<'a> {
+    spec: &'a E4SRecSpec,
+    p: &'a E4SRecSetup,
+    seed: u64,
+    device: &'a Device,
+    /// `device` with autodiff: where the model trains.
+    ad: Device,
+    dir: PathBuf,
+    seqs: Vec<Plays<'a>>,
+    steps_per_epoch: usize,
+    optim: ModuleOptimizer,
+    ce: CrossEntropyLoss,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+/// An epoch's pass over its examples: the summed loss, the examples, the last learning rate.
+struct Pass {
+    loss_sum: f64,
+    n: usize,
+    lr: f64,
+}
+
+impl<'a> SeedRun<'a> {
+    /// Trains, validates and checkpoints the epoch after `state.epoch`.
+    fn epoch(&mut self, model: E4SRec, state: &mut State) -> Result<E4SRec, ExperimentError> {
+        let t = &self.spec.train;
         let epoch = state.epoch + 1;
-        device.seed(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
-        let mut rng = Rng::stream(seed, 0xe45e_0000 + epoch as u64);
-        // One target per user: a uniformly drawn position after the first play.
-        let mut examples: Vec<(&[u32], &[f32], u32)> = seqs
-            .iter()
-            .map(|(s, c)| {
-                let pos = 1 + rng.below(s.len() as u64 - 1) as usize;
-                (&s[..pos], &c[..pos], s[pos])
-            })
-            .collect();
-        rng.shuffle(&mut examples);
-        if let Some(b) = &bar {
+        self.device
+            .seed(self.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
+        let examples = self.examples(epoch);
+        if let Some(b) = &self.bar {
             b.reset();
             b.set_prefix(format!("epoch {epoch}/{}", t.epochs));
         }
         let t0 = Instant::now();
-        let (mut loss_sum, mut n) = (0.0f64, 0usize);
-        let mut lr = t.lr;
-        for (i, chunk) in examples.chunks(t.batch_size).enumerate() {
-            let hs: Vec<&[u32]> = chunk.iter().map(|e| e.0).collect();
-            let cs: Vec<&[f32]> = chunk.iter().map(|e| e.1).collect();
-            let ys: Vec<i64> = chunk.iter().map(|e| i64::from(e.2)).collect();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(ys, [chunk.len()]), &ad);
-            let logits = model.forward_with(&hs, reads_completion.then_some(&cs[..]));
-            let loss = ce.forward(logits, y);
-            let v = loss.clone().into_scalar::<f32>() as f64;
-            loss_sum += v * chunk.len() as f64;
-            n += chunk.len();
-            lr = t.lr_at((epoch - 1) * steps_per_epoch + i, total);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            if let Some(b) = &bar {
-                b.inc(1);
-                b.set_message(format!("loss {:.4}", loss_sum / n as f64));
-            }
-        }
+        let (model, pass) = self.fit(model, &examples, epoch);
         let seconds = t0.elapsed().as_secs_f64();
-        let valid = if epoch % t.eval_every == 0 || epoch == t.epochs {
-            let m = model.clone().valid();
-            let scorer = E4SRecScorer {
-                model: &m,
-                batch: t.batch_size,
-            };
-            let r = evaluate(
-                &scorer,
-                d,
-                &p.loaded.prepared.split.valid,
-                p.loaded.prepared.valid_candidates.as_deref(),
-                false,
-            );
-            Some(mean_metric(&r, &t.valid_metric))
+        let valid = if epoch.is_multiple_of(t.eval_every) || epoch == t.epochs {
+            Some(self.validate(&model))
         } else {
             None
         };
         let log = EpochLog {
             epoch,
-            loss: loss_sum / n.max(1) as f64,
-            lr,
+            loss: pass.loss_sum / pass.n.max(1) as f64,
+            lr: pass.lr,
             valid,
             seconds,
-            seq_per_s: n as f64 / seconds.max(1e-9),
-            targets_per_s: n as f64 / seconds.max(1e-9),
+            seq_per_s: pass.n as f64 / seconds.max(1e-9),
+            targets_per_s: pass.n as f64 / seconds.max(1e-9),
         };
-        // An epoch of E4SRec is long: its line is printed with or without a progress bar (a
-        // `--jobs` child has none).
+        self.print(&log);
+        state.curve.push(log);
+        state.epoch = epoch;
+        self.checkpoint(&model, state, valid)?;
+        Ok(model)
+    }
+
+    /// One target per user: a uniformly drawn position after the first play, in a shuffled
+    /// order.
+    fn examples(&self, epoch: usize) -> Vec<Example<'a>> {
+        let mut rng = Rng::stream(self.seed, 0xe45e_0000 + epoch as u64);
+        let mut examples: Vec<Example<'a>> = self
+            .seqs
+            .iter()
+            .map(|&(s, c)| {
+                let pos = 1 + rng.below(s.len() as u64 - 1) as usize;
+                (&s[..pos], &c[..pos], s[pos])
+            })
+            .collect();
+        rng.shuffle(&mut examples);
+        examples
+    }
+
+    /// One optimiser step per batch of `examples`, with full-softmax cross-entropy.
+    fn fit(&mut self, mut model: E4SRec, examples: &[Example], epoch: usize) -> (E4SRec, Pass) {
+        let t = &self.spec.train;
+        let reads_completion = self.spec.config.completion != Signal::Off;
+        let total = self.steps_per_epoch * t.epochs;
+        let mut pass = Pass {
+            loss_sum: 0.0,
+            n: 0,
+            lr: t.lr,
+        };
+        for (i, chunk) in examples.chunks(t.batch_size).enumerate() {
+            let hs: Vec<&[u32]> = chunk.iter().map(|e| e.0).collect();
+            let cs: Vec<&[f32]> = chunk.iter().map(|e| e.1).collect();
+            let ys: Vec<i64> = chunk.iter().map(|e| i64::from(e.2)).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(ys, [chunk.len()]), &self.ad);
+            let logits = model.forward_with(&hs, reads_completion.then_some(&cs[..]));
+            let loss = self.ce.forward(logits, y);
+            let v = loss.clone().into_scalar::<f32>() as f64;
+            pass.loss_sum += v * chunk.len() as f64;
+            pass.n += chunk.len();
+            pass.lr = t.lr_at((epoch - 1) * self.steps_per_epoch + i, total);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = self.optim.step(pass.lr, model, grads);
+            if let Some(b) = &self.bar {
+                b.inc(1);
+                b.set_message(format!("loss {:.4}", pass.loss_sum / pass.n as f64));
+            }
+        }
+        (model, pass)
+    }
+
+    /// The validation metric of `model`.
+    fn validate(&self, model: &E4SRec) -> f64 {
+        let t = &self.spec.train;
+        let m = model.clone().valid();
+        let scorer = E4SRecScorer {
+            model: &m,
+            batch: t.batch_size,
+        };
+        let prepared = &self.p.loaded.prepared;
+        let r = evaluate(
+            &scorer,
+            &self.p.loaded.data,
+            &prepared.split.valid,
+            prepared.valid_candidates.as_deref(),
+            false,
+        );
+        mean_metric(&r, &t.valid_metric)
+    }
+
+    /// An epoch of E4SRec is long: its line is printed with or without a progress bar (a
+    /// `--jobs` child has none).
+    fn print(&self, log: &EpochLog) {
         let line = || {
             eprintln!(
-                "seed {seed} epoch {epoch}: loss {:.4}, valid {} {}, {:.0} s",
+                "seed {} epoch {}: loss {:.4}, valid {} {}, {:.0} s",
+                self.seed,
+                log.epoch,
                 log.loss,
-                t.valid_metric,
-                valid.map_or("-".into(), |v| format!("{v:.4}")),
-                seconds
+                self.spec.train.valid_metric,
+                log.valid.map_or("-".into(), |v| format!("{v:.4}")),
+                log.seconds
             )
         };
-        match &bar {
+        match &self.bar {
             Some(b) => b.suspend(line),
             None => line(),
         }
-        state.curve.push(log);
-        state.epoch = epoch;
+    }
+
+    /// Keeps the best epoch's tensors by `valid`, stops early after `patience` epochs without a
+    /// better one, and writes the last epoch's tensors and the state.
+    fn checkpoint(
+        &self,
+        model: &E4SRec,
+        state: &mut State,
+        valid: Option<f64>,
+    ) -> Result<(), ExperimentError> {
         let trained = model.trained();
         if let Some(v) = valid
             && (state.best_epoch == 0 || v > state.best_valid)
         {
             state.best_valid = v;
-            state.best_epoch = epoch;
-            save_trained(&best_path, &trained)?;
+            state.best_epoch = state.epoch;
+            save_trained(&self.dir.join("best.safetensors"), &trained)?;
         }
-        if epoch - state.best_epoch >= t.patience {
+        if state.epoch - state.best_epoch >= self.spec.train.patience {
             state.finished = true;
         }
-        save_trained(&last_path, &trained)?;
-        write_json(&state_path, &state)?;
+        save_trained(&self.dir.join("last.safetensors"), &trained)?;
+        Ok(write_json(&self.dir.join("state.json"), state)?)
     }
-    state.finished = true;
-    write_json(&state_path, &state)?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    Ok(summary(seed, state))
 }
 
 /// A seed's saved state when its training has finished.
@@ -441,7 +587,7 @@ fn summary(seed: u64, state: State) -> SeedTraining {
 
 /// `encore train-seed RUN SEED` for an E4SRec run: trains (or resumes) one seed as recorded in
 /// `RUN/e4srec.json`; the parent process scores it afterwards.
-pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), String> {
+pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), ExperimentError> {
     let mut spec: E4SRecSpec = read_json(&run.join(SPEC_FILE))?;
     let p = prepare(&mut spec, device)?;
     let t = train_seed(&spec, &p, run, seed, device, false)?;
@@ -454,21 +600,42 @@ pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(),
 ///
 /// With `how.jobs > 1` the unfinished seeds first train in that many child processes at once
 /// (`encore train-seed`): on a GPU one process leaves it mostly idle between small kernels.
-pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results, String> {
-    let (device, device_label, progress) = (&how.device, how.device_label.as_str(), how.progress);
-    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results, ExperimentError> {
+    let (device, device_label) = (&how.device, how.device_label.as_str());
+    check_train(&spec.train)?;
+    std::fs::create_dir_all(run).map_err(|e| ExperimentError::io(run, e))?;
     let spec_path = run.join(SPEC_FILE);
     if let Ok(old) = read_json::<E4SRecSpec>(&spec_path) {
         spec.llm_sha256 = old.llm_sha256.clone();
         if old != spec {
-            return Err(format!(
-                "{} holds a run with other settings; write to a new folder (-o) or remove it",
-                run.display()
-            ));
+            return Err(ExperimentError::OtherSettings {
+                run: run.to_path_buf(),
+            });
         }
     }
     let p = prepare(&mut spec, device)?;
     write_json(&spec_path, &spec)?;
+    announce(&spec, &p);
+    if how.jobs > 1 {
+        let unfinished: Vec<u64> = spec
+            .seeds
+            .iter()
+            .copied()
+            .filter(|&s| finished_state(&seed_dir(run, s)).is_none())
+            .collect();
+        if unfinished.len() > 1 {
+            super::runner::train_in_children(&unfinished, run, how.jobs, &how.device_arg)?;
+        }
+    }
+    let outcome = train_and_score(&spec, &p, run, how)?;
+    let l = &p.loaded;
+    let results = results_of(l, model_info(&spec, &p), outcome, device_label, floors(l));
+    write_results(run, &results)?;
+    Ok(results)
+}
+
+/// The run's one line: the LLM, its prompt and LoRA, the item encoder, the data and protocol.
+fn announce(spec: &E4SRecSpec, p: &E4SRecSetup) {
     let l = &p.loaded;
     eprintln!(
         "E4SRec on {} (last {} items{}, LoRA rank {} on {}) over the items of {} ({} seed {}): {} users, {} tracks; {} ({} test, {} validation cases)",
@@ -489,25 +656,25 @@ pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results,
         l.prepared.split.test.len(),
         l.prepared.split.valid.len()
     );
-    if how.jobs > 1 {
-        let unfinished: Vec<u64> = spec
-            .seeds
-            .iter()
-            .copied()
-            .filter(|&s| finished_state(&seed_dir(run, s)).is_none())
-            .collect();
-        if unfinished.len() > 1 {
-            super::runner::train_in_children(&unfinished, run, how.jobs, &how.device_arg)?;
-        }
-    }
+}
+
+/// Trains (or resumes) each seed in turn and scores its best model on the test cases, writing
+/// `RUN/seed-K/ranks.json`.
+fn train_and_score(
+    spec: &E4SRecSpec,
+    p: &E4SRecSetup,
+    run: &Path,
+    how: &Execution,
+) -> Result<Outcome, ExperimentError> {
+    let device = &how.device;
     let mut training = Vec::new();
     let mut ranks = Vec::new();
     let mut throughput = Vec::new();
     for &seed in &spec.seeds {
-        training.push(train_seed(&spec, &p, run, seed, device, progress)?);
+        training.push(train_seed(spec, p, run, seed, device, how.progress)?);
         let dir = seed_dir(run, seed);
         let model = p.model(
-            &spec,
+            spec,
             &load_trained(&dir.join("best.safetensors"), device)?,
             device,
         )?;
@@ -515,12 +682,22 @@ pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results,
             model: &model,
             batch: spec.train.batch_size,
         };
-        let (sr, per_s) = scorer_test_ranks(l, &scorer);
+        let (sr, per_s) = scorer_test_ranks(&p.loaded, &scorer);
         throughput.push(per_s);
         write_json(&dir.join("ranks.json"), &sr)?;
         ranks.push(sr);
     }
-    let model = ModelInfo {
+    Ok(Outcome {
+        seeds: spec.seeds.clone(),
+        training,
+        ranks,
+        user_items_per_s: crate::eval::stats::mean(&throughput),
+    })
+}
+
+/// The E4SRec model: the LLM over the item encoder's model (whose config it records).
+fn model_info(spec: &E4SRecSpec, p: &E4SRecSetup) -> ModelInfo {
+    ModelInfo {
         name: match spec.config.signals_label() {
             l if l.is_empty() => {
                 format!("e4srec({} over {})", p.llm_name, p.encoder.model.label())
@@ -543,21 +720,43 @@ pub fn run(mut spec: E4SRecSpec, run: &Path, how: &Execution) -> Result<Results,
             e4srec: Some(spec.config.clone()),
             zero_shot: None,
         }),
-    };
-    let outcome = Outcome {
-        seeds: spec.seeds.clone(),
-        training,
-        ranks,
-        user_items_per_s: crate::eval::stats::mean(&throughput),
-    };
-    let results = results_of(l, model, outcome, device_label, floors(l));
-    write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
-    Ok(results)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::tag_words;
+    use super::{check_train, tag_words};
+    use crate::train::TrainConfig;
+
+    #[test]
+    fn training_settings_that_cannot_train_are_refused() {
+        let ok = TrainConfig::default();
+        check_train(&ok).unwrap();
+        let zero = [
+            TrainConfig {
+                eval_every: 0,
+                ..ok.clone()
+            },
+            TrainConfig {
+                epochs: 0,
+                ..ok.clone()
+            },
+            TrainConfig {
+                batch_size: 0,
+                ..ok.clone()
+            },
+        ];
+        for t in zero {
+            let e = check_train(&t).unwrap_err();
+            assert!(e.to_string().contains("must be positive"), "{e}");
+        }
+        let e = check_train(&TrainConfig {
+            valid_metric: "NDCG@ten".into(),
+            ..ok
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown validation metric"), "{e}");
+    }
 
     #[test]
     fn tag_words_are_the_strongest_labels() {

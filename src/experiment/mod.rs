@@ -5,18 +5,21 @@
 
 pub mod ablate;
 pub mod e4srec;
+pub mod error;
 pub mod export;
 pub mod results;
 pub mod run;
 pub mod runner;
 pub mod zeroshot;
 
+pub use error::ExperimentError;
+
 use burn::tensor::Device;
 use std::path::Path;
 
 /// `encore train-seed RUN SEED`: one seed of a recorded run (what `--jobs` starts), an E4SRec
 /// run when `RUN` holds its `e4srec.json`, else a sequence-model run.
-pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), String> {
+pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), ExperimentError> {
     if run.join(e4srec::SPEC_FILE).exists() {
         e4srec::train_recorded_seed(run, seed, device)
     } else {

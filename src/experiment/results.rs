@@ -185,6 +185,27 @@ fn table(out: &mut String, title: &str, m: &BTreeMap<String, MetricSummary>, nam
 impl Results {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
+        self.write_header(&mut s);
+        self.write_model(&mut s);
+        self.write_metrics(&mut s);
+        if self.is_zero_shot() {
+            self.write_scoring(&mut s);
+        } else {
+            self.write_training(&mut s);
+        }
+        s
+    }
+
+    /// Whether this is a zero-shot run (nothing trained).
+    fn is_zero_shot(&self) -> bool {
+        self.model
+            .llm
+            .as_ref()
+            .is_some_and(|l| l.zero_shot.is_some())
+    }
+
+    /// The title, the data, the protocol and where the negatives came from.
+    fn write_header(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "# {} on {} ({} seeds)\n",
@@ -214,6 +235,10 @@ impl Results {
                 &sha[..sha.len().min(16)]
             );
         }
+    }
+
+    /// The model (with its LLM), its content, its training settings, the seeds and the code.
+    fn write_model(&self, s: &mut String) {
         match &self.model.llm {
             None => {
                 let _ = writeln!(s, "- model: `{}`", self.model.config.canonical_json());
@@ -259,12 +284,7 @@ impl Results {
                 &c.sha256[..c.sha256.len().min(16)]
             );
         }
-        let zero_shot = self
-            .model
-            .llm
-            .as_ref()
-            .is_some_and(|l| l.zero_shot.is_some());
-        if !zero_shot {
+        if !self.is_zero_shot() {
             let _ = writeln!(
                 s,
                 "- training: `{}`",
@@ -276,6 +296,11 @@ impl Results {
             "- seeds {:?} on {}; code {}",
             self.seeds, self.device, self.code_version
         );
+    }
+
+    /// Every metric under the protocol, the floors, and the headline metrics under both
+    /// full-catalogue views.
+    fn write_metrics(&self, s: &mut String) {
         let mut all: Vec<String> = Ranks::metric_names();
         all.sort_by_key(|n| {
             (
@@ -285,45 +310,56 @@ impl Results {
         });
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         table(
-            &mut s,
+            s,
             &format!("{} (the protocol)", self.protocol.name),
             &self.metrics,
             &all,
         );
-        if !self.baselines.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n### floors on the same cases ({})\n",
-                self.protocol.name
-            );
-            let _ = writeln!(s, "| floor | {} |", HEADLINE.join(" | "));
-            let _ = writeln!(s, "|---|{}", "---|".repeat(HEADLINE.len()));
-            for (name, m) in &self.baselines {
-                let v: Vec<String> = HEADLINE
-                    .iter()
-                    .map(|k| m.get(*k).map_or(String::new(), |v| format!("{v:.4}")))
-                    .collect();
-                let _ = writeln!(s, "| {name} | {} |", v.join(" | "));
-            }
-        }
-        table(&mut s, "full catalogue", &self.metrics_full, &HEADLINE);
+        self.write_floors(s);
+        table(s, "full catalogue", &self.metrics_full, &HEADLINE);
         table(
-            &mut s,
+            s,
             "full catalogue, tracks already heard left out",
             &self.metrics_full_unheard,
             &HEADLINE,
         );
-        if zero_shot {
-            let secs: f64 = self.training.iter().map(|t| t.seconds).sum();
-            let _ = writeln!(
-                s,
-                "\nScoring: {} cases in {secs:.0} s ({:.1} s a case, {:.0} candidates per second).",
-                self.protocol.test_cases,
-                secs / self.protocol.test_cases.max(1) as f64,
-                self.eval_user_items_per_s
-            );
-            return s;
+    }
+
+    /// The floors' headline metrics on the same cases, when computed.
+    fn write_floors(&self, s: &mut String) {
+        if self.baselines.is_empty() {
+            return;
         }
+        let _ = writeln!(
+            s,
+            "\n### floors on the same cases ({})\n",
+            self.protocol.name
+        );
+        let _ = writeln!(s, "| floor | {} |", HEADLINE.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---|".repeat(HEADLINE.len()));
+        for (name, m) in &self.baselines {
+            let v: Vec<String> = HEADLINE
+                .iter()
+                .map(|k| m.get(*k).map_or(String::new(), |v| format!("{v:.4}")))
+                .collect();
+            let _ = writeln!(s, "| {name} | {} |", v.join(" | "));
+        }
+    }
+
+    /// A zero-shot run's scoring time.
+    fn write_scoring(&self, s: &mut String) {
+        let secs: f64 = self.training.iter().map(|t| t.seconds).sum();
+        let _ = writeln!(
+            s,
+            "\nScoring: {} cases in {secs:.0} s ({:.1} s a case, {:.0} candidates per second).",
+            self.protocol.test_cases,
+            secs / self.protocol.test_cases.max(1) as f64,
+            self.eval_user_items_per_s
+        );
+    }
+
+    /// Each seed's training, and the evaluation speed.
+    fn write_training(&self, s: &mut String) {
         let _ = writeln!(s, "\n### training\n");
         let _ = writeln!(
             s,
@@ -349,35 +385,39 @@ impl Results {
             "\nEvaluation: {:.3e} user x item scores per second (every track scored once per user, ranked three ways).",
             self.eval_user_items_per_s
         );
-        s
     }
 }
+
+/// What a curves panel plots of an epoch.
+type Series = fn(&EpochLog) -> Option<f64>;
+
+/// A curves panel's size and margin.
+const PANEL_W: f64 = 420.0;
+const PANEL_H: f64 = 260.0;
+const PANEL_PAD: f64 = 45.0;
+
+/// The seeds' line colours, in turn.
+const COLOURS: [&str; 7] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+];
 
 /// Training curves as an SVG: loss (left) and the validation metric (right) per epoch, one line
 /// per seed.
 pub fn curves_svg(training: &[SeedTraining], metric: &str) -> String {
-    const W: f64 = 420.0;
-    const H: f64 = 260.0;
-    const PAD: f64 = 45.0;
-    let colours = [
-        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-    ];
     let mut s = String::new();
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">"#,
-        2.0 * W,
-        H + 20.0
+        2.0 * PANEL_W,
+        PANEL_H + 20.0
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    type Series = Box<dyn Fn(&EpochLog) -> Option<f64>>;
     let valid_title = format!("validation {metric}");
     let panels: [(&str, Series); 2] = [
-        ("training loss", Box::new(|e: &EpochLog| Some(e.loss))),
-        (&valid_title, Box::new(|e: &EpochLog| e.valid)),
+        ("training loss", |e| Some(e.loss)),
+        (&valid_title, |e| e.valid),
     ];
     for (pi, (title, f)) in panels.iter().enumerate() {
-        let x0 = pi as f64 * W;
         let pts: Vec<Vec<(f64, f64)>> = training
             .iter()
             .map(|t| {
@@ -387,6 +427,27 @@ pub fn curves_svg(training: &[SeedTraining], metric: &str) -> String {
                     .collect()
             })
             .collect();
+        let panel = Panel::over(pi as f64 * PANEL_W, &pts);
+        panel.write_axes(&mut s, title);
+        for (i, line) in pts.iter().enumerate() {
+            panel.write_line(&mut s, line, i, training[i].seed);
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// One panel of the curves: its left edge and the ranges its axes span.
+struct Panel {
+    x0: f64,
+    xmax: f64,
+    ymin: f64,
+    ymax: f64,
+}
+
+impl Panel {
+    /// The panel at `x0` spanning every point of `pts` (epochs from 1, values over at least 1e-9).
+    fn over(x0: f64, pts: &[Vec<(f64, f64)>]) -> Panel {
         let all = pts.iter().flatten();
         let (mut xmax, mut ymin, mut ymax) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
         for &(x, y) in all {
@@ -400,12 +461,31 @@ pub fn curves_svg(training: &[SeedTraining], metric: &str) -> String {
         if ymax - ymin < 1e-9 {
             ymax = ymin + 1.0;
         }
-        let sx = |x: f64| x0 + PAD + (x - 1.0) / (xmax - 1.0).max(1.0) * (W - 1.5 * PAD);
-        let sy = |y: f64| H - PAD + 10.0 - (y - ymin) / (ymax - ymin) * (H - 1.5 * PAD);
+        Panel {
+            x0,
+            xmax,
+            ymin,
+            ymax,
+        }
+    }
+
+    fn sx(&self, x: f64) -> f64 {
+        self.x0 + PANEL_PAD + (x - 1.0) / (self.xmax - 1.0).max(1.0) * (PANEL_W - 1.5 * PANEL_PAD)
+    }
+
+    fn sy(&self, y: f64) -> f64 {
+        PANEL_H - PANEL_PAD + 10.0
+            - (y - self.ymin) / (self.ymax - self.ymin) * (PANEL_H - 1.5 * PANEL_PAD)
+    }
+
+    /// The title, both axes, the value range and the epoch range.
+    fn write_axes(&self, s: &mut String, title: &str) {
+        let (sx, sy) = (|x| self.sx(x), |y| self.sy(y));
+        let (xmax, ymin, ymax) = (self.xmax, self.ymin, self.ymax);
         let _ = writeln!(
             s,
             r#"<text x="{}" y="15" text-anchor="middle" font-size="13">{title}</text>"#,
-            x0 + W / 2.0
+            self.x0 + PANEL_W / 2.0
         );
         let _ = writeln!(
             s,
@@ -430,33 +510,36 @@ pub fn curves_svg(training: &[SeedTraining], metric: &str) -> String {
         let _ = writeln!(
             s,
             r#"<text x="{}" y="{}" text-anchor="middle">epoch (1 to {xmax})</text>"#,
-            x0 + W / 2.0,
-            H + 5.0
+            self.x0 + PANEL_W / 2.0,
+            PANEL_H + 5.0
         );
-        for (i, line) in pts.iter().enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let d: Vec<String> = line
-                .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-                .collect();
-            let _ = writeln!(
-                s,
-                r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"><title>seed {}</title></polyline>"#,
-                colours[i % colours.len()],
-                d.join(" "),
-                training[i].seed
-            );
-        }
     }
-    s.push_str("</svg>\n");
-    s
+
+    /// Seed `seed`'s line (the `i`th), unless it has no points.
+    fn write_line(&self, s: &mut String, line: &[(f64, f64)], i: usize, seed: u64) {
+        if line.is_empty() {
+            return;
+        }
+        let d: Vec<String> = line
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", self.sx(x), self.sy(y)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"><title>seed {}</title></polyline>"#,
+            COLOURS[i % COLOURS.len()],
+            d.join(" "),
+            seed
+        );
+    }
 }
 
 /// Writes `results.json`, `results.md` and `curves.svg` into `dir` (each atomically).
-pub fn write_results(dir: &Path, r: &Results) -> std::io::Result<()> {
-    let json = serde_json::to_string_pretty(r).map_err(std::io::Error::other)?;
+pub fn write_results(dir: &Path, r: &Results) -> Result<(), super::ExperimentError> {
+    let json = serde_json::to_string_pretty(r).map_err(|source| super::ExperimentError::Json {
+        path: dir.join("results.json"),
+        source,
+    })?;
     for (name, text) in [
         ("results.json", json),
         ("results.md", r.to_markdown()),
@@ -467,8 +550,7 @@ pub fn write_results(dir: &Path, r: &Results) -> std::io::Result<()> {
     ] {
         crate::util::fsio::write_atomic(&dir.join(name), |w| {
             std::io::Write::write_all(w, text.as_bytes())
-        })
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        })?;
     }
     Ok(())
 }

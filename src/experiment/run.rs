@@ -4,6 +4,7 @@
 //! into `results.json`, `results.md` and `curves.svg`. `run.json` records how the run was asked
 //! for, so `encore eval RUN` can rebuild the data and re-score the saved models.
 
+use super::ExperimentError;
 use super::runner::{Execution, read_json, report_seed, seed_dir, train_in_children, write_json};
 use crate::data::read::{self, Format, ReadOptions};
 use crate::data::{Dataset, EventLog, Preset, preprocess};
@@ -17,7 +18,7 @@ use crate::experiment::results::{
 use crate::model::fusion::ContentTable;
 use crate::model::{ModelConfig, SeqModel};
 use crate::train::content::{ContentSource, describe, load_content};
-use crate::train::{TrainConfig, TrainError, TrainJob, load_model, train};
+use crate::train::{TrainConfig, TrainJob, load_model, train};
 use crate::util::sha256_hex;
 use burn::module::Module;
 use burn::tensor::Device;
@@ -55,21 +56,22 @@ pub fn load_data(
     path: &Path,
     format: &str,
     preset: &str,
-) -> Result<(Dataset, DatasetInfo), String> {
+) -> Result<(Dataset, DatasetInfo), ExperimentError> {
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (d, sha) = if format == "encore" {
-        let (d, _) = crate::data::ingest::load_dataset(path).map_err(|e| e.to_string())?;
+        let (d, _) = crate::data::ingest::load_dataset(path)?;
         let bin = path.join("dataset.bin");
-        let bytes = std::fs::read(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+        let bytes = std::fs::read(&bin).map_err(|e| ExperimentError::io(&bin, e))?;
         (d, sha256_hex(&bytes))
     } else {
-        let f: Format = format.parse()?;
+        let f: Format = format
+            .parse()
+            .map_err(|e: String| ExperimentError::setting("format", e))?;
         let mut log = EventLog::default();
-        let report = read::read_file(f, path, &mut log, &ReadOptions::default())
-            .map_err(|e| e.to_string())?;
+        let report = read::read_file(f, path, &mut log, &ReadOptions::default())?;
         if report.skipped > 0 {
             eprintln!(
                 "warning: {} malformed lines skipped in {} (first: {})",
@@ -104,9 +106,9 @@ pub fn load_data(
 /// Per line of a samples file: the user and its negatives (original ids).
 pub type Samples = Vec<(u32, Vec<u32>)>;
 
-pub fn load_samples(path: &Path) -> Result<(Samples, String), String> {
-    let rows = read::read_samples(path).map_err(|e| e.to_string())?;
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load_samples(path: &Path) -> Result<(Samples, String), ExperimentError> {
+    let rows = read::read_samples(path)?;
+    let bytes = std::fs::read(path).map_err(|e| ExperimentError::io(path, e))?;
     Ok((rows, sha256_hex(&bytes)))
 }
 
@@ -121,18 +123,24 @@ pub struct Loaded {
     pub content: Vec<ContentTable>,
 }
 
-pub fn load(spec: &RunSpec) -> Result<Loaded, String> {
+pub fn load(spec: &RunSpec) -> Result<Loaded, ExperimentError> {
     let (mut data, mut info) = load_data(&spec.data, &spec.format, &spec.preset)?;
-    let protocol: Protocol = spec.protocol.parse()?;
+    let protocol: Protocol = spec
+        .protocol
+        .parse()
+        .map_err(|e: String| ExperimentError::setting("protocol", e))?;
     let cold = match spec.cold {
         None => None,
         Some(f) => {
             if protocol.split != crate::data::split::Scheme::LeaveOneOut
                 || protocol.candidates != crate::data::split::Candidates::Full
             {
-                return Err(format!(
-                    "cold start needs protocol loo-full (a cold track has no history to sample negatives against), not {}",
-                    protocol.name
+                return Err(ExperimentError::setting(
+                    "cold",
+                    format!(
+                        "cold start needs protocol loo-full (a cold track has no history to sample negatives against), not {}",
+                        protocol.name
+                    ),
                 ));
             }
             let (d, cold) = crate::eval::protocol::cold_start(&data, f, spec.split_seed)?;
@@ -151,14 +159,17 @@ pub fn load(spec: &RunSpec) -> Result<Loaded, String> {
     let mut prepared =
         prepare(&data, &protocol, spec.split_seed, rows.as_deref()).map_err(|e| {
             match &spec.samples {
-                Some(p) => format!("{}: {e}", p.display()),
-                None => e,
+                Some(p) => ExperimentError::at(p, e),
+                None => e.into(),
             }
         })?;
     if let Some(cold) = &cold {
         prepared.split.test.retain(|c| cold[c.target as usize]);
         if prepared.split.test.is_empty() {
-            return Err("cold start left no test case (raise the share)".into());
+            return Err(ExperimentError::setting(
+                "cold",
+                "cold start left no test case (raise the share)",
+            ));
         }
         eprintln!(
             "cold start: {} cold tracks, {} test cases with a cold target",
@@ -224,7 +235,7 @@ pub fn scorer_test_ranks(l: &Loaded, scorer: &dyn crate::eval::Scorer) -> (SeedR
 /// Trains (or resumes) every seed of `spec` in `run`, evaluates, and writes the results. With
 /// `jobs > 1`, seeds train in that many child processes (`encore train-seed`) at once: burn's CPU
 /// generator is process-wide, so separate processes keep every seed deterministic.
-pub fn run(spec: RunSpec, run: &Path, how: &Execution) -> Result<Results, String> {
+pub fn run(spec: RunSpec, run: &Path, how: &Execution) -> Result<Results, ExperimentError> {
     let (spec, l) = start(spec, run)?;
     run_started(&spec, &l, run, how)
 }
@@ -243,7 +254,7 @@ pub fn run_started(
     l: &Loaded,
     run: &Path,
     how: &Execution,
-) -> Result<Results, String> {
+) -> Result<Results, ExperimentError> {
     if how.jobs > 1 {
         train_in_children(&spec.seeds, run, how.jobs, &how.device_arg)?;
     }
@@ -256,8 +267,8 @@ pub fn run_started(
 
 /// Loads the data, sets the catalogue size, and records the run (refusing a folder that holds a
 /// run with other settings).
-pub fn start(mut spec: RunSpec, run: &Path) -> Result<(RunSpec, Loaded), String> {
-    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+pub fn start(mut spec: RunSpec, run: &Path) -> Result<(RunSpec, Loaded), ExperimentError> {
+    std::fs::create_dir_all(run).map_err(|e| ExperimentError::io(run, e))?;
     let l = load(&spec)?;
     spec.model.set_n_items(l.info.items);
     match (spec.model.fusion().cloned(), l.content.is_empty()) {
@@ -267,13 +278,19 @@ pub fn start(mut spec: RunSpec, run: &Path) -> Result<(RunSpec, Loaded), String>
             spec.model.set_fusion(Some(f));
         }
         (Some(f), true) => {
-            return Err(format!(
-                "fusion '{}' needs content (--content NAME=PATH)",
-                f.strategy
+            return Err(ExperimentError::setting(
+                "fusion",
+                format!(
+                    "fusion '{}' needs content (--content NAME=PATH)",
+                    f.strategy
+                ),
             ));
         }
         (None, false) => {
-            return Err("content was given without a fusion strategy (--fusion)".into());
+            return Err(ExperimentError::setting(
+                "content",
+                "content was given without a fusion strategy (--fusion)",
+            ));
         }
         (None, true) => {}
     }
@@ -295,10 +312,9 @@ pub fn start(mut spec: RunSpec, run: &Path) -> Result<(RunSpec, Loaded), String>
             || old.cold != spec.cold
             || old.train != spec.train
         {
-            return Err(format!(
-                "{} holds a run with other settings; write to a new folder (-o) or remove it",
-                run.display()
-            ));
+            return Err(ExperimentError::OtherSettings {
+                run: run.to_path_buf(),
+            });
         }
     }
     write_json(&spec_path, &spec)?;
@@ -323,7 +339,7 @@ pub fn train_seed(
     seed: u64,
     device: &Device,
     progress: bool,
-) -> Result<SeedTraining, String> {
+) -> Result<SeedTraining, ExperimentError> {
     let dir = seed_dir(run, seed);
     let job = TrainJob {
         data: &l.data,
@@ -337,12 +353,15 @@ pub fn train_seed(
         progress,
         stop_after: None,
     };
-    let t = train(&job).map_err(|e: TrainError| e.to_string())?;
+    let t = train(&job)?;
     let best = dir.join("best.bpk");
     t.model
         .clone()
         .save_file(&best)
-        .map_err(|e| format!("{}: {e}", best.display()))?;
+        .map_err(|e| ExperimentError::SaveModel {
+            path: best.clone(),
+            reason: e.to_string(),
+        })?;
     let seconds: f64 = t.curve.iter().map(|e| e.seconds).sum();
     let windows: f64 = t.curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
     let targets: f64 = t.curve.iter().map(|e| e.targets_per_s * e.seconds).sum();
@@ -359,7 +378,7 @@ pub fn train_seed(
 }
 
 /// One seed of a recorded sequence-model run (`run.json`): what `encore train-seed` does for it.
-pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), String> {
+pub fn train_recorded_seed(run: &Path, seed: u64, device: &Device) -> Result<(), ExperimentError> {
     let spec: RunSpec = read_json(&run.join("run.json"))?;
     let l = load(&spec)?;
     let t = train_seed(&spec, &l, run, seed, device, false)?;
@@ -375,13 +394,12 @@ pub fn evaluate_run(
     training: Vec<SeedTraining>,
     device: &Device,
     device_label: &str,
-) -> Result<Results, String> {
+) -> Result<Results, ExperimentError> {
     let mut ranks = Vec::new();
     let mut throughput = Vec::new();
     for &seed in &spec.seeds {
         let dir = seed_dir(run, seed);
-        let model =
-            load_model(&spec.model, &dir.join("best.bpk"), device).map_err(|e| e.to_string())?;
+        let model = load_model(&spec.model, &dir.join("best.bpk"), device)?;
         let (r, per_s) = test_ranks(l, &model, &spec.model, device);
         write_json(&dir.join("ranks.json"), &r)?;
         ranks.push(r);
@@ -412,7 +430,7 @@ pub fn evaluate_run(
         user_items_per_s: crate::eval::stats::mean(&throughput),
     };
     let results = results_of(l, model, outcome, device_label, floors(l));
-    write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
+    write_results(run, &results)?;
     Ok(results)
 }
 
@@ -497,28 +515,31 @@ pub fn floors(l: &Loaded) -> Baselines {
 }
 
 /// Re-evaluates a finished run from its saved models (`encore eval RUN`).
-pub fn reevaluate(run: &Path, device: &Device, device_label: &str) -> Result<Results, String> {
+pub fn reevaluate(
+    run: &Path,
+    device: &Device,
+    device_label: &str,
+) -> Result<Results, ExperimentError> {
     let spec: RunSpec = read_json(&run.join("run.json"))?;
     let old: Results = read_json(&run.join("results.json"))?;
     let l = load(&spec)?;
     if l.info.sha256 != old.dataset.sha256 {
-        return Err(format!(
-            "{} changed since the run (sha256 {} now, {} then)",
-            spec.data.display(),
-            l.info.sha256,
-            old.dataset.sha256
-        ));
+        return Err(ExperimentError::DataChanged {
+            data: spec.data.clone(),
+            sha256: l.info.sha256,
+            recorded: old.dataset.sha256,
+        });
     }
     evaluate_run(&spec, run, &l, old.training, device, device_label)
 }
 
 /// The per-seed ranks of a finished run (for `encore compare`).
-pub fn seed_ranks(run: &Path) -> Result<(Results, Vec<SeedRanks>), String> {
+pub fn seed_ranks(run: &Path) -> Result<(Results, Vec<SeedRanks>), ExperimentError> {
     let r: Results = read_json(&run.join("results.json"))?;
     let ranks = r
         .seeds
         .iter()
         .map(|&s| read_json(&seed_dir(run, s).join("ranks.json")))
-        .collect::<Result<Vec<SeedRanks>, String>>()?;
+        .collect::<Result<Vec<SeedRanks>, _>>()?;
     Ok((r, ranks))
 }

@@ -2,9 +2,9 @@
 //! in child processes of this program (`encore train-seed`), whatever kind of run recorded them.
 
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+use super::ExperimentError;
 use super::results::SeedTraining;
 
 /// Where and how a run executes.
@@ -25,13 +25,7 @@ pub(crate) fn seed_dir(run: &Path, seed: u64) -> PathBuf {
     run.join(format!("seed-{seed}"))
 }
 
-pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), String> {
-    crate::util::fsio::write_json(path, v).map_err(|e| e.to_string())
-}
-
-pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
-    crate::util::fsio::read_json(path).map_err(|e| e.to_string())
-}
+pub(crate) use crate::util::fsio::{read_json, write_json};
 
 /// Trains `seeds` of a recorded run (a `run.json` or an `e4srec.json` in `run`) in up to `jobs`
 /// child processes of this program (`encore train-seed`).
@@ -40,14 +34,14 @@ pub fn train_in_children(
     run: &Path,
     jobs: usize,
     device: &str,
-) -> Result<(), String> {
+) -> Result<(), ExperimentError> {
     // On Linux, /proc/self/exe runs this very program even after a rebuild has replaced (and
     // so deleted) its file, which would otherwise end a long run at its next seed.
     let proc_exe = std::path::Path::new("/proc/self/exe");
     let exe = if proc_exe.exists() {
         proc_exe.to_path_buf()
     } else {
-        std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?
+        std::env::current_exe().map_err(ExperimentError::Exe)?
     };
     let mut pending: Vec<u64> = seeds.iter().rev().copied().collect();
     let mut running: Vec<(u64, std::process::Child)> = Vec::new();
@@ -63,7 +57,10 @@ pub fn train_in_children(
                 .args(["--device", device])
                 .stdout(std::process::Stdio::null())
                 .spawn()
-                .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+                .map_err(|source| ExperimentError::Spawn {
+                    program: exe.clone(),
+                    source,
+                })?;
             eprintln!("seed {seed}: training in process {}", child.id());
             running.push((seed, child));
         }
@@ -75,20 +72,23 @@ pub fn train_in_children(
                     let (seed, _) = running.swap_remove(i);
                     eprintln!("seed {seed}: {status}");
                     if !status.success() {
-                        failed.push(seed);
+                        failed.push((seed, status));
                     }
                 }
                 Ok(None) => i += 1,
-                Err(e) => return Err(format!("waiting for seed {}: {e}", running[i].0)),
+                Err(source) => {
+                    return Err(ExperimentError::Wait {
+                        seed: running[i].0,
+                        source,
+                    });
+                }
             }
         }
     }
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "training failed for seeds {failed:?} (their messages are above)"
-        ))
+        Err(ExperimentError::Children { failed })
     }
 }
 

@@ -20,16 +20,20 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::run::{Outcome, RunSpec, load, results_of};
+use super::ExperimentError;
+use super::run::{Loaded, Outcome, RunSpec, load, results_of};
 use super::runner::{read_json, write_json};
 use crate::data::preprocess::Dataset;
+use crate::data::split::Case;
 use crate::eval::Ranks;
 use crate::eval::metrics::rank;
 use crate::experiment::results::{
     LlmInfo, MetricSummary, ModelInfo, Results, SeedRanks, SeedTraining, write_results,
 };
+use crate::llm::generate::ChatTemplate;
 use crate::llm::likelihood::{Likelihood, ZeroShotConfig, continuation_log_likelihood};
 use crate::llm::llama::Llama;
+use crate::llm::tokenizer::BpeTokenizer;
 use crate::util::rng::Rng;
 
 /// How a zero-shot run was asked for (`RUN/zeroshot.json`).
@@ -85,6 +89,15 @@ pub fn prompt(
     )]) + &cfg.response
 }
 
+/// The language model a zero-shot run reads with: its weights, tokenizer, chat template and
+/// name.
+struct Reader {
+    llm: Llama,
+    tok: BpeTokenizer,
+    template: ChatTemplate,
+    name: String,
+}
+
 /// Ranks the sampled test cases (resuming from `RUN/seed-0/partial.json`) and writes
 /// `results.json`, `results.md` and `seed-0/ranks.json`.
 pub fn run(
@@ -93,61 +106,20 @@ pub fn run(
     device: &Device,
     device_label: &str,
     progress: bool,
-) -> Result<Results, String> {
+) -> Result<Results, ExperimentError> {
     let cfg = spec.config.clone();
-    if cfg.history == 0 {
-        return Err("--history must be at least 1".into());
-    }
-    if !cfg.instruction.contains("{items}") {
-        return Err("the instruction has no {items}".into());
-    }
-    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
-    let spec_path = run.join("zeroshot.json");
+    check_config(&cfg)?;
+    std::fs::create_dir_all(run).map_err(|e| ExperimentError::io(run, e))?;
     let encoder: RunSpec = read_json(&spec.encoder.join("run.json"))
-        .map_err(|e| format!("--item-encoder: {e} (a folder written by encore train)"))?;
+        .map_err(|source| ExperimentError::ItemEncoder { source })?;
     let l = load(&encoder)?;
-    let d = &l.data;
-    let Some(cands) = l.prepared.test_candidates.as_deref() else {
-        return Err(format!(
-            "{}: protocol {} ranks the whole catalogue; zero-shot ranking asks the LLM about every candidate, so it needs a sampled protocol (loo-sampled99, temporal-sampled200, ...)",
-            spec.encoder.display(),
-            l.protocol.name
-        ));
-    };
-    if !named(d) {
-        return Err(format!(
-            "{}: the tracks have no names (every name is its id), so there is nothing for a language model to read; use a log with titles (lastfm1k, spotify, listenbrainz, recbole with a .item file)",
-            encoder.data.display()
-        ));
-    }
-    if let Ok(old) = read_json::<ZeroShotSpec>(&spec_path) {
-        spec.llm_sha256 = old.llm_sha256.clone();
-        if old != spec {
-            return Err(format!(
-                "{} holds a run with other settings; write to a new folder (-o) or remove it",
-                run.display()
-            ));
-        }
-    }
-    let file = crate::llm::read_llm(&spec.llm, &spec.llm_sha256)?;
-    spec.llm_sha256 = file.sha256.clone();
-    write_json(&spec_path, &spec)?;
-    let (llm, _) =
-        Llama::from_gguf(&file.gguf, device).map_err(|e| format!("{}: {e}", spec.llm.display()))?;
-    let (tok, template) = (file.tok, file.template);
-
-    // The cases to score: all, or a seeded sample (kept in the split's order).
+    let cands = sampled_candidates(&spec, &encoder, &l)?;
+    let reader = open_llm(&mut spec, run, device)?;
     let cases = &l.prepared.split.test;
-    let mut order: Vec<usize> = (0..cases.len()).collect();
-    if let Some(n) = cfg.max_users.filter(|&n| n < cases.len()) {
-        let mut rng = Rng::stream(spec.sample_seed, 0x2e50_5a01);
-        rng.shuffle(&mut order);
-        order.truncate(n);
-        order.sort_unstable();
-    }
+    let order = sample_cases(cases.len(), cfg.max_users, spec.sample_seed);
     eprintln!(
         "zero-shot {} on {}: {} of {} test cases ({}), {} candidates each, last {} plays as text",
-        file.name,
+        reader.name,
         l.info.name,
         order.len(),
         cases.len(),
@@ -155,79 +127,219 @@ pub fn run(
         cands.first().map_or(0, Vec::len),
         cfg.history
     );
+    let ranker = Ranker {
+        cfg: &cfg,
+        d: &l.data,
+        cases,
+        cands,
+        reader: &reader,
+        device,
+    };
     let dir = run.join("seed-0");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let partial_path = dir.join("partial.json");
-    let mut partial: Partial = read_json(&partial_path).unwrap_or_default();
-    if !partial.ranks.is_empty() {
-        eprintln!("resuming after {} cases", partial.ranks.len());
+    let partial = ranker.rank_all(&order, &dir, progress)?;
+    let ranks = SeedRanks {
+        protocol: partial.ranks.clone(),
+        ..Default::default()
+    };
+    write_json(&dir.join("ranks.json"), &ranks)?;
+    let model = model_info(&spec, &encoder, &reader.name);
+    let outcome = scoring_outcome(&partial, cands.first().map_or(0, Vec::len));
+    let results = over_users_results(&l, model, outcome, &partial.ranks, device_label);
+    write_results(run, &results)?;
+    Ok(results)
+}
+
+/// Refuses a prompt with no history or no place for it.
+fn check_config(cfg: &ZeroShotConfig) -> Result<(), ExperimentError> {
+    if cfg.history == 0 {
+        return Err(ExperimentError::setting(
+            "history",
+            "--history must be at least 1",
+        ));
     }
-    let bar = crate::util::progress::progress_bar(progress, order.len() as u64);
-    if let Some(b) = &bar {
-        b.set_prefix("zero-shot");
-        b.set_position(partial.ranks.len() as u64);
+    if !cfg.instruction.contains("{items}") {
+        return Err(ExperimentError::setting(
+            "instruction",
+            "the instruction has no {items}",
+        ));
     }
-    let mut since_save = Instant::now();
-    for &i in &order[partial.ranks.len()..] {
-        let t0 = Instant::now();
-        let c = &cases[i];
-        let list = &cands[i];
-        let text = prompt(&cfg, template, d, c.history(d));
+    Ok(())
+}
+
+/// The encoder run's candidate lists of the test cases: only a sampled protocol over named
+/// tracks has them for a language model to read.
+fn sampled_candidates<'a>(
+    spec: &ZeroShotSpec,
+    encoder: &RunSpec,
+    l: &'a Loaded,
+) -> Result<&'a [Vec<u32>], ExperimentError> {
+    let Some(cands) = l.prepared.test_candidates.as_deref() else {
+        return Err(ExperimentError::run(
+            &spec.encoder,
+            format!(
+                "protocol {} ranks the whole catalogue; zero-shot ranking asks the LLM about every candidate, so it needs a sampled protocol (loo-sampled99, temporal-sampled200, ...)",
+                l.protocol.name
+            ),
+        ));
+    };
+    if !named(&l.data) {
+        return Err(ExperimentError::Unnamed {
+            data: encoder.data.clone(),
+        });
+    }
+    Ok(cands)
+}
+
+/// Refuses a folder that holds a run with other settings, reads the LLM (recording its sha256
+/// in `spec`, which is written as `RUN/zeroshot.json`) and loads it onto `device`.
+fn open_llm(
+    spec: &mut ZeroShotSpec,
+    run: &Path,
+    device: &Device,
+) -> Result<Reader, ExperimentError> {
+    let spec_path = run.join("zeroshot.json");
+    if let Ok(old) = read_json::<ZeroShotSpec>(&spec_path) {
+        spec.llm_sha256 = old.llm_sha256.clone();
+        if old != *spec {
+            return Err(ExperimentError::OtherSettings {
+                run: run.to_path_buf(),
+            });
+        }
+    }
+    let file = crate::llm::read_llm(&spec.llm, &spec.llm_sha256)?;
+    spec.llm_sha256 = file.sha256.clone();
+    write_json(&spec_path, &*spec)?;
+    let (llm, _) = Llama::from_gguf(&file.gguf, device).map_err(|e| e.in_file(&spec.llm))?;
+    Ok(Reader {
+        llm,
+        tok: file.tok,
+        template: file.template,
+        name: file.name,
+    })
+}
+
+/// The cases to score: all `n`, or a seeded sample of `max` (kept in the split's order).
+fn sample_cases(n: usize, max: Option<usize>, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if let Some(max) = max.filter(|&m| m < n) {
+        let mut rng = Rng::stream(seed, 0x2e50_5a01);
+        rng.shuffle(&mut order);
+        order.truncate(max);
+        order.sort_unstable();
+    }
+    order
+}
+
+/// What ranking a test case reads: the prompt's settings, the encoder run's data, cases and
+/// candidates, and the language model.
+struct Ranker<'a> {
+    cfg: &'a ZeroShotConfig,
+    d: &'a Dataset,
+    cases: &'a [Case],
+    cands: &'a [Vec<u32>],
+    reader: &'a Reader,
+    device: &'a Device,
+}
+
+impl Ranker<'_> {
+    /// Ranks the cases of `order` not yet in `dir/partial.json`, writing it at least every 30
+    /// seconds and after the last case; returns every case's rank.
+    fn rank_all(
+        &self,
+        order: &[usize],
+        dir: &Path,
+        progress: bool,
+    ) -> Result<Partial, ExperimentError> {
+        std::fs::create_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
+        let partial_path = dir.join("partial.json");
+        let mut partial: Partial = read_json(&partial_path).unwrap_or_default();
+        if !partial.ranks.is_empty() {
+            eprintln!("resuming after {} cases", partial.ranks.len());
+        }
+        let bar = crate::util::progress::progress_bar(progress, order.len() as u64);
+        if let Some(b) = &bar {
+            b.set_prefix("zero-shot");
+            b.set_position(partial.ranks.len() as u64);
+        }
+        let mut since_save = Instant::now();
+        for &i in &order[partial.ranks.len()..] {
+            let t0 = Instant::now();
+            let c = &self.cases[i];
+            partial
+                .ranks
+                .push(c.user, self.rank_case(c, &self.cands[i]));
+            partial.seconds += t0.elapsed().as_secs_f64();
+            if since_save.elapsed().as_secs() >= 30 || partial.ranks.len() == order.len() {
+                write_json(&partial_path, &partial)?;
+                since_save = Instant::now();
+            }
+            if let Some(b) = &bar {
+                b.inc(1);
+                b.set_message(format!(
+                    "HR@10 {:.3}",
+                    partial.ranks.mean("HR@10").unwrap_or(0.0)
+                ));
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        Ok(partial)
+    }
+
+    /// The rank of case `c`'s positive among its candidates `list` (the positive first), each
+    /// scored by the likelihood of its text after the history's prompt.
+    fn rank_case(&self, c: &Case, list: &[u32]) -> usize {
+        let (d, cfg) = (self.d, self.cfg);
+        let text = prompt(cfg, self.reader.template, d, c.history(d));
         let options: Vec<String> = list
             .iter()
             .map(|&t| format!(" {}", track_text(d, t)))
             .collect();
         let refs: Vec<&str> = options.iter().map(String::as_str).collect();
-        let ll = continuation_log_likelihood(&llm, &tok, &text, &refs, device);
+        let ll = continuation_log_likelihood(
+            &self.reader.llm,
+            &self.reader.tok,
+            &text,
+            &refs,
+            self.device,
+        );
         let score = |(s, n): (f64, usize)| match cfg.likelihood {
             Likelihood::Sum => s,
             Likelihood::Mean => s / n.max(1) as f64,
         };
         let scores: Vec<f64> = ll.into_iter().map(score).collect();
         // The list starts with the positive; ties count against it.
-        partial.ranks.push(
-            c.user,
-            rank(scores[0] as f32, scores[1..].iter().map(|&s| s as f32)),
-        );
-        partial.seconds += t0.elapsed().as_secs_f64();
-        if since_save.elapsed().as_secs() >= 30 || partial.ranks.len() == order.len() {
-            write_json(&partial_path, &partial)?;
-            since_save = Instant::now();
-        }
-        if let Some(b) = &bar {
-            b.inc(1);
-            b.set_message(format!(
-                "HR@10 {:.3}",
-                partial.ranks.mean("HR@10").unwrap_or(0.0)
-            ));
-        }
+        rank(scores[0] as f32, scores[1..].iter().map(|&s| s as f32))
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let ranks = SeedRanks {
-        protocol: partial.ranks.clone(),
-        ..Default::default()
-    };
-    write_json(&dir.join("ranks.json"), &ranks)?;
-    let n = partial.ranks.len();
-    let model = ModelInfo {
-        name: format!("zeroshot({})", file.name),
+}
+
+/// The zero-shot model: the LLM named `llm_name` over the encoder run's data (whose model and
+/// training settings it records).
+fn model_info(spec: &ZeroShotSpec, encoder: &RunSpec, llm_name: &str) -> ModelInfo {
+    ModelInfo {
+        name: format!("zeroshot({llm_name})"),
         config: encoder.model.clone(),
         content: Vec::new(),
         train: encoder.train.clone(),
         llm: Some(LlmInfo {
-            name: file.name.clone(),
+            name: llm_name.to_string(),
             path: spec.llm.display().to_string(),
             sha256: spec.llm_sha256.clone(),
             encoder: spec.encoder.display().to_string(),
             encoder_seed: 0,
             e4srec: None,
-            zero_shot: Some(cfg.clone()),
+            zero_shot: Some(spec.config.clone()),
         }),
-    };
+    }
+}
+
+/// The ranked cases as one seed's outcome (nothing trained: its "training" is the scoring
+/// time), with `candidates` scored per case.
+fn scoring_outcome(partial: &Partial, candidates: usize) -> Outcome {
+    let n = partial.ranks.len();
     let seconds = partial.seconds.max(1e-9);
-    let outcome = Outcome {
+    Outcome {
         seeds: vec![0],
         training: vec![SeedTraining {
             seed: 0,
@@ -240,22 +352,31 @@ pub fn run(
             curve: Vec::new(),
         }],
         ranks: Vec::new(),
-        user_items_per_s: (n * cands.first().map_or(0, Vec::len)) as f64 / seconds,
-    };
-    // Nothing is trained, so the interval is over users, not seeds, and only the sampled
-    // cases are ranked (no full-catalogue views).
-    let mut results = results_of(&l, model, outcome, device_label, Default::default());
+        user_items_per_s: (n * candidates) as f64 / seconds,
+    }
+}
+
+/// The run's results. Nothing is trained, so the interval is over users, not seeds, and only
+/// the sampled cases are ranked (no full-catalogue views).
+fn over_users_results(
+    l: &Loaded,
+    model: ModelInfo,
+    outcome: Outcome,
+    ranks: &Ranks,
+    device_label: &str,
+) -> Results {
+    let n = ranks.len();
+    let mut results = results_of(l, model, outcome, device_label, Default::default());
     results.protocol.description = format!(
         "{}; {n} sampled test cases, 95 % CI over users (nothing is trained, so there are no seeds)",
         l.protocol.describe()
     );
     results.protocol.test_cases = n;
     results.protocol.valid_cases = 0;
-    results.metrics = over_users(&partial.ranks);
+    results.metrics = over_users(ranks);
     results.metrics_full = Default::default();
     results.metrics_full_unheard = Default::default();
-    write_results(run, &results).map_err(|e| format!("{}: {e}", run.display()))?;
-    Ok(results)
+    results
 }
 
 /// Every metric's mean over the cases, with a normal-approximation 95 % interval over users.

@@ -7,89 +7,106 @@
 
 use std::path::Path;
 
+use super::error::FeatureError;
 use super::store::FeatureStore;
 
 /// One keyed row: (line or row number, key, vector).
 pub type Rows = Vec<(usize, String, Vec<f32>)>;
 
-fn bad(path: &Path, line: usize, msg: impl std::fmt::Display) -> String {
-    format!("{}:{line}: {msg}", path.display())
+fn bad(path: &Path, line: usize, msg: impl std::fmt::Display) -> FeatureError {
+    FeatureError::row(path, line, msg.to_string())
+}
+
+/// A row that is not a JSON object.
+fn not_object(path: &Path, line: usize, source: serde_json::Error) -> FeatureError {
+    FeatureError::RowJson {
+        path: path.to_path_buf(),
+        line,
+        what: "not a JSON object",
+        source,
+    }
+}
+
+/// What is wrong in a vector file's bytes (the caller names the file).
+fn malformed(reason: impl Into<String>) -> FeatureError {
+    FeatureError::Format(reason.into())
 }
 
 /// Reads vectors from `path` by its extension. `.npy` and safetensors files carry no keys: give
 /// them `ids` (one key per row, from `--ids`), or a safetensors `__metadata__` entry `ids` (a JSON
 /// array of strings).
-pub fn read_vectors(path: &Path, ids: Option<&[String]>) -> Result<Rows, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_vectors(path: &Path, ids: Option<&[String]>) -> Result<Rows, FeatureError> {
+    let bytes = std::fs::read(path).map_err(|e| FeatureError::io(path, e))?;
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let keyed =
-        |path: &Path, rows: Vec<Vec<f32>>, ids: Option<Vec<String>>| -> Result<Rows, String> {
-            let ids = ids.ok_or_else(|| {
-                format!(
-                    "{}: the file has no track keys; pass --ids FILE (one key per row)",
-                    path.display()
-                )
-            })?;
-            if ids.len() != rows.len() {
-                return Err(format!(
-                    "{}: {} rows but {} ids",
-                    path.display(),
-                    rows.len(),
-                    ids.len()
-                ));
-            }
-            Ok(rows
-                .into_iter()
-                .zip(ids)
-                .enumerate()
-                .map(|(i, (v, k))| (i + 1, k, v))
-                .collect())
-        };
+    let keyed = |path: &Path,
+                 rows: Vec<Vec<f32>>,
+                 ids: Option<Vec<String>>|
+     -> Result<Rows, FeatureError> {
+        let ids = ids.ok_or_else(|| {
+            FeatureError::invalid(
+                path,
+                "the file has no track keys; pass --ids FILE (one key per row)",
+            )
+        })?;
+        if ids.len() != rows.len() {
+            return Err(FeatureError::invalid(
+                path,
+                format!("{} rows but {} ids", rows.len(), ids.len()),
+            ));
+        }
+        Ok(rows
+            .into_iter()
+            .zip(ids)
+            .enumerate()
+            .map(|(i, (v, k))| (i + 1, k, v))
+            .collect())
+    };
     match ext.as_str() {
         "npy" => {
-            let rows = parse_npy(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            let rows = parse_npy(&bytes).map_err(|e| e.in_file(path))?;
             keyed(path, rows, ids.map(<[String]>::to_vec))
         }
         "safetensors" => {
-            let (rows, meta_ids) =
-                parse_safetensors_rows(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            let (rows, meta_ids) = parse_safetensors_rows(&bytes).map_err(|e| e.in_file(path))?;
             keyed(path, rows, ids.map(<[String]>::to_vec).or(meta_ids))
         }
         "jsonl" | "ndjson" => parse_jsonl(path, &bytes),
         "csv" | "tsv" | "txt" => {
             parse_delimited(path, &bytes, if ext == "csv" { ',' } else { '\t' })
         }
-        _ => Err(format!(
-            "{}: unknown extension '{ext}' (expected .npy, .safetensors, .csv, .tsv or .jsonl)",
-            path.display()
+        _ => Err(FeatureError::invalid(
+            path,
+            format!(
+                "unknown extension '{ext}' (expected .npy, .safetensors, .csv, .tsv or .jsonl)"
+            ),
         )),
     }
 }
 
 /// A `.npy` file holding a 2-D little-endian float32 or float64 array in C order.
-pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, String> {
+pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, FeatureError> {
     if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        return Err("not a .npy file (no \\x93NUMPY magic)".into());
+        return Err(malformed("not a .npy file (no \\x93NUMPY magic)"));
     }
     let (header_len, start) = match b[6] {
         1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
         2 | 3 => {
             if b.len() < 12 {
-                return Err("truncated .npy header".into());
+                return Err(malformed("truncated .npy header"));
             }
             (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
         }
-        v => return Err(format!(".npy version {v} is not supported")),
+        v => return Err(malformed(format!(".npy version {v} is not supported"))),
     };
     let header = std::str::from_utf8(
         b.get(start..start + header_len)
-            .ok_or("truncated .npy header")?,
+            .ok_or_else(|| malformed("truncated .npy header"))?,
     )
-    .map_err(|_| ".npy header is not text")?;
+    .map_err(|_| malformed(".npy header is not text"))?;
     let field = |name: &str| -> Option<&str> {
         let i = header.find(&format!("'{name}'"))?;
         Some(
@@ -99,43 +116,45 @@ pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, String> {
                 .trim_start(),
         )
     };
-    let descr = field("descr").ok_or(".npy header has no descr")?;
+    let descr = field("descr").ok_or_else(|| malformed(".npy header has no descr"))?;
     let width = if descr.starts_with("'<f4'") {
         4
     } else if descr.starts_with("'<f8'") {
         8
     } else {
-        return Err(format!(
+        return Err(malformed(format!(
             ".npy dtype {} is not supported (use float32 or float64)",
             descr.split(',').next().unwrap_or("")
-        ));
+        )));
     };
     if field("fortran_order").is_some_and(|f| f.starts_with("True")) {
-        return Err(".npy in Fortran order is not supported".into());
+        return Err(malformed(".npy in Fortran order is not supported"));
     }
-    let shape = field("shape").ok_or(".npy header has no shape")?;
-    let inner = &shape[1..shape.find(')').ok_or(".npy shape is malformed")?];
+    let shape = field("shape").ok_or_else(|| malformed(".npy header has no shape"))?;
+    let inner = &shape[1..shape
+        .find(')')
+        .ok_or_else(|| malformed(".npy shape is malformed"))?];
     let dims: Vec<usize> = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse()
-                .map_err(|_| format!(".npy shape ({inner}) is malformed"))
+                .map_err(|_| malformed(format!(".npy shape ({inner}) is malformed")))
         })
         .collect::<Result<_, _>>()?;
     let [rows, cols] = dims[..] else {
-        return Err(format!(
+        return Err(malformed(format!(
             ".npy array has shape ({inner}); expected 2-D (tracks, dim)"
-        ));
+        )));
     };
     let data = &b[start + header_len..];
     if data.len() != rows * cols * width {
-        return Err(format!(
+        return Err(malformed(format!(
             ".npy data is {} bytes; shape ({rows}, {cols}) needs {}",
             data.len(),
             rows * cols * width
-        ));
+        )));
     }
     let values: Vec<f32> = if width == 4 {
         data.chunks_exact(4)
@@ -156,8 +175,8 @@ pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, String> {
 /// Rows of a 2-D tensor and the ids its metadata lists, if any.
 type KeyedRows = (Vec<Vec<f32>>, Option<Vec<String>>);
 
-fn parse_safetensors_rows(b: &[u8]) -> Result<KeyedRows, String> {
-    let tensors = crate::util::weights::read_f32(b).map_err(|e| e.to_string())?;
+fn parse_safetensors_rows(b: &[u8]) -> Result<KeyedRows, FeatureError> {
+    let tensors = crate::util::weights::read_f32(b)?;
     let (_, (shape, values)) = ["values", "vectors", "embeddings", "embedding", "features"]
         .iter()
         .find_map(|n| tensors.get_key_value(*n))
@@ -168,18 +187,22 @@ fn parse_safetensors_rows(b: &[u8]) -> Result<KeyedRows, String> {
                 None
             }
         })
-        .ok_or("no tensor named values, vectors, embeddings or features")?;
+        .ok_or_else(|| malformed("no tensor named values, vectors, embeddings or features"))?;
     let [rows, cols] = shape[..] else {
-        return Err(format!(
+        return Err(malformed(format!(
             "tensor has shape {shape:?}; expected 2-D (tracks, dim)"
-        ));
+        )));
     };
-    let (_, meta) = safetensors::SafeTensors::read_metadata(b).map_err(|e| e.to_string())?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(b)
+        .map_err(crate::util::weights::WeightsError::from)?;
     let ids = meta
         .metadata()
         .as_ref()
         .and_then(|m| m.get("ids"))
-        .map(|s| serde_json::from_str::<Vec<String>>(s).map_err(|e| format!("metadata ids: {e}")))
+        .map(|s| {
+            serde_json::from_str::<Vec<String>>(s)
+                .map_err(|e| FeatureError::json("metadata ids", e))
+        })
         .transpose()?;
     Ok((
         values
@@ -205,16 +228,16 @@ fn json_key(obj: &serde_json::Map<String, serde_json::Value>) -> Option<String> 
     Some(format!("{a}\t{t}"))
 }
 
-fn parse_jsonl(path: &Path, b: &[u8]) -> Result<Rows, String> {
-    let text = std::str::from_utf8(b).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+fn parse_jsonl(path: &Path, b: &[u8]) -> Result<Rows, FeatureError> {
+    let text = std::str::from_utf8(b).map_err(|_| FeatureError::invalid(path, "not UTF-8 text"))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
-            .map_err(|e| bad(path, n, format!("not a JSON object: {e}")))?;
+        let obj: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).map_err(|e| not_object(path, n, e))?;
         let key =
             json_key(&obj).ok_or_else(|| bad(path, n, "no id, track_id, or artist and title"))?;
         let arr = ["vector", "embedding", "values", "features"]
@@ -236,7 +259,7 @@ fn parse_jsonl(path: &Path, b: &[u8]) -> Result<Rows, String> {
                     .map(|f| f as f32)
                     .ok_or_else(|| bad(path, n, format!("element {j} is not a number")))
             })
-            .collect::<Result<Vec<f32>, String>>()?;
+            .collect::<Result<Vec<f32>, FeatureError>>()?;
         out.push((n, key, v));
     }
     Ok(out)
@@ -245,8 +268,8 @@ fn parse_jsonl(path: &Path, b: &[u8]) -> Result<Rows, String> {
 /// CSV or TSV: key columns, then numbers. A header is recognised by a non-numeric value after
 /// the key; `artist` and `title` as its first two columns key by name, else the first column is
 /// the track id.
-fn parse_delimited(path: &Path, b: &[u8], sep: char) -> Result<Rows, String> {
-    let text = std::str::from_utf8(b).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+fn parse_delimited(path: &Path, b: &[u8], sep: char) -> Result<Rows, FeatureError> {
+    let text = std::str::from_utf8(b).map_err(|_| FeatureError::invalid(path, "not UTF-8 text"))?;
     let mut out = Vec::new();
     let mut key_cols = 1;
     for (i, line) in text.lines().enumerate() {
@@ -287,7 +310,7 @@ fn parse_delimited(path: &Path, b: &[u8], sep: char) -> Result<Rows, String> {
                     )
                 })
             })
-            .collect::<Result<Vec<f32>, String>>()?;
+            .collect::<Result<Vec<f32>, FeatureError>>()?;
         out.push((n, key, v));
     }
     Ok(out)
@@ -301,7 +324,7 @@ pub fn resolve_rows(
     rows: Rows,
     modality: &str,
     dim: Option<usize>,
-) -> Result<Vec<(usize, Vec<f32>)>, String> {
+) -> Result<Vec<(usize, Vec<f32>)>, FeatureError> {
     let want = dim.or_else(|| rows.first().map(|r| r.2.len())).unwrap_or(0);
     let mut unknown = Vec::new();
     let mut out = Vec::with_capacity(rows.len());
@@ -316,22 +339,26 @@ pub fn resolve_rows(
         if let Some(j) = v.iter().position(|x| !x.is_finite()) {
             return Err(bad(path, line, format!("value {} is not finite", j + 1)));
         }
-        super::tags::check_known_modality(modality, &v).map_err(|e| bad(path, line, e))?;
+        super::tags::check_known_modality(modality, &v).map_err(|e| FeatureError::RowValues {
+            path: path.to_path_buf(),
+            line,
+            source: Box::new(e),
+        })?;
         match store.resolve(&key) {
             Some(t) => out.push((t, v)),
             None => unknown.push((line, key)),
         }
     }
     if !unknown.is_empty() {
-        return Err(store.unknown_keys(path, &unknown));
+        return Err(store.unknown_keys(path, unknown));
     }
     Ok(out)
 }
 
 /// Texts per track from TSV (`key<TAB>text`, or a header naming `id`/`track_id` or `artist` and
 /// `title`, and `text`/`lyrics`) or JSONL (`{"id": .., "text": ..}`). Returns (line, key, text).
-pub fn read_texts(path: &Path) -> Result<Vec<(usize, String, String)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_texts(path: &Path) -> Result<Vec<(usize, String, String)>, FeatureError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FeatureError::io(path, e))?;
     let jsonl = path
         .extension()
         .is_some_and(|e| e == "jsonl" || e == "ndjson");
@@ -342,8 +369,8 @@ pub fn read_texts(path: &Path) -> Result<Vec<(usize, String, String)>, String> {
             if line.trim().is_empty() {
                 continue;
             }
-            let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
-                .map_err(|e| bad(path, n, format!("not a JSON object: {e}")))?;
+            let obj: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(line).map_err(|e| not_object(path, n, e))?;
             let key = json_key(&obj)
                 .ok_or_else(|| bad(path, n, "no id, track_id, or artist and title"))?;
             let t = ["text", "lyrics", "description"]
@@ -441,16 +468,19 @@ mod tests {
         assert!(
             parse_npy(&npy("(3,)", "<f4", &f32s[..12]))
                 .unwrap_err()
+                .to_string()
                 .contains("2-D")
         );
         assert!(
             parse_npy(&npy("(2, 3)", "<i4", &f32s))
                 .unwrap_err()
+                .to_string()
                 .contains("dtype")
         );
         assert!(
             parse_npy(&npy("(2, 4)", "<f4", &f32s))
                 .unwrap_err()
+                .to_string()
                 .contains("bytes")
         );
     }

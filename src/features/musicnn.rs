@@ -23,6 +23,8 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::error::FeatureError;
+
 /// The 50 MSD tags, in output order (`musicnn/configuration.py`).
 pub const MSD_TAGS: [&str; 50] = [
     "rock",
@@ -115,22 +117,27 @@ pub use crate::util::weights::NamedTensors;
 
 impl Musicnn {
     /// Builds the network from TF-named tensors (see the module docs for the names' order).
-    pub fn from_tensors(t: &NamedTensors, device: &Device) -> Result<Self, String> {
-        let get = |name: &str, shape: &[usize]| -> Result<Tensor<1>, String> {
-            let (s, v) = t
-                .get(name)
-                .ok_or_else(|| format!("musicnn weights: no tensor {name}"))?;
+    pub fn from_tensors(t: &NamedTensors, device: &Device) -> Result<Self, FeatureError> {
+        const FILE: &str = "musicnn weights";
+        let get = |name: &str, shape: &[usize]| -> Result<Tensor<1>, FeatureError> {
+            let (s, v) = t.get(name).ok_or_else(|| FeatureError::NoTensor {
+                file: FILE.into(),
+                name: name.into(),
+            })?;
             if s != shape {
-                return Err(format!(
-                    "musicnn weights: {name} has shape {s:?}, expected {shape:?}"
-                ));
+                return Err(FeatureError::TensorShape {
+                    file: FILE.into(),
+                    name: name.into(),
+                    got: s.clone(),
+                    want: shape.to_vec(),
+                });
             }
             Ok(Tensor::from_data(
                 TensorData::new(v.clone(), [v.len()]),
                 device,
             ))
         };
-        let bn = |i: usize, n: usize| -> Result<BatchNorm, String> {
+        let bn = |i: usize, n: usize| -> Result<BatchNorm, FeatureError> {
             let p = if i == 0 {
                 "batch_normalization".to_string()
             } else {
@@ -153,7 +160,7 @@ impl Musicnn {
             }
         };
         // TF kernel [kh, kw, in, out] -> burn Conv2d [out, in, kh, kw].
-        let conv2d = |i: usize, kh: usize, kw: usize, out: usize| -> Result<Conv2d, String> {
+        let conv2d = |i: usize, kh: usize, kw: usize, out: usize| -> Result<Conv2d, FeatureError> {
             let p = conv_name(i);
             let w = get(&format!("{p}/kernel"), &[kh, kw, 1, out])?
                 .reshape([kh, kw, 1, out])
@@ -164,7 +171,7 @@ impl Musicnn {
             Ok(m)
         };
         // TF kernel [7, in, 1, out] over (time, features) -> burn Conv1d [out, in, 7].
-        let conv1d = |i: usize, inp: usize, out: usize| -> Result<Conv1d, String> {
+        let conv1d = |i: usize, inp: usize, out: usize| -> Result<Conv1d, FeatureError> {
             let p = conv_name(i);
             let w = get(&format!("{p}/kernel"), &[7, inp, 1, out])?
                 .reshape([7, inp, out])
@@ -176,7 +183,7 @@ impl Musicnn {
             m.bias = Some(Param::from_tensor(get(&format!("{p}/bias"), &[out])?));
             Ok(m)
         };
-        let linear = |name: &str, inp: usize, out: usize| -> Result<Linear, String> {
+        let linear = |name: &str, inp: usize, out: usize| -> Result<Linear, FeatureError> {
             let mut m = LinearConfig::new(inp, out).init(device);
             m.weight = Param::from_tensor(
                 get(&format!("{name}/kernel"), &[inp, out])?.reshape([inp, out]),
@@ -204,11 +211,8 @@ impl Musicnn {
     }
 
     /// Loads the network from a safetensors file of TF-named tensors.
-    pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Self, String> {
-        Self::from_tensors(
-            &crate::util::weights::read_f32(bytes).map_err(|e| e.to_string())?,
-            device,
-        )
+    pub fn from_safetensors(bytes: &[u8], device: &Device) -> Result<Self, FeatureError> {
+        Self::from_tensors(&crate::util::weights::read_f32(bytes)?, device)
     }
 
     /// # Shapes
@@ -327,7 +331,7 @@ pub async fn embed_audio_async(
     batch: usize,
     device: &Device,
     mut progress: impl FnMut(usize, usize),
-) -> Result<Option<TrackAudioFeatures>, String> {
+) -> Result<Option<TrackAudioFeatures>, FeatureError> {
     let rep = front.log_mel(audio_16k);
     let patches = super::dsp::patches(&rep, PATCH_FRAMES, PATCH_FRAMES);
     let per = PATCH_FRAMES * super::dsp::N_MELS;
@@ -344,18 +348,18 @@ pub async fn embed_audio_async(
             device,
         );
         let out = model.forward(x);
-        let read = |d: TensorData| d.try_to_vec::<f32>().map_err(|e| format!("{e:?}"));
+        let readback = |e: &dyn std::fmt::Debug| {
+            FeatureError::Device(crate::device::DeviceError::Readback(format!("{e:?}")))
+        };
+        let read = |d: TensorData| d.try_to_vec::<f32>().map_err(|e| readback(&e));
         tags.extend(read(
-            out.tags
-                .into_data_async()
-                .await
-                .map_err(|e| format!("{e:?}"))?,
+            out.tags.into_data_async().await.map_err(|e| readback(&e))?,
         )?);
         emb.extend(read(
             out.embedding
                 .into_data_async()
                 .await
-                .map_err(|e| format!("{e:?}"))?,
+                .map_err(|e| readback(&e))?,
         )?);
         progress(emb.len() / EMBEDDING_DIM, n);
     }
@@ -400,22 +404,21 @@ pub fn pool(rows: &[f32], dim: usize, pooling: Pooling) -> Vec<f32> {
 /// Converts a TF1 checkpoint to safetensors bytes, keeping float tensors under their TensorFlow
 /// names and layouts and dropping optimizer slots (`.../Adam`, `.../Adam_1`, `beta*_power`).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn convert_checkpoint(prefix: &std::path::Path) -> Result<Vec<u8>, String> {
-    let all = super::tf1::read_checkpoint(prefix).map_err(|e| e.to_string())?;
+pub fn convert_checkpoint(prefix: &std::path::Path) -> Result<Vec<u8>, FeatureError> {
+    let all = super::tf1::read_checkpoint(prefix)?;
     let kept: Vec<(String, Vec<usize>, Vec<f32>)> = all
         .into_iter()
         .filter(|(k, _)| !k.ends_with("/Adam") && !k.ends_with("/Adam_1") && !k.contains("_power"))
         .map(|(k, t)| (k, t.shape, t.data))
         .collect();
     if kept.is_empty() {
-        return Err(format!(
-            "{}: no weights in the checkpoint",
-            prefix.display()
-        ));
+        return Err(FeatureError::NoWeights {
+            prefix: prefix.to_path_buf(),
+        });
     }
     let meta = [(
         "source".to_string(),
         format!("TF1 checkpoint {}", prefix.display()),
     )];
-    crate::util::weights::write_f32(&kept, Some(&meta)).map_err(|e| e.to_string())
+    Ok(crate::util::weights::write_f32(&kept, Some(&meta))?)
 }

@@ -10,6 +10,7 @@
 //! [`FeatureStore::get`] returns `None` for it. Every file is written to a temporary name and
 //! renamed; the manifest is written last, so a store on disk is always whole.
 
+use super::error::FeatureError;
 use crate::util::weights::{bytes_f32, f32_bytes, write_tensors};
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -101,7 +102,7 @@ fn valid_modality_name(name: &str) -> bool {
 
 impl FeatureStore {
     /// A store over `tracks` (ids must be unique).
-    pub fn new(tracks: Vec<TrackRef>) -> Result<Self, String> {
+    pub fn new(tracks: Vec<TrackRef>) -> Result<Self, FeatureError> {
         let mut s = FeatureStore::default();
         for t in tracks {
             s.add_track(t)?;
@@ -122,12 +123,12 @@ impl FeatureStore {
     }
 
     /// Adds a track (absent from every modality); an existing id is an error.
-    pub fn add_track(&mut self, t: TrackRef) -> Result<usize, String> {
+    pub fn add_track(&mut self, t: TrackRef) -> Result<usize, FeatureError> {
         if t.id.is_empty() {
-            return Err("a track id is empty".into());
+            return Err(FeatureError::EmptyTrackId);
         }
         if self.by_id.contains_key(&t.id) {
-            return Err(format!("track id '{}' is listed twice", t.id));
+            return Err(FeatureError::DuplicateTrack { id: t.id });
         }
         let i = self.tracks.len();
         self.by_id.insert(t.id.clone(), i);
@@ -163,27 +164,17 @@ impl FeatureStore {
 
     /// The error for keys this store does not know: how many, and the first five with their
     /// lines (line 0: the format has no lines, e.g. a JSON object).
-    pub fn unknown_keys(&self, path: &std::path::Path, unknown: &[(usize, String)]) -> String {
-        let shown: Vec<String> = unknown
-            .iter()
-            .take(5)
-            .map(|(l, k)| {
-                let k = k.replace('\t', " / ");
-                if *l > 0 {
-                    format!("line {l}: '{k}'")
-                } else {
-                    format!("'{k}'")
-                }
-            })
-            .collect();
-        format!(
-            "{}: {} unknown track key(s), not in the store's {} tracks ({}{})",
-            path.display(),
-            unknown.len(),
-            self.tracks.len(),
-            shown.join(", "),
-            if unknown.len() > 5 { ", ..." } else { "" }
-        )
+    pub fn unknown_keys(
+        &self,
+        path: &std::path::Path,
+        unknown: Vec<(usize, String)>,
+    ) -> FeatureError {
+        FeatureError::UnknownKeys {
+            path: path.to_path_buf(),
+            keys: unknown,
+            tracks: self.tracks.len(),
+            nothing_stored: false,
+        }
     }
 
     /// Creates (or checks the dimension of) a modality.
@@ -193,20 +184,23 @@ impl FeatureStore {
         dim: usize,
         provenance: Provenance,
         labels: Option<Vec<String>>,
-    ) -> Result<&mut Modality, String> {
+    ) -> Result<&mut Modality, FeatureError> {
         if !valid_modality_name(name) {
-            return Err(format!("modality name '{name}': use a-z, 0-9, '_' or '-'"));
+            return Err(FeatureError::ModalityName { name: name.into() });
         }
         if dim == 0 {
-            return Err(format!("modality {name}: dimension 0"));
+            return Err(FeatureError::Modality {
+                modality: name.into(),
+                reason: "dimension 0".into(),
+            });
         }
         if let Some(l) = &labels
             && l.len() != dim
         {
-            return Err(format!(
-                "modality {name}: {} labels for dimension {dim}",
-                l.len()
-            ));
+            return Err(FeatureError::Modality {
+                modality: name.into(),
+                reason: format!("{} labels for dimension {dim}", l.len()),
+            });
         }
         let n = self.tracks.len();
         let m = self
@@ -220,10 +214,11 @@ impl FeatureStore {
                 labels: labels.clone(),
             });
         if m.dim != dim {
-            return Err(format!(
-                "modality {name} holds {}-d vectors; these are {dim}-d",
-                m.dim
-            ));
+            return Err(FeatureError::Redefined {
+                modality: name.into(),
+                holds: m.dim,
+                dim,
+            });
         }
         m.provenance = provenance;
         if labels.is_some() {
@@ -233,20 +228,26 @@ impl FeatureStore {
     }
 
     /// Sets a track's vector in a modality that exists.
-    pub fn set(&mut self, modality: &str, track: usize, v: &[f32]) -> Result<(), String> {
+    pub fn set(&mut self, modality: &str, track: usize, v: &[f32]) -> Result<(), FeatureError> {
         let m = self
             .modalities
             .get_mut(modality)
-            .ok_or_else(|| format!("no modality {modality}"))?;
+            .ok_or_else(|| FeatureError::NoModality {
+                modality: modality.into(),
+            })?;
         if v.len() != m.dim {
-            return Err(format!(
-                "modality {modality} holds {}-d vectors; got {}",
-                m.dim,
-                v.len()
-            ));
+            return Err(FeatureError::Dimension {
+                modality: modality.into(),
+                holds: m.dim,
+                got: v.len(),
+            });
         }
         if let Some(bad) = v.iter().position(|x| !x.is_finite()) {
-            return Err(format!("value {bad} is not finite ({})", v[bad]));
+            return Err(FeatureError::NotFinite {
+                modality: modality.into(),
+                index: bad,
+                value: v[bad],
+            });
         }
         m.values[track * m.dim..(track + 1) * m.dim].copy_from_slice(v);
         m.present[track] = true;
@@ -272,7 +273,7 @@ impl FeatureStore {
     }
 
     /// Serialises the store: the manifest and one safetensors file per modality.
-    pub fn to_files(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+    pub fn to_files(&self) -> Result<Vec<(String, Vec<u8>)>, FeatureError> {
         let n = self.tracks.len();
         let mut files = Vec::new();
         let mut entries = BTreeMap::new();
@@ -284,8 +285,7 @@ impl FeatureStore {
                     ("present", Dtype::U8, vec![n], present),
                 ],
                 Some(&[]),
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             let file = format!("{name}.safetensors");
             entries.insert(
                 name.clone(),
@@ -305,7 +305,8 @@ impl FeatureStore {
             tracks: self.tracks.clone(),
             modalities: entries,
         };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| FeatureError::json("manifest.json", e))?;
         files.push(("manifest.json".into(), json));
         Ok(files)
     }
@@ -314,45 +315,56 @@ impl FeatureStore {
     /// manifest's sha256).
     pub fn from_files(
         manifest: &[u8],
-        mut fetch: impl FnMut(&str) -> Result<Vec<u8>, String>,
-    ) -> Result<Self, String> {
+        mut fetch: impl FnMut(&str) -> Result<Vec<u8>, FeatureError>,
+    ) -> Result<Self, FeatureError> {
+        const MANIFEST: &str = "manifest.json";
         let mf: Manifest =
-            serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
+            serde_json::from_slice(manifest).map_err(|e| FeatureError::json(MANIFEST, e))?;
         if mf.format != FORMAT {
-            return Err(format!(
-                "manifest.json: format '{}', expected {FORMAT}",
-                mf.format
+            return Err(FeatureError::field(
+                MANIFEST,
+                "format",
+                format!("format '{}', expected {FORMAT}", mf.format),
             ));
         }
-        let mut s = FeatureStore::new(mf.tracks).map_err(|e| format!("manifest.json: {e}"))?;
+        let mut s =
+            FeatureStore::new(mf.tracks).map_err(|e| e.in_file(std::path::Path::new(MANIFEST)))?;
         let n = s.tracks.len();
         for (name, e) in mf.modalities {
             let bytes = fetch(&e.file)?;
             let sha = crate::util::sha256_hex(&bytes);
             if sha != e.sha256 {
-                return Err(format!(
-                    "{}: sha256 {sha}, the manifest says {}",
-                    e.file, e.sha256
-                ));
+                return Err(FeatureError::Checksum {
+                    file: e.file,
+                    sha256: sha,
+                    recorded: e.sha256,
+                });
             }
-            let st = SafeTensors::deserialize(&bytes).map_err(|x| format!("{}: {x}", e.file))?;
-            let values = st
-                .tensor("values")
-                .map_err(|x| format!("{}: {x}", e.file))?;
-            let present = st
-                .tensor("present")
-                .map_err(|x| format!("{}: {x}", e.file))?;
+            let safetensors = |source| FeatureError::Safetensors {
+                file: e.file.clone(),
+                source,
+            };
+            let st = SafeTensors::deserialize(&bytes).map_err(safetensors)?;
+            let values = st.tensor("values").map_err(safetensors)?;
+            let present = st.tensor("present").map_err(safetensors)?;
             if values.dtype() != Dtype::F32 || values.shape() != [n, e.dim] {
-                return Err(format!(
-                    "{}: values are {:?} {:?}, expected F32 [{n}, {}]",
-                    e.file,
-                    values.dtype(),
-                    values.shape(),
-                    e.dim
+                return Err(FeatureError::field(
+                    &e.file,
+                    "values",
+                    format!(
+                        "values are {:?} {:?}, expected F32 [{n}, {}]",
+                        values.dtype(),
+                        values.shape(),
+                        e.dim
+                    ),
                 ));
             }
             if present.dtype() != Dtype::U8 || present.shape() != [n] {
-                return Err(format!("{}: present mask is not U8 [{n}]", e.file));
+                return Err(FeatureError::field(
+                    &e.file,
+                    "present",
+                    format!("present mask is not U8 [{n}]"),
+                ));
             }
             let m = Modality {
                 dim: e.dim,
@@ -368,25 +380,24 @@ impl FeatureStore {
 
     /// Writes the store into `dir` (each file atomically, the manifest last).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn save(&self, dir: &std::path::Path) -> Result<(), String> {
+    pub fn save(&self, dir: &std::path::Path) -> Result<(), FeatureError> {
         use std::io::Write;
         for (name, bytes) in self.to_files()? {
-            crate::util::fsio::write_atomic(&dir.join(&name), |w| w.write_all(&bytes))
-                .map_err(|e| e.to_string())?;
+            crate::util::fsio::write_atomic(&dir.join(&name), |w| w.write_all(&bytes))?;
         }
         Ok(())
     }
 
     /// Reads the store in `dir`.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn load(dir: &std::path::Path) -> Result<Self, String> {
+    pub fn load(dir: &std::path::Path) -> Result<Self, FeatureError> {
         let mpath = dir.join("manifest.json");
-        let manifest = std::fs::read(&mpath).map_err(|e| format!("{}: {e}", mpath.display()))?;
+        let manifest = std::fs::read(&mpath).map_err(|e| FeatureError::io(&mpath, e))?;
         Self::from_files(&manifest, |f| {
             let p = dir.join(f);
-            std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
+            std::fs::read(&p).map_err(|e| FeatureError::io(&p, e))
         })
-        .map_err(|e| format!("{}: {e}", dir.display()))
+        .map_err(|e| e.in_file(dir))
     }
 
     /// Coverage per modality: (name, dim, tracks present, model).
@@ -444,7 +455,12 @@ mod tests {
         let mut s = FeatureStore::new(vec![t("a", "", "")]).unwrap();
         s.ensure_modality("audio", 2, Provenance::default(), None)
             .unwrap();
-        assert!(s.set("audio", 0, &[1.0]).unwrap_err().contains("2-d"));
+        assert!(
+            s.set("audio", 0, &[1.0])
+                .unwrap_err()
+                .to_string()
+                .contains("2-d")
+        );
         assert!(
             s.ensure_modality("audio", 3, Provenance::default(), None)
                 .is_err()
@@ -462,6 +478,6 @@ mod tests {
             Ok(b)
         })
         .unwrap_err();
-        assert!(e.contains("sha256"), "{e}");
+        assert!(e.to_string().contains("sha256"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::error::FeatureError;
 use super::store::FeatureStore;
 
 /// Per-track lists of labels (tag names, or attribute ids as text).
@@ -11,32 +12,31 @@ pub type LabelLists = Vec<(usize, String, Vec<String>)>;
 /// Reads tag lists: a JSON object `{track key: [tags or attribute ids]}` (S3-Rec's
 /// `item2attributes.json` is one), or TSV lines `key<TAB>tag[,tag...]` / `key<TAB>tag` (repeated
 /// keys add up). Returns (line, key, labels).
-pub fn read_label_lists(path: &std::path::Path) -> Result<LabelLists, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_label_lists(path: &std::path::Path) -> Result<LabelLists, FeatureError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FeatureError::io(path, e))?;
     if text.trim_start().starts_with('{') {
         let map: BTreeMap<String, serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| {
-                format!(
-                    "{}:{}: not a JSON object of lists: {e}",
-                    path.display(),
-                    e.line()
-                )
+            serde_json::from_str(&text).map_err(|e| FeatureError::RowJson {
+                path: path.to_path_buf(),
+                line: e.line(),
+                what: "not a JSON object of lists",
+                source: e,
             })?;
+        let key = |k: &str, reason: &str| FeatureError::Key {
+            path: path.to_path_buf(),
+            key: k.to_string(),
+            reason: reason.to_string(),
+        };
         return map
             .into_iter()
             .map(|(k, v)| {
-                let arr = v
-                    .as_array()
-                    .ok_or_else(|| format!("{}: '{k}' maps to no list", path.display()))?;
+                let arr = v.as_array().ok_or_else(|| key(&k, "maps to no list"))?;
                 let labels = arr
                     .iter()
                     .map(|x| match x {
                         serde_json::Value::String(s) => Ok(s.trim().to_string()),
                         serde_json::Value::Number(n) => Ok(n.to_string()),
-                        _ => Err(format!(
-                            "{}: '{k}' lists a value that is neither text nor a number",
-                            path.display()
-                        )),
+                        _ => Err(key(&k, "lists a value that is neither text nor a number")),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((0, k, labels))
@@ -50,11 +50,7 @@ pub fn read_label_lists(path: &std::path::Path) -> Result<LabelLists, String> {
             continue;
         }
         let Some((key, rest)) = line.split_once('\t') else {
-            return Err(format!(
-                "{}:{}: expected key<TAB>tags",
-                path.display(),
-                i + 1
-            ));
+            return Err(FeatureError::row(path, i + 1, "expected key<TAB>tags"));
         };
         let labels: Vec<String> = rest
             .split([',', '\t', '|'])
@@ -81,7 +77,7 @@ pub fn multi_hot(
     path: &std::path::Path,
     lists: LabelLists,
     min_count: usize,
-) -> Result<(Vec<String>, Vec<(usize, Vec<f32>)>), String> {
+) -> Result<(Vec<String>, Vec<(usize, Vec<f32>)>), FeatureError> {
     let mut unknown = Vec::new();
     let mut resolved = Vec::new();
     for (line, key, labels) in lists {
@@ -91,7 +87,7 @@ pub fn multi_hot(
         }
     }
     if !unknown.is_empty() {
-        return Err(store.unknown_keys(path, &unknown));
+        return Err(store.unknown_keys(path, unknown));
     }
     let mut count: HashMap<&str, usize> = HashMap::new();
     for (_, labels) in &resolved {
@@ -131,16 +127,19 @@ pub fn multi_hot(
 pub const MGPHOT_DIM: usize = 58;
 
 /// Checks a vector meant for a modality with known rules (`mgphot`: 58 values in [0, 1]).
-pub fn check_known_modality(modality: &str, v: &[f32]) -> Result<(), String> {
+pub fn check_known_modality(modality: &str, v: &[f32]) -> Result<(), FeatureError> {
     if modality == "mgphot" {
         if v.len() != MGPHOT_DIM {
-            return Err(format!(
-                "mgphot vectors have {MGPHOT_DIM} genes; got {}",
-                v.len()
-            ));
+            return Err(FeatureError::GeneCount {
+                want: MGPHOT_DIM,
+                got: v.len(),
+            });
         }
         if let Some(i) = v.iter().position(|x| !(0.0..=1.0).contains(x)) {
-            return Err(format!("mgphot gene {} is {}, outside [0, 1]", i + 1, v[i]));
+            return Err(FeatureError::GeneRange {
+                gene: i + 1,
+                value: v[i],
+            });
         }
     }
     Ok(())
@@ -156,7 +155,7 @@ pub fn add_completion(
     store: &mut FeatureStore,
     data: &crate::data::preprocess::Dataset,
     source: &str,
-) -> Result<usize, String> {
+) -> Result<usize, FeatureError> {
     let prov = super::store::Provenance {
         model: "completion statistics".into(),
         parameters: serde_json::json!({"source": source, "labels": COMPLETION_LABELS}),
@@ -214,7 +213,10 @@ mod tests {
         assert_eq!(vocab, vec!["jazz", "piano", "rare"]);
         assert_eq!(rows[2], (2, vec![0.0, 0.0, 1.0]));
         let e = multi_hot(&store, p, vec![(7, "9".into(), vec!["x".into()])], 1).unwrap_err();
-        assert!(e.contains("line 7") && e.contains("unknown"), "{e}");
+        assert!(
+            e.to_string().contains("line 7") && e.to_string().contains("unknown"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -223,6 +225,7 @@ mod tests {
         assert!(
             check_known_modality("mgphot", &[0.5; 57])
                 .unwrap_err()
+                .to_string()
                 .contains("58")
         );
         let mut v = [0.5; 58];
@@ -230,6 +233,7 @@ mod tests {
         assert!(
             check_known_modality("mgphot", &v)
                 .unwrap_err()
+                .to_string()
                 .contains("gene 4")
         );
         assert!(check_known_modality("clap", &[9.0; 3]).is_ok());

@@ -14,6 +14,8 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, L
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use std::collections::HashMap;
 
+use super::error::FeatureError;
+
 /// Longest input in tokens, [CLS] and [SEP] included (sentence-transformers' max_seq_length).
 pub const MAX_TOKENS: usize = 256;
 pub const DIM: usize = 384;
@@ -32,34 +34,34 @@ pub struct WordPiece {
 
 impl WordPiece {
     /// Reads the vocabulary and settings from a Hugging Face `tokenizer.json` (WordPiece model).
-    pub fn from_tokenizer_json(json: &[u8]) -> Result<Self, String> {
+    pub fn from_tokenizer_json(json: &[u8]) -> Result<Self, FeatureError> {
+        const FILE: &str = "tokenizer.json";
         let v: serde_json::Value =
-            serde_json::from_slice(json).map_err(|e| format!("tokenizer.json: {e}"))?;
+            serde_json::from_slice(json).map_err(|e| FeatureError::json(FILE, e))?;
         let model = &v["model"];
         if model["type"] != "WordPiece" {
-            return Err(format!(
-                "tokenizer.json: model type {}, expected WordPiece",
-                model["type"]
+            return Err(FeatureError::field(
+                FILE,
+                "model.type",
+                format!("model type {}, expected WordPiece", model["type"]),
             ));
         }
         let vocab: HashMap<String, u32> = model["vocab"]
             .as_object()
-            .ok_or("tokenizer.json: no model.vocab")?
+            .ok_or_else(|| FeatureError::field(FILE, "model.vocab", "no model.vocab"))?
             .iter()
             .map(|(k, id)| {
-                Ok((
-                    k.clone(),
-                    id.as_u64()
-                        .ok_or("tokenizer.json: a vocab id is not a number")?
-                        as u32,
-                ))
+                let id = id.as_u64().ok_or_else(|| {
+                    FeatureError::field(FILE, "model.vocab", "a vocab id is not a number")
+                })?;
+                Ok((k.clone(), id as u32))
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, FeatureError>>()?;
         let id = |t: &str| {
             vocab
                 .get(t)
                 .copied()
-                .ok_or_else(|| format!("tokenizer.json: no {t} token"))
+                .ok_or_else(|| FeatureError::field(FILE, t, format!("no {t} token")))
         };
         Ok(WordPiece {
             unk: id(model["unk_token"].as_str().unwrap_or("[UNK]"))?,
@@ -197,23 +199,26 @@ pub struct HfTokenizer(tokenizers::Tokenizer);
 
 #[cfg(not(target_arch = "wasm32"))]
 impl HfTokenizer {
-    pub fn from_tokenizer_json(json: &[u8]) -> Result<Self, String> {
-        let mut t =
-            tokenizers::Tokenizer::from_bytes(json).map_err(|e| format!("tokenizer.json: {e}"))?;
+    pub fn from_tokenizer_json(json: &[u8]) -> Result<Self, FeatureError> {
+        let refused = |source| FeatureError::Tokenizer {
+            file: "tokenizer.json".into(),
+            source,
+        };
+        let mut t = tokenizers::Tokenizer::from_bytes(json).map_err(refused)?;
         t.with_padding(None);
         t.with_truncation(Some(tokenizers::TruncationParams {
             max_length: MAX_TOKENS,
             ..Default::default()
         }))
-        .map_err(|e| format!("tokenizer.json: {e}"))?;
+        .map_err(refused)?;
         Ok(HfTokenizer(t))
     }
 
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, FeatureError> {
         Ok(self
             .0
             .encode(text, true)
-            .map_err(|e| e.to_string())?
+            .map_err(FeatureError::Encode)?
             .get_ids()
             .to_vec())
     }
@@ -247,32 +252,44 @@ pub struct BertConfig {
 impl Bert {
     /// Builds the encoder from `config.json` and `model.safetensors` bytes (Hugging Face names,
     /// with or without a `bert.` prefix).
-    pub fn from_files(config: &[u8], weights: &[u8], device: &Device) -> Result<Self, String> {
+    pub fn from_files(
+        config: &[u8],
+        weights: &[u8],
+        device: &Device,
+    ) -> Result<Self, FeatureError> {
+        const WEIGHTS: &str = "model.safetensors";
         let cfg: BertConfig =
-            serde_json::from_slice(config).map_err(|e| format!("config.json: {e}"))?;
+            serde_json::from_slice(config).map_err(|e| FeatureError::json("config.json", e))?;
         if !cfg.hidden_act.is_empty() && cfg.hidden_act != "gelu" {
-            return Err(format!(
-                "config.json: activation {}, only gelu is supported",
-                cfg.hidden_act
+            return Err(FeatureError::field(
+                "config.json",
+                "hidden_act",
+                format!("activation {}, only gelu is supported", cfg.hidden_act),
             ));
         }
-        let t = crate::util::weights::read_f32(weights).map_err(|e| e.to_string())?;
+        let t = crate::util::weights::read_f32(weights)?;
         let h = cfg.hidden_size;
-        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, FeatureError> {
             let (s, v) = t
                 .get(name)
                 .or_else(|| t.get(&format!("bert.{name}")))
-                .ok_or_else(|| format!("model.safetensors: no tensor {name}"))?;
+                .ok_or_else(|| FeatureError::NoTensor {
+                    file: WEIGHTS.into(),
+                    name: name.into(),
+                })?;
             if s != shape {
-                return Err(format!(
-                    "model.safetensors: {name} has shape {s:?}, expected {shape:?}"
-                ));
+                return Err(FeatureError::TensorShape {
+                    file: WEIGHTS.into(),
+                    name: name.into(),
+                    got: s.clone(),
+                    want: shape.to_vec(),
+                });
             }
             Ok(v.clone())
         };
         let t1 =
             |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
-        let embedding = |name: &str, n: usize| -> Result<Embedding, String> {
+        let embedding = |name: &str, n: usize| -> Result<Embedding, FeatureError> {
             let mut e = EmbeddingConfig::new(n, h).init(device);
             e.weight = Param::from_tensor(Tensor::from_data(
                 TensorData::new(get(name, &[n, h])?, [n, h]),
@@ -280,7 +297,7 @@ impl Bert {
             ));
             Ok(e)
         };
-        let norm = |name: &str| -> Result<LayerNorm, String> {
+        let norm = |name: &str| -> Result<LayerNorm, FeatureError> {
             let mut n = LayerNormConfig::new(h)
                 .with_epsilon(cfg.layer_norm_eps)
                 .init(device);
@@ -289,7 +306,7 @@ impl Bert {
             Ok(n)
         };
         // PyTorch stores Linear weights [out, in]; burn's are [in, out].
-        let linear = |name: &str, inp: usize, out: usize| -> Result<Linear, String> {
+        let linear = |name: &str, inp: usize, out: usize| -> Result<Linear, FeatureError> {
             let mut l = LinearConfig::new(inp, out).init(device);
             let w = Tensor::<2>::from_data(
                 TensorData::new(get(&format!("{name}.weight"), &[out, inp])?, [out, inp]),

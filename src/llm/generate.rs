@@ -3,6 +3,7 @@
 //! keys whose only free choices are the integer values 0-5, so even a small model always
 //! answers in schema.
 
+use super::error::LlmError;
 use super::llama::{KvCache, Llama};
 use super::tokenizer::BpeTokenizer;
 use crate::util::rng::Rng;
@@ -179,27 +180,26 @@ impl<'a> Session<'a> {
     }
 
     /// The token ids of the digits `0`..`5`.
-    fn digit_ids(&self) -> Result<Vec<u32>, String> {
+    fn digit_ids(&self) -> Result<Vec<u32>, LlmError> {
         (0..=5)
             .map(|d| {
-                self.tok
-                    .id(&d.to_string())
-                    .ok_or_else(|| format!("the vocabulary has no token '{d}'"))
+                let token = d.to_string();
+                self.tok.id(&token).ok_or(LlmError::NoToken { token })
             })
             .collect()
     }
 
     /// The model's probabilities of the next token being `0`..`5`, renormalised over those six.
-    pub fn digit_probs(&self) -> Result<[f32; 6], String> {
+    pub fn digit_probs(&self) -> Result<[f32; 6], LlmError> {
         let digits = self.digit_ids()?;
-        let logits = self.last.as_ref().ok_or("nothing was fed")?;
+        let logits = self.last.as_ref().ok_or(LlmError::NothingFed)?;
         let sub: Vec<f32> = digits.iter().map(|&t| logits[t as usize]).collect();
         Ok(softmax(&sub, 1.0).try_into().expect("six digits"))
     }
 
     /// Forces `{"k1": v1, "k2": v2, ...}` with exactly `keys`; the model picks each value among
     /// the tokens `0`..`5`. Returns the values and the probability the model gave each choice.
-    pub fn rate(&mut self, keys: &[&str]) -> Result<(Vec<u8>, Vec<[f32; 6]>), String> {
+    pub fn rate(&mut self, keys: &[&str]) -> Result<(Vec<u8>, Vec<[f32; 6]>), LlmError> {
         let digits = self.digit_ids()?;
         let mut values = Vec::with_capacity(keys.len());
         let mut probs = Vec::with_capacity(keys.len());

@@ -8,6 +8,8 @@
 //! 32) and the k-quants `Q4_K`, `Q5_K`, `Q6_K` (super-blocks of 256), plus `F32`, `F16` and
 //! `BF16`.
 
+pub use super::error::GgufError;
+use super::error::LlmError;
 use half::{bf16, f16};
 use std::collections::BTreeMap;
 
@@ -196,28 +198,6 @@ pub struct Gguf {
     bytes: Vec<u8>,
 }
 
-/// What went wrong, with where.
-#[derive(Debug, thiserror::Error)]
-pub enum GgufError {
-    #[error("not a GGUF file (magic {0:?})")]
-    Magic([u8; 4]),
-    #[error("GGUF version {0} (this reader knows 2 and 3)")]
-    Version(u32),
-    #[error("truncated: {what} needs bytes {start}..{end}, the file has {len}")]
-    Truncated {
-        what: String,
-        start: usize,
-        end: usize,
-        len: usize,
-    },
-    #[error("byte {at}: {what}")]
-    Malformed { at: usize, what: String },
-    #[error("tensor '{name}': {what}")]
-    Tensor { name: String, what: String },
-    #[error("{0}")]
-    Io(String),
-}
-
 struct Cursor<'a> {
     b: &'a [u8],
     at: usize,
@@ -335,9 +315,12 @@ impl<'a> Cursor<'a> {
 impl Gguf {
     /// Reads and parses a file.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn open(path: &std::path::Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn open(path: &std::path::Path) -> Result<Self, LlmError> {
+        let bytes = std::fs::read(path).map_err(|e| LlmError::io(path, e))?;
+        Self::parse(bytes).map_err(|source| LlmError::Gguf {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Parses a whole file held in memory.
@@ -464,12 +447,15 @@ impl Gguf {
     }
 
     /// A required metadata entry converted by `f`, or an error naming it.
-    pub fn require<T>(&self, key: &str, f: impl Fn(&Value) -> Option<T>) -> Result<T, String> {
+    pub fn require<T>(&self, key: &str, f: impl Fn(&Value) -> Option<T>) -> Result<T, LlmError> {
         match self.metadata.get(key) {
-            None => Err(format!("no metadata entry '{key}'")),
-            Some(v) => {
-                f(v).ok_or_else(|| format!("metadata '{key}' has an unexpected type ({v:?})"))
-            }
+            None => Err(LlmError::NoKey {
+                key: key.to_string(),
+            }),
+            Some(v) => f(v).ok_or_else(|| LlmError::KeyType {
+                key: key.to_string(),
+                value: format!("{v:?}"),
+            }),
         }
     }
 
@@ -764,7 +750,7 @@ mod tests {
             g.get("general.architecture").unwrap().as_str(),
             Some("llama")
         );
-        assert_eq!(g.require("llama.block_count", Value::as_u64), Ok(2));
+        assert_eq!(g.require("llama.block_count", Value::as_u64).ok(), Some(2));
         assert_eq!(g.get("neg").unwrap().as_u64(), None);
         assert_eq!(g.get("flag").unwrap().as_bool(), Some(true));
         let toks = g.get("tokenizer.ggml.tokens").unwrap().as_array().unwrap();
@@ -772,6 +758,7 @@ mod tests {
         assert!(
             g.require("nope", Value::as_u64)
                 .unwrap_err()
+                .to_string()
                 .contains("'nope'")
         );
         let w = g.tensor("w").unwrap();

@@ -11,7 +11,8 @@
 //! pairs are adjacent dimensions `(2i, 2i + 1)` (llama.cpp's "normal" mode); Hugging Face
 //! checkpoints and Qwen2 pair `i` with `i + head_dim / 2` ("NeoX" mode). The config says which.
 
-use super::gguf::{Gguf, GgufError, Value};
+use super::error::LlmError;
+use super::gguf::{Gguf, Value};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, RmsNorm};
@@ -116,14 +117,16 @@ impl LlamaConfig {
     }
 
     /// From a GGUF file's metadata (`llama` or `qwen2` architecture).
-    pub fn from_gguf(g: &Gguf) -> Result<Self, String> {
-        let arch = g.require("general.architecture", |v| v.as_str().map(str::to_string))?;
+    pub fn from_gguf(g: &Gguf) -> Result<Self, LlmError> {
+        const ARCH: &str = "general.architecture";
+        let arch = g.require(ARCH, |v| v.as_str().map(str::to_string))?;
         if arch != "llama" && arch != "qwen2" {
-            return Err(format!(
-                "architecture '{arch}' is not a Llama-style decoder (llama, qwen2)"
+            return Err(LlmError::metadata(
+                ARCH,
+                format!("architecture '{arch}' is not a Llama-style decoder (llama, qwen2)"),
             ));
         }
-        let u = |k: &str| -> Result<usize, String> {
+        let u = |k: &str| -> Result<usize, LlmError> {
             g.require(&format!("{arch}.{k}"), Value::as_u64)
                 .map(|v| v as usize)
         };
@@ -133,7 +136,9 @@ impl LlamaConfig {
                 .get("tokenizer.ggml.tokens")
                 .and_then(Value::as_array)
                 .map(<[Value]>::len)
-                .ok_or("no vocabulary size")?,
+                .ok_or_else(|| {
+                    LlmError::metadata(format!("{arch}.vocab_size"), "no vocabulary size")
+                })?,
         };
         let mut c = Self::new(
             vocab,
@@ -165,9 +170,12 @@ impl LlamaConfig {
         c.rope_interleaved = arch == "llama";
         c.tie_embeddings = g.tensor("output.weight").is_none();
         if c.n_heads == 0 || c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads.max(1) != 0 {
-            return Err(format!(
-                "{} heads, {} key/value heads and width {} do not divide",
-                c.n_heads, c.n_kv_heads, c.d_model
+            return Err(LlmError::metadata(
+                format!("{arch}.attention.head_count"),
+                format!(
+                    "{} heads, {} key/value heads and width {} do not divide",
+                    c.n_heads, c.n_kv_heads, c.d_model
+                ),
             ));
         }
         Ok(c)
@@ -175,7 +183,19 @@ impl LlamaConfig {
 }
 
 /// Reads a named weight as float32 after checking its `[out, in]` (or `[n]`) shape.
-type WeightReader<'a> = dyn Fn(&str, &[usize]) -> Result<Vec<f32>, String> + 'a;
+type WeightReader<'a> = dyn Fn(&str, &[usize]) -> Result<Vec<f32>, LlmError> + 'a;
+
+/// An error unless tensor `name`'s shape `got` is `want`.
+fn check_shape(name: &str, got: Vec<usize>, want: &[usize]) -> Result<(), LlmError> {
+    if got == want {
+        return Ok(());
+    }
+    Err(LlmError::Shape {
+        name: name.to_string(),
+        got,
+        want: want.to_vec(),
+    })
+}
 
 /// The attention bias that hides a key position ([`Llama::forward_embeds_masked`]).
 pub const MASKED: f32 = -1e9;
@@ -289,7 +309,7 @@ fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
 
 impl Llama {
     /// Loads every weight of a GGUF file (dequantized to float32).
-    pub fn from_gguf(g: &Gguf, device: &Device) -> Result<(Self, LlamaConfig), String> {
+    pub fn from_gguf(g: &Gguf, device: &Device) -> Result<(Self, LlamaConfig), LlmError> {
         let c = LlamaConfig::from_gguf(g)?;
         let names = |part: &str, layer: usize| -> String {
             let l = format!("blk.{layer}");
@@ -304,17 +324,15 @@ impl Llama {
                 other => format!("{l}.ffn_{other}"),
             }
         };
-        let get = |name: &str, want: &[usize]| -> Result<Vec<f32>, String> {
+        let get = |name: &str, want: &[usize]| -> Result<Vec<f32>, LlmError> {
             let got = g
                 .tensor(name)
-                .ok_or_else(|| format!("no tensor '{name}'"))?
+                .ok_or_else(|| LlmError::NoTensor {
+                    name: name.to_string(),
+                })?
                 .shape();
-            if got != want {
-                return Err(format!(
-                    "tensor '{name}' is {got:?}, the config needs {want:?}"
-                ));
-            }
-            g.dequantize(name).map_err(|e: GgufError| e.to_string())
+            check_shape(name, got, want)?;
+            Ok(g.dequantize(name)?)
         };
         Ok((Self::assemble(&c, &names, &get, device)?, c))
     }
@@ -327,9 +345,9 @@ impl Llama {
         names: &dyn Fn(&str, usize) -> String,
         get: &WeightReader,
         device: &Device,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LlmError> {
         let (d, hd, kv) = (c.d_model, c.head_dim(), c.n_kv_heads * c.head_dim());
-        let lin = |name: String, out: usize, inp: usize, bias: bool| -> Result<Linear, String> {
+        let lin = |name: String, out: usize, inp: usize, bias: bool| -> Result<Linear, LlmError> {
             let w = get(&format!("{name}.weight"), &[out, inp])?;
             let b = if bias {
                 Some(get(&format!("{name}.bias"), &[out])?)
@@ -338,7 +356,7 @@ impl Llama {
             };
             Ok(linear(w, out, inp, b, device))
         };
-        let norm = |name: String| -> Result<RmsNorm, String> {
+        let norm = |name: String| -> Result<RmsNorm, LlmError> {
             Ok(rms(get(&name, &[d])?, c.rms_eps, device))
         };
         let mut layers = Vec::with_capacity(c.n_layers);
@@ -359,7 +377,7 @@ impl Llama {
                 },
             });
         }
-        let table = |name: String| -> Result<Param<Tensor<2>>, String> {
+        let table = |name: String| -> Result<Param<Tensor<2>>, LlmError> {
             Ok(Param::from_tensor(Tensor::from_data(
                 TensorData::new(get(&name, &[c.vocab, d])?, [c.vocab, d]),
                 device,
@@ -585,19 +603,22 @@ impl Llama {
 impl LlamaConfig {
     /// From a Hugging Face `config.json` (`model_type` `llama` or `qwen2`). Checkpoints in that
     /// format pair rotary dimensions `i` and `i + head_dim / 2`.
-    pub fn from_hf_json(text: &str) -> Result<Self, String> {
+    pub fn from_hf_json(text: &str) -> Result<Self, LlmError> {
+        const FILE: &str = "config.json";
         let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
+            serde_json::from_str(text).map_err(|e| LlmError::json(FILE, e))?;
         let kind = v["model_type"].as_str().unwrap_or_default();
         if kind != "llama" && kind != "qwen2" {
-            return Err(format!(
-                "config.json: model_type '{kind}' is not a Llama-style decoder (llama, qwen2)"
+            return Err(LlmError::field(
+                FILE,
+                "model_type",
+                format!("model_type '{kind}' is not a Llama-style decoder (llama, qwen2)"),
             ));
         }
-        let u = |k: &str| -> Result<usize, String> {
+        let u = |k: &str| -> Result<usize, LlmError> {
             v[k].as_u64()
                 .map(|x| x as usize)
-                .ok_or_else(|| format!("config.json: no integer '{k}'"))
+                .ok_or_else(|| LlmError::field(FILE, k, format!("no integer '{k}'")))
         };
         let heads = u("num_attention_heads")?;
         let c = Self::new(
@@ -615,9 +636,13 @@ impl LlamaConfig {
         .with_qkv_bias(kind == "qwen2")
         .with_tie_embeddings(v["tie_word_embeddings"].as_bool().unwrap_or(false));
         if c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 {
-            return Err(format!(
-                "config.json: {} heads ({} key/value) do not divide width {}",
-                c.n_heads, c.n_kv_heads, c.d_model
+            return Err(LlmError::field(
+                FILE,
+                "num_attention_heads",
+                format!(
+                    "{} heads ({} key/value) do not divide width {}",
+                    c.n_heads, c.n_kv_heads, c.d_model
+                ),
             ));
         }
         Ok(c)
@@ -632,13 +657,15 @@ impl Llama {
         config: &LlamaConfig,
         shards: &[&[u8]],
         device: &Device,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LlmError> {
         let files = shards
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                safetensors::SafeTensors::deserialize(b)
-                    .map_err(|e| format!("safetensors file {}: {e}", i + 1))
+                safetensors::SafeTensors::deserialize(b).map_err(|source| LlmError::Shard {
+                    shard: i + 1,
+                    source,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let names = |part: &str, layer: usize| -> String {
@@ -653,19 +680,18 @@ impl Llama {
                 other => format!("{l}.mlp.{other}_proj"),
             }
         };
-        let get = |name: &str, want: &[usize]| -> Result<Vec<f32>, String> {
+        let get = |name: &str, want: &[usize]| -> Result<Vec<f32>, LlmError> {
             let t = files
                 .iter()
                 .find_map(|f| f.tensor(name).ok())
-                .ok_or_else(|| format!("no tensor '{name}'"))?;
-            if t.shape() != want {
-                return Err(format!(
-                    "tensor '{name}' is {:?}, the config needs {want:?}",
-                    t.shape()
-                ));
-            }
-            crate::util::weights::widen(&t)
-                .ok_or_else(|| format!("tensor '{name}' is {:?}, not F32, F16 or BF16", t.dtype()))
+                .ok_or_else(|| LlmError::NoTensor {
+                    name: name.to_string(),
+                })?;
+            check_shape(name, t.shape().to_vec(), want)?;
+            crate::util::weights::widen(&t).ok_or_else(|| LlmError::Dtype {
+                name: name.to_string(),
+                dtype: format!("{:?}", t.dtype()),
+            })
         };
         Self::assemble(config, &names, &get, device)
     }

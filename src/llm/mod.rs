@@ -2,11 +2,14 @@
 //! byte-level BPE tokenizer rebuilt from them, the Llama-architecture decoder (SmolLM2,
 //! Llama 3.x, Qwen2.5) in burn, and generation (chat templates, sampling, constrained ratings).
 
+pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod likelihood;
 pub mod llama;
 pub mod tokenizer;
+
+pub use error::LlmError;
 
 use generate::ChatTemplate;
 use gguf::{Gguf, Value};
@@ -22,7 +25,7 @@ pub struct ChatInfo {
 }
 
 impl ChatInfo {
-    pub fn from_gguf(g: &Gguf) -> Result<Self, String> {
+    pub fn from_gguf(g: &Gguf) -> Result<Self, LlmError> {
         Ok(Self {
             tok: BpeTokenizer::from_gguf(g)?,
             template: g
@@ -38,9 +41,8 @@ impl ChatInfo {
     }
 
     /// The chat template, or why there is none.
-    pub fn template(&self) -> Result<ChatTemplate, String> {
-        self.template
-            .ok_or_else(|| "no ChatML or Llama 3 chat template in its metadata".to_string())
+    pub fn template(&self) -> Result<ChatTemplate, LlmError> {
+        self.template.ok_or(LlmError::NoChatTemplate)
     }
 }
 
@@ -52,7 +54,7 @@ pub struct ChatModel {
 }
 
 impl ChatModel {
-    pub fn from_gguf(g: &Gguf, device: &burn::tensor::Device) -> Result<Self, String> {
+    pub fn from_gguf(g: &Gguf, device: &burn::tensor::Device) -> Result<Self, LlmError> {
         let info = ChatInfo::from_gguf(g)?;
         let (model, config) = Llama::from_gguf(g, device)?;
         Ok(Self {
@@ -71,28 +73,34 @@ impl ChatModel {
     pub fn from_hf_dir(
         dir: &std::path::Path,
         device: &burn::tensor::Device,
-    ) -> Result<(Self, String), String> {
-        let read = |name: &str| -> Result<Vec<u8>, String> {
+    ) -> Result<(Self, String), LlmError> {
+        let read = |name: &str| -> Result<Vec<u8>, LlmError> {
             let p = dir.join(name);
-            std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
+            std::fs::read(&p).map_err(|e| LlmError::io(&p, e))
         };
-        let text = |name: &str| -> Result<String, String> {
-            String::from_utf8(read(name)?).map_err(|e| format!("{name}: {e}"))
+        let text = |name: &str| -> Result<String, LlmError> {
+            String::from_utf8(read(name)?).map_err(|source| LlmError::Utf8 {
+                file: name.to_string(),
+                source,
+            })
         };
         let config = LlamaConfig::from_hf_json(&text("config.json")?)?;
         let tok = BpeTokenizer::from_hf_json(&text("tokenizer.json")?)?;
         let tc: serde_json::Value = match text("tokenizer_config.json") {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| format!("tokenizer_config.json: {e}"))?,
+            Ok(t) => {
+                serde_json::from_str(&t).map_err(|e| LlmError::json("tokenizer_config.json", e))?
+            }
             Err(_) => serde_json::Value::Null,
         };
         let template = tc["chat_template"].as_str().and_then(ChatTemplate::detect);
         let files: Vec<String> = match text("model.safetensors.index.json") {
             Ok(t) => {
-                let idx: serde_json::Value = serde_json::from_str(&t)
-                    .map_err(|e| format!("model.safetensors.index.json: {e}"))?;
+                const INDEX: &str = "model.safetensors.index.json";
+                let idx: serde_json::Value =
+                    serde_json::from_str(&t).map_err(|e| LlmError::json(INDEX, e))?;
                 let mut f: Vec<String> = idx["weight_map"]
                     .as_object()
-                    .ok_or("model.safetensors.index.json: no weight_map")?
+                    .ok_or_else(|| LlmError::field(INDEX, "weight_map", "no weight_map"))?
                     .values()
                     .filter_map(|v| v.as_str().map(str::to_string))
                     .collect();
@@ -149,19 +157,22 @@ pub struct LlmFile {
 /// Reads `path`; `recorded` is the sha256 a run recorded when it started (empty: none yet), and
 /// a file that changed since is refused.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn read_llm(path: &std::path::Path, recorded: &str) -> Result<LlmFile, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_llm(path: &std::path::Path, recorded: &str) -> Result<LlmFile, LlmError> {
+    let bytes = std::fs::read(path).map_err(|e| LlmError::io(path, e))?;
     let sha256 = crate::util::sha256_hex(&bytes);
     if !recorded.is_empty() && recorded != sha256 {
-        return Err(format!(
-            "{} changed since the run started (sha256 {sha256}, then {recorded})",
-            path.display()
-        ));
+        return Err(LlmError::Changed {
+            path: path.to_path_buf(),
+            sha256,
+            recorded: recorded.to_string(),
+        });
     }
-    let at = |e: String| format!("{}: {e}", path.display());
-    let gguf = gguf::Gguf::parse(bytes).map_err(|e| at(e.to_string()))?;
-    let info = ChatInfo::from_gguf(&gguf).map_err(at)?;
-    let template = info.template().map_err(at)?;
+    let gguf = gguf::Gguf::parse(bytes).map_err(|source| LlmError::Gguf {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let info = ChatInfo::from_gguf(&gguf).map_err(|e| e.in_file(path))?;
+    let template = info.template().map_err(|e| e.in_file(path))?;
     Ok(LlmFile {
         gguf,
         sha256,

@@ -9,6 +9,7 @@
 //! hand here); each word's UTF-8 bytes are mapped to GPT-2's printable characters and merged
 //! pair by pair, lowest rank first.
 
+use super::error::LlmError;
 use super::gguf::{Gguf, Value};
 use std::collections::HashMap;
 use unicode_categories::UnicodeCategories;
@@ -24,13 +25,13 @@ pub enum PreTokenizer {
 
 impl PreTokenizer {
     /// From `tokenizer.ggml.pre`.
-    pub fn from_name(name: &str) -> Result<Self, String> {
+    pub fn from_name(name: &str) -> Result<Self, LlmError> {
         match name {
             "gpt2" | "default" | "mpt" | "olmo" => Ok(Self::Gpt2),
             "smollm" | "starcoder" | "refact" | "codeshell" => Ok(Self::DigitsThenGpt2),
-            other => Err(format!(
-                "pre-tokenizer '{other}' is not implemented (gpt2, smollm, starcoder)"
-            )),
+            other => Err(LlmError::PreTokenizer {
+                name: other.to_string(),
+            }),
         }
     }
 }
@@ -76,7 +77,7 @@ impl BpeTokenizer {
         merges: &[String],
         control: &[u32],
         pre: PreTokenizer,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LlmError> {
         let ids: HashMap<String, u32> = tokens
             .iter()
             .enumerate()
@@ -84,13 +85,16 @@ impl BpeTokenizer {
             .collect();
         let mut m = HashMap::with_capacity(merges.len());
         for (rank, line) in merges.iter().enumerate() {
-            let (a, b) = line
-                .split_once(' ')
-                .ok_or_else(|| format!("merge {rank} '{line}' is not two tokens"))?;
+            let (a, b) = line.split_once(' ').ok_or_else(|| LlmError::MergePair {
+                rank,
+                merge: line.clone(),
+            })?;
             let id = |t: &str| {
-                ids.get(t)
-                    .copied()
-                    .ok_or_else(|| format!("merge {rank} '{line}': '{t}' is not in the vocabulary"))
+                ids.get(t).copied().ok_or_else(|| LlmError::MergeToken {
+                    rank,
+                    merge: line.clone(),
+                    token: t.to_string(),
+                })
             };
             let joined = format!("{a}{b}");
             m.entry((id(a)?, id(b)?))
@@ -102,7 +106,7 @@ impl BpeTokenizer {
                 tokens
                     .get(i as usize)
                     .map(|t| (t.clone(), i))
-                    .ok_or_else(|| format!("control token {i} is outside the vocabulary"))
+                    .ok_or(LlmError::ControlToken { id: i })
             })
             .collect::<Result<_, _>>()?;
         control.sort_by_key(|(t, _)| std::cmp::Reverse(t.len()));
@@ -130,19 +134,21 @@ impl BpeTokenizer {
     /// control tokens). The pre-tokenizer is recognised from its description: GPT-2's byte-level
     /// split, or single digits first (SmolLM, StarCoder); others (a custom `Split` pattern, as
     /// Llama 3's and Qwen2's) are refused.
-    pub fn from_hf_json(text: &str) -> Result<Self, String> {
+    pub fn from_hf_json(text: &str) -> Result<Self, LlmError> {
+        const FILE: &str = "tokenizer.json";
+        let field = |field: String, reason: String| LlmError::field(FILE, field, reason);
         let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("tokenizer.json: {e}"))?;
+            serde_json::from_str(text).map_err(|e| LlmError::json(FILE, e))?;
         let m = &v["model"];
         if m["type"].as_str() != Some("BPE") {
-            return Err(format!(
-                "tokenizer.json: model type {} is not BPE",
-                m["type"]
+            return Err(field(
+                "model.type".into(),
+                format!("model type {} is not BPE", m["type"]),
             ));
         }
         let vocab = m["vocab"]
             .as_object()
-            .ok_or("tokenizer.json: no model.vocab")?;
+            .ok_or_else(|| field("model.vocab".into(), "no model.vocab".into()))?;
         let mut tokens: Vec<Option<String>> = Vec::new();
         let mut put = |id: u64, t: &str| {
             let id = id as usize;
@@ -152,20 +158,27 @@ impl BpeTokenizer {
             tokens[id] = Some(t.to_string());
         };
         for (t, id) in vocab {
-            put(
-                id.as_u64()
-                    .ok_or("tokenizer.json: a vocabulary id is not an integer")?,
-                t,
-            );
+            let id = id.as_u64().ok_or_else(|| {
+                field(
+                    format!("model.vocab[{t:?}]"),
+                    "a vocabulary id is not an integer".into(),
+                )
+            })?;
+            put(id, t);
         }
         let mut control = Vec::new();
-        for a in v["added_tokens"]
+        for (i, a) in v["added_tokens"]
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or(&[])
+            .iter()
+            .enumerate()
         {
             let (Some(id), Some(t)) = (a["id"].as_u64(), a["content"].as_str()) else {
-                return Err("tokenizer.json: an added token without id or content".into());
+                return Err(field(
+                    format!("added_tokens[{i}]"),
+                    "an added token without id or content".into(),
+                ));
             };
             put(id, t);
             if a["special"].as_bool() == Some(true) {
@@ -175,13 +188,19 @@ impl BpeTokenizer {
         let tokens = tokens
             .into_iter()
             .enumerate()
-            .map(|(i, t)| t.ok_or_else(|| format!("tokenizer.json: no token has id {i}")))
+            .map(|(id, t)| {
+                t.ok_or(LlmError::NoId {
+                    file: FILE.into(),
+                    id,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let merges: Vec<String> = m["merges"]
             .as_array()
-            .ok_or("tokenizer.json: no model.merges")?
+            .ok_or_else(|| field("model.merges".into(), "no model.merges".into()))?
             .iter()
-            .map(|x| match x {
+            .enumerate()
+            .map(|(rank, x)| match x {
                 serde_json::Value::String(s) => Ok(s.clone()),
                 serde_json::Value::Array(p) => match (p.first(), p.get(1)) {
                     (Some(a), Some(b)) => Ok(format!(
@@ -189,38 +208,49 @@ impl BpeTokenizer {
                         a.as_str().unwrap_or_default(),
                         b.as_str().unwrap_or_default()
                     )),
-                    _ => Err("tokenizer.json: a merge is not a pair".to_string()),
+                    _ => Err(field(
+                        format!("model.merges[{rank}]"),
+                        "a merge is not a pair".into(),
+                    )),
                 },
-                _ => Err("tokenizer.json: a merge is not a string or a pair".to_string()),
+                _ => Err(field(
+                    format!("model.merges[{rank}]"),
+                    "a merge is not a string or a pair".into(),
+                )),
             })
             .collect::<Result<_, _>>()?;
         let pre_text = v["pre_tokenizer"].to_string();
         let pre = if pre_text.contains("\"Split\"") {
-            return Err(
-                "tokenizer.json: a custom Split pre-tokenizer (Llama 3, Qwen2) is not implemented"
-                    .into(),
-            );
+            return Err(field(
+                "pre_tokenizer".into(),
+                "a custom Split pre-tokenizer (Llama 3, Qwen2) is not implemented".into(),
+            ));
         } else if pre_text.contains("\"Digits\"") {
             PreTokenizer::DigitsThenGpt2
         } else if pre_text.contains("\"ByteLevel\"") {
             PreTokenizer::Gpt2
         } else {
-            return Err(format!(
-                "tokenizer.json: pre-tokenizer {pre_text} is not byte-level"
+            return Err(field(
+                "pre_tokenizer".into(),
+                format!("pre-tokenizer {pre_text} is not byte-level"),
             ));
         };
         Self::new(tokens, &merges, &control, pre)
     }
 
     /// From a GGUF file's metadata (`tokenizer.ggml.model` must be `gpt2`).
-    pub fn from_gguf(g: &Gguf) -> Result<Self, String> {
-        let model = g.require("tokenizer.ggml.model", |v| v.as_str().map(str::to_string))?;
+    pub fn from_gguf(g: &Gguf) -> Result<Self, LlmError> {
+        const MODEL: &str = "tokenizer.ggml.model";
+        let model = g.require(MODEL, |v| v.as_str().map(str::to_string))?;
         if model != "gpt2" {
-            return Err(format!(
-                "tokenizer model '{model}' is not byte-level BPE ('gpt2'); not implemented"
+            return Err(LlmError::metadata(
+                MODEL,
+                format!(
+                    "tokenizer model '{model}' is not byte-level BPE ('gpt2'); not implemented"
+                ),
             ));
         }
-        let strings = |key: &str| -> Result<Vec<String>, String> {
+        let strings = |key: &str| -> Result<Vec<String>, LlmError> {
             g.require(key, |v| {
                 v.as_array()?
                     .iter()

@@ -26,6 +26,8 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::ModelError;
+
 /// How the id embedding and the projected modalities are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -100,20 +102,28 @@ pub struct FusionConfig {
 
 impl FusionConfig {
     /// Checks what `init` would otherwise panic on.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ModelError> {
         if self.modalities.is_empty() {
-            return Err(format!(
-                "fusion '{}' needs at least one content modality",
-                self.strategy
+            return Err(ModelError::setting(
+                "modalities",
+                format!(
+                    "fusion '{}' needs at least one content modality",
+                    self.strategy
+                ),
             ));
         }
         if let Some(m) = self.modalities.iter().find(|m| m.dim == 0) {
-            return Err(format!("content modality '{}' has no dimensions", m.name));
+            return Err(ModelError::EmptyModality {
+                modality: m.name.clone(),
+            });
         }
         if !(0.0..1.0).contains(&self.modality_dropout) {
-            return Err(format!(
-                "modality dropout {} is not in [0, 1)",
-                self.modality_dropout
+            return Err(ModelError::setting(
+                "modality_dropout",
+                format!(
+                    "modality dropout {} is not in [0, 1)",
+                    self.modality_dropout
+                ),
             ));
         }
         Ok(())
@@ -261,24 +271,25 @@ impl ItemFusion {
 
     /// Replaces the content values (one table per modality, in configuration order); values
     /// of absent tracks are stored as zeros.
-    pub fn set_content(mut self, tables: &[ContentTable]) -> Result<Self, String> {
+    pub fn set_content(mut self, tables: &[ContentTable]) -> Result<Self, ModelError> {
         if tables.len() != self.modalities.len() {
-            return Err(format!(
+            return Err(ModelError::Invalid(format!(
                 "the model has {} content modalities, {} were given",
                 self.modalities.len(),
                 tables.len()
-            ));
+            )));
         }
         let n = self.n_items();
         for (m, t) in self.modalities.iter_mut().zip(tables) {
             let [rows, dim] = m.values.dims();
             if t.n_items() != rows || t.dim != dim || t.values.len() != n * dim {
-                return Err(format!(
-                    "content '{}' is {} tracks x {}, the model expects {rows} x {dim}",
-                    t.name,
-                    t.n_items(),
-                    t.dim
-                ));
+                return Err(ModelError::ContentShape {
+                    modality: t.name.clone(),
+                    tracks: t.n_items(),
+                    dim: t.dim,
+                    want_tracks: rows,
+                    want_dim: dim,
+                });
             }
             let device = m.values.device();
             let mut v = t.values.clone();
@@ -350,12 +361,15 @@ impl ItemFusion {
         &self,
         content: &[Vec<Option<Vec<f32>>>],
         device: &Device,
-    ) -> Result<Tensor<2>, String> {
+    ) -> Result<Tensor<2>, ModelError> {
+        let invalid = |s: String| Err(ModelError::Invalid(s));
         let Combine::ContentOnly(lin) = &self.combine else {
-            return Err("only a content-only model can score tracks it was not trained on".into());
+            return invalid(
+                "only a content-only model can score tracks it was not trained on".into(),
+            );
         };
         if content.len() != self.modalities.len() {
-            return Err(format!(
+            return invalid(format!(
                 "{} content modalities given, the model has {}",
                 content.len(),
                 self.modalities.len()
@@ -363,7 +377,7 @@ impl ItemFusion {
         }
         let n = content.first().map_or(0, |c| c.len());
         if n == 0 || content.iter().any(|c| c.len() != n) {
-            return Err("every modality needs one entry per new track".into());
+            return invalid("every modality needs one entry per new track".into());
         }
         let mut parts = Vec::with_capacity(content.len());
         for (m, rows) in self.modalities.iter().zip(content) {
@@ -373,13 +387,13 @@ impl ItemFusion {
             for (i, r) in rows.iter().enumerate() {
                 if let Some(r) = r {
                     if r.len() != dim {
-                        return Err(format!(
+                        return invalid(format!(
                             "a content vector of {} values where the model reads {dim}",
                             r.len()
                         ));
                     }
                     if r.iter().any(|x| !x.is_finite()) {
-                        return Err("a content vector holds a value that is not finite".into());
+                        return invalid("a content vector holds a value that is not finite".into());
                     }
                     v[i * dim..(i + 1) * dim].copy_from_slice(r);
                     p[i] = 1.0;
@@ -393,7 +407,8 @@ impl ItemFusion {
     }
 
     /// The stored content of one track per modality (`None` where it lacks the modality).
-    pub fn content_of(&self) -> Result<Vec<Vec<Option<Vec<f32>>>>, String> {
+    pub fn content_of(&self) -> Result<Vec<Vec<Option<Vec<f32>>>>, ModelError> {
+        let read_back = |e: burn::tensor::DataError| ModelError::Invalid(format!("{e:?}"));
         self.modalities
             .iter()
             .map(|m| {
@@ -404,14 +419,14 @@ impl ItemFusion {
                     .into_data()
                     .convert::<f32>()
                     .try_into_vec::<f32>()
-                    .map_err(|e| format!("{e:?}"))?;
+                    .map_err(read_back)?;
                 let p: Vec<f32> = m
                     .present
                     .val()
                     .into_data()
                     .convert::<f32>()
                     .try_into_vec::<f32>()
-                    .map_err(|e| format!("{e:?}"))?;
+                    .map_err(read_back)?;
                 Ok((0..n)
                     .map(|i| (p[i] > 0.5).then(|| v[i * dim..(i + 1) * dim].to_vec()))
                     .collect())

@@ -12,6 +12,7 @@
 pub mod bert4rec;
 pub mod completion;
 pub mod e4srec;
+mod error;
 pub mod fusion;
 pub mod gru4rec;
 pub mod item_input;
@@ -26,6 +27,7 @@ use item_input::window;
 use serde::{Deserialize, Serialize};
 
 pub use bert4rec::{Bert4Rec, Bert4RecConfig};
+pub use error::ModelError;
 pub use gru4rec::{Gru4Rec, Gru4RecConfig};
 pub use item_input::{PAD, history_window, padding_mask};
 pub use sasrec::{SasRec, SasRecConfig};
@@ -45,16 +47,16 @@ pub const MODEL_NAMES: [&str; 3] = ["sasrec", "bert4rec", "gru4rec"];
 
 impl ModelConfig {
     /// The papers' defaults for `name` over `n_items` tracks.
-    pub fn defaults(name: &str, n_items: usize) -> Result<Self, String> {
+    pub fn defaults(name: &str, n_items: usize) -> Result<Self, ModelError> {
         Ok(match name {
             "sasrec" => Self::Sasrec(SasRecConfig::new(n_items)),
             "bert4rec" => Self::Bert4rec(Bert4RecConfig::new(n_items)),
             "gru4rec" => Self::Gru4rec(Gru4RecConfig::new(n_items)),
             _ => {
-                return Err(format!(
-                    "unknown model '{name}' ({})",
-                    MODEL_NAMES.join(", ")
-                ));
+                return Err(ModelError::UnknownModel {
+                    name: name.to_string(),
+                    known: MODEL_NAMES.join(", "),
+                });
             }
         })
     }
@@ -160,7 +162,7 @@ impl ModelConfig {
     /// Sets one hyper-parameter by name (`d_model`, `max_len`, `dropout`, `n_layers`,
     /// `n_heads`, `d_ff`, `mask_prob`, `d_hidden`, `init_std`); used by the command line's
     /// overrides.
-    pub fn set(&mut self, key: &str, value: f64) -> Result<(), String> {
+    pub fn set(&mut self, key: &str, value: f64) -> Result<(), ModelError> {
         let v = value as usize;
         let name = self.name();
         match (self, key) {
@@ -184,7 +186,12 @@ impl ModelConfig {
             (Self::Gru4rec(c), "max_len") => c.max_len = v,
             (Self::Gru4rec(c), "dropout") => c.dropout = value,
             (Self::Gru4rec(c), "n_layers") => c.n_layers = v,
-            _ => return Err(format!("{name} has no hyper-parameter '{key}'")),
+            _ => {
+                return Err(ModelError::UnknownSetting {
+                    model: name.to_string(),
+                    key: key.to_string(),
+                });
+            }
         }
         Ok(())
     }
@@ -272,15 +279,17 @@ impl SeqModel {
     }
 
     /// Puts content values into the fusion module (one table per configured modality).
-    pub fn set_content(self, tables: &[fusion::ContentTable]) -> Result<Self, String> {
+    pub fn set_content(self, tables: &[fusion::ContentTable]) -> Result<Self, ModelError> {
         fn set(
             f: Option<ItemFusion>,
             t: &[fusion::ContentTable],
-        ) -> Result<Option<ItemFusion>, String> {
+        ) -> Result<Option<ItemFusion>, ModelError> {
             match f {
                 Some(f) => f.set_content(t).map(Some),
                 None if t.is_empty() => Ok(None),
-                None => Err("content was given to a model without fusion".into()),
+                None => Err(ModelError::Invalid(
+                    "content was given to a model without fusion".into(),
+                )),
             }
         }
         Ok(match self {

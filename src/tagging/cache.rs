@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::error::TagError;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub track: String,
@@ -28,8 +30,8 @@ pub struct TagCache {
 impl TagCache {
     /// Opens (or creates) a cache file; a complete line that is not an entry is an error naming
     /// the line.
-    pub fn open(path: &Path) -> Result<Self, String> {
-        let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    pub fn open(path: &Path) -> Result<Self, TagError> {
+        let io = |e: std::io::Error| TagError::io(path, e);
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -42,8 +44,11 @@ impl TagCache {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let e: Entry = serde_json::from_slice(line)
-                .map_err(|e| format!("{}: line {}: {e}", path.display(), no + 1))?;
+            let e: Entry = serde_json::from_slice(line).map_err(|source| TagError::CacheLine {
+                path: path.to_path_buf(),
+                line: no + 1,
+                source,
+            })?;
             entries.insert((e.track, e.model, e.prompt), e.values);
         }
         if dropped > 0 {
@@ -85,13 +90,16 @@ impl TagCache {
     }
 
     /// Appends an entry (one line, flushed and synced).
-    pub fn put(&mut self, e: Entry) -> Result<(), String> {
-        let mut line = serde_json::to_vec(&e).map_err(|e| e.to_string())?;
+    pub fn put(&mut self, e: Entry) -> Result<(), TagError> {
+        let mut line = serde_json::to_vec(&e).map_err(|source| TagError::CacheEntry {
+            path: self.path.clone(),
+            source,
+        })?;
         line.push(b'\n');
         self.file
             .write_all(&line)
             .and_then(|()| self.file.sync_data())
-            .map_err(|err| format!("{}: {err}", self.path.display()))?;
+            .map_err(|err| TagError::io(&self.path, err))?;
         self.entries.insert((e.track, e.model, e.prompt), e.values);
         Ok(())
     }
@@ -134,6 +142,12 @@ mod tests {
         assert!(c.get("a", "m", "other prompt").is_none());
         // A damaged complete line is an error naming it.
         std::fs::write(&p, "{\"track\":1}\n").unwrap();
-        assert!(TagCache::open(&p).err().unwrap().contains("line 1"));
+        assert!(
+            TagCache::open(&p)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("line 1")
+        );
     }
 }

@@ -3,11 +3,16 @@
 //! free-form answers, the resumable result cache, and agreement with reference values (Spearman,
 //! MAE).
 
+pub use error::TagError;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cache;
+pub mod error;
 pub mod parse;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod remote;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run;
 pub mod schema;
 pub mod tagger;
 pub mod validate;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::error::TagError;
 use super::parse::parse_ratings;
 use super::schema::{Gene, genes};
 use super::tagger::{PromptMode, SYSTEM, Song, Tagged, Tagger, user_prompt};
@@ -95,12 +96,12 @@ pub fn answer_schema(keys: &[&str]) -> Value {
 }
 
 /// The chat-completions URL for an endpoint given as a base, a `/v1` base or the full address.
-pub fn completions_url(endpoint: &str) -> Result<String, String> {
+pub fn completions_url(endpoint: &str) -> Result<String, TagError> {
     let e = endpoint.trim().trim_end_matches('/');
     if !(e.starts_with("http://") || e.starts_with("https://")) {
-        return Err(format!(
-            "endpoint '{endpoint}' is not an http:// or https:// URL (for example http://127.0.0.1:8080/v1)"
-        ));
+        return Err(TagError::Endpoint {
+            endpoint: endpoint.to_string(),
+        });
     }
     Ok(if e.ends_with("/chat/completions") {
         e.to_string()
@@ -115,12 +116,12 @@ pub fn completions_url(endpoint: &str) -> Result<String, String> {
 #[derive(Debug)]
 enum Failure {
     /// Worth another try (transport, timeout, 429, 5xx, an incomplete answer).
-    Transient(String),
+    Transient(TagError),
     /// The server refused the request's form (400, 422, or an error naming `response_format`):
     /// try a plainer answer format.
-    Rejected(String),
+    Rejected(TagError),
     /// Another try would not help (401, 403, 404, a reply that is not chat completions).
-    Fatal(String),
+    Fatal(TagError),
 }
 
 /// Tags songs through a chat-completions server.
@@ -133,12 +134,9 @@ pub struct RemoteTagger {
 }
 
 impl RemoteTagger {
-    pub fn new(cfg: ServerConfig, mode: PromptMode) -> Result<Self, String> {
+    pub fn new(cfg: ServerConfig, mode: PromptMode) -> Result<Self, TagError> {
         if mode == PromptMode::PerGene {
-            return Err(
-                "per-gene rating reads the model's probabilities of each rating: local models only"
-                    .into(),
-            );
+            return Err(TagError::PerGeneRemote);
         }
         let url = completions_url(&cfg.endpoint)?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -202,68 +200,80 @@ impl RemoteTagger {
         if let Some(k) = &self.cfg.api_key {
             req = req.header("Authorization", &format!("Bearer {k}"));
         }
+        let server = |reason: String| TagError::Server {
+            url: self.url.clone(),
+            reason,
+        };
         let mut resp = req
             .content_type("application/json")
             .send(body.to_string())
-            .map_err(|e| Failure::Transient(format!("{}: {e}", self.url)))?;
+            .map_err(|source| {
+                Failure::Transient(TagError::Transport {
+                    url: self.url.clone(),
+                    what: "",
+                    source,
+                })
+            })?;
         let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| Failure::Transient(format!("{}: reading the reply: {e}", self.url)))?;
+        let text = resp.body_mut().read_to_string().map_err(|source| {
+            Failure::Transient(TagError::Transport {
+                url: self.url.clone(),
+                what: "reading the reply: ",
+                source,
+            })
+        })?;
         let brief = || text.chars().take(300).collect::<String>();
         match status {
             200..=299 => {}
             // Some servers (llama-cpp-python) answer a request they cannot validate with a 500.
             400 | 422 | 500 if asks_format && text.contains("response_format") => {
-                return Err(Failure::Rejected(format!("HTTP {status}: {}", brief())));
-            }
-            400 | 422 => return Err(Failure::Rejected(format!("HTTP {status}: {}", brief()))),
-            401 | 403 => {
-                return Err(Failure::Fatal(format!(
-                    "{}: HTTP {status}, the server wants a valid API key (--api-key or ENCORE_API_KEY): {}",
-                    self.url,
+                return Err(Failure::Rejected(server(format!(
+                    "HTTP {status}: {}",
                     brief()
-                )));
+                ))));
+            }
+            400 | 422 => {
+                return Err(Failure::Rejected(server(format!(
+                    "HTTP {status}: {}",
+                    brief()
+                ))));
+            }
+            401 | 403 => {
+                return Err(Failure::Fatal(server(format!(
+                    "HTTP {status}, the server wants a valid API key (--api-key or ENCORE_API_KEY): {}",
+                    brief()
+                ))));
             }
             404 => {
-                return Err(Failure::Fatal(format!(
-                    "{}: HTTP 404, no chat-completions endpoint here (or no model '{}'): {}",
-                    self.url,
+                return Err(Failure::Fatal(server(format!(
+                    "HTTP 404, no chat-completions endpoint here (or no model '{}'): {}",
                     self.cfg.model,
                     brief()
-                )));
+                ))));
             }
             408 | 429 | 500..=599 => {
-                return Err(Failure::Transient(format!(
-                    "{}: HTTP {status}: {}",
-                    self.url,
+                return Err(Failure::Transient(server(format!(
+                    "HTTP {status}: {}",
                     brief()
-                )));
+                ))));
             }
             _ => {
-                return Err(Failure::Fatal(format!(
-                    "{}: HTTP {status}: {}",
-                    self.url,
+                return Err(Failure::Fatal(server(format!(
+                    "HTTP {status}: {}",
                     brief()
-                )));
+                ))));
             }
         }
         let v: Value = serde_json::from_str(&text).map_err(|e| {
-            Failure::Fatal(format!(
-                "{}: the reply is not JSON ({e}): {}",
-                self.url,
-                brief()
-            ))
+            Failure::Fatal(server(format!("the reply is not JSON ({e}): {}", brief())))
         })?;
         let content = v["choices"][0]["message"]["content"]
             .as_str()
             .ok_or_else(|| {
-                Failure::Fatal(format!(
-                    "{}: the reply has no choices[0].message.content: {}",
-                    self.url,
+                Failure::Fatal(server(format!(
+                    "the reply has no choices[0].message.content: {}",
                     brief()
-                ))
+                )))
             })?;
         let usage = &v["usage"];
         let counts = Counts {
@@ -280,7 +290,7 @@ impl RemoteTagger {
         song: &Song,
         group: &[Gene],
         out: &mut Tagged,
-    ) -> Result<Vec<(usize, u8)>, String> {
+    ) -> Result<Vec<(usize, u8)>, TagError> {
         let keys: Vec<&str> = group.iter().map(|g| g.key).collect();
         let mut attempt = 0u32;
         // A `"key": v, ` pair takes about a dozen tokens, more where a grammar spells out spaces;
@@ -301,14 +311,13 @@ impl RemoteTagger {
                     if cut {
                         budget *= 2;
                     }
-                    Failure::Transient(format!(
-                        "the answer{} lacks {} of {} keys ({}...): {}",
-                        if cut { ", cut by the token limit," } else { "" },
-                        r.missing.len(),
-                        keys.len(),
-                        r.missing[0],
-                        text.chars().take(200).collect::<String>()
-                    ))
+                    Failure::Transient(TagError::Incomplete {
+                        cut,
+                        missing: r.missing.len(),
+                        asked: keys.len(),
+                        first: r.missing[0].clone(),
+                        answer: text.chars().take(200).collect(),
+                    })
                 }
                 Err(f) => f,
             };
@@ -323,11 +332,13 @@ impl RemoteTagger {
                         Ordering::Relaxed,
                     );
                 }
-                Failure::Rejected(why) => return Err(format!("{}: {why}", self.url)),
-                Failure::Fatal(why) => return Err(why),
+                Failure::Rejected(why) | Failure::Fatal(why) => return Err(why),
                 Failure::Transient(why) => {
                     if attempt >= self.cfg.retries {
-                        return Err(format!("{why} (after {} attempts)", attempt + 1));
+                        return Err(TagError::GaveUp {
+                            attempts: attempt + 1,
+                            source: Box::new(why),
+                        });
                     }
                     let wait = self.cfg.backoff.saturating_mul(1 << attempt.min(6));
                     std::thread::sleep(wait.min(Duration::from_secs(30)));
@@ -339,7 +350,7 @@ impl RemoteTagger {
 }
 
 impl Tagger for RemoteTagger {
-    fn tag(&self, song: &Song) -> Result<Tagged, String> {
+    fn tag(&self, song: &Song) -> Result<Tagged, TagError> {
         let mut out = Tagged {
             values: vec![0.0; genes().len()],
             confidence: Vec::new(),
@@ -380,7 +391,7 @@ mod tests {
             assert_eq!(completions_url(e).unwrap(), want);
         }
         let err = completions_url("127.0.0.1:8080").unwrap_err();
-        assert!(err.contains("not an http"), "{err}");
+        assert!(err.to_string().contains("not an http"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! or one prompt per category as the MGPHot paper did), answered through constrained decoding so
 //! every answer has exactly the requested keys and integer values 0-5 (stored divided by 5).
 
+use super::error::TagError;
 use super::schema::{CATEGORIES, Gene, genes};
 use crate::llm::generate::{ChatTemplate, Counts, Session};
 use crate::llm::llama::Llama;
@@ -155,13 +156,13 @@ impl PromptMode {
 
 /// Something that rates songs on the 58 genes: the local model or a chat-completions server.
 pub trait Tagger {
-    fn tag(&self, song: &Song) -> Result<Tagged, String>;
+    fn tag(&self, song: &Song) -> Result<Tagged, TagError>;
 }
 
 impl LocalTagger<'_> {
     /// [`PromptMode::PerGene`]: the chat up to the attribute is run once; each gene forks it,
     /// names the gene, opens the answer `{"key": ` and reads the model's odds of `0`..`5`.
-    fn tag_per_gene(&self, song: &Song) -> Result<Tagged, String> {
+    fn tag_per_gene(&self, song: &Song) -> Result<Tagged, TagError> {
         const AT: &str = "\u{1}";
         let chat = self.template.render(&[
             ("system", SYSTEM),
@@ -189,7 +190,7 @@ impl LocalTagger<'_> {
 }
 
 impl Tagger for LocalTagger<'_> {
-    fn tag(&self, song: &Song) -> Result<Tagged, String> {
+    fn tag(&self, song: &Song) -> Result<Tagged, TagError> {
         if self.mode == PromptMode::PerGene {
             return self.tag_per_gene(song);
         }

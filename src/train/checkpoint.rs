@@ -3,7 +3,8 @@
 //! state, the curve). A new checkpoint is written whole into `ckpt.tmp/` and swapped in by
 //! renames, so a kill at any moment leaves either the previous or the new checkpoint.
 
-use super::config::{EpochLog, TrainConfig, TrainError};
+use super::config::{EpochLog, TrainConfig};
+use super::error::TrainError;
 use crate::data::Dataset;
 use crate::model::fusion::ContentTable;
 use crate::model::{ModelConfig, SeqModel};
@@ -70,7 +71,7 @@ pub fn fingerprint(
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Checkpoint(format!("{}: {e}", path.display()))
+    TrainError::checkpoint(path, e)
 }
 
 /// Writes a checkpoint (whole, then swapped in).
@@ -134,11 +135,9 @@ pub fn load(
     let text = std::fs::read_to_string(&sp).map_err(|e| io(&sp, e))?;
     let state: State = serde_json::from_str(&text).map_err(|e| io(&sp, e))?;
     if state.fingerprint != fingerprint {
-        return Err(TrainError::Checkpoint(format!(
-            "{} holds a checkpoint of a different run (model, training settings, seed or data \
-             changed); write to a new output folder or remove it",
-            dir.display()
-        )));
+        return Err(TrainError::OtherRun {
+            dir: dir.to_path_buf(),
+        });
     }
     let mp = ck.join("model.bpk");
     let model = fresh

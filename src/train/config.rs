@@ -114,14 +114,6 @@ pub struct EpochLog {
     pub targets_per_s: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("{0}")]
-    Checkpoint(String),
-    #[error("{0}")]
-    Config(String),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

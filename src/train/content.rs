@@ -1,6 +1,7 @@
 //! Content for training: one modality's vectors, aligned to a dataset's tracks, from a feature
 //! store folder (`encore features ...`) or an S3-Rec `item2attributes` JSON file.
 
+use super::TrainError;
 use crate::data::Dataset;
 use crate::features::store::FeatureStore;
 use crate::model::fusion::ContentTable;
@@ -38,7 +39,7 @@ impl std::fmt::Display for ContentSource {
 
 /// Loads `src` for the tracks of `d`. Tracks the source does not cover are absent; a source that
 /// covers none of them is an error.
-pub fn load_content(src: &ContentSource, d: &Dataset) -> Result<ContentTable, String> {
+pub fn load_content(src: &ContentSource, d: &Dataset) -> Result<ContentTable, TrainError> {
     let p = &src.path;
     let t = if p.join("manifest.json").is_file() {
         from_store(src, d)?
@@ -48,37 +49,38 @@ pub fn load_content(src: &ContentSource, d: &Dataset) -> Result<ContentTable, St
     {
         from_attributes(src, d)?
     } else {
-        return Err(format!(
-            "{}: neither a feature-store folder (with manifest.json) nor an item2attributes .json file",
-            p.display()
+        return Err(TrainError::content(
+            p,
+            "neither a feature-store folder (with manifest.json) nor an item2attributes .json file",
         ));
     };
     if t.n_present() == 0 {
         let first: Vec<&str> = d.tracks.iter().take(3).collect();
-        return Err(format!(
-            "{}: content '{}' covers none of the dataset's {} tracks (its first track keys: {})",
-            p.display(),
-            src.name,
-            d.n_tracks(),
-            first.join(", ")
+        return Err(TrainError::content(
+            p,
+            format!(
+                "content '{}' covers none of the dataset's {} tracks (its first track keys: {})",
+                src.name,
+                d.n_tracks(),
+                first.join(", ")
+            ),
         ));
     }
     Ok(t)
 }
 
-fn from_store(src: &ContentSource, d: &Dataset) -> Result<ContentTable, String> {
+fn from_store(src: &ContentSource, d: &Dataset) -> Result<ContentTable, TrainError> {
     let store = FeatureStore::load(&src.path)?;
     let m = store.modality(&src.name).ok_or_else(|| {
         let have: Vec<&str> = store.modalities().keys().map(String::as_str).collect();
-        format!(
-            "{}: no modality '{}' (it has: {})",
-            src.path.display(),
-            src.name,
-            if have.is_empty() {
-                "none".to_string()
-            } else {
-                have.join(", ")
-            }
+        let have = if have.is_empty() {
+            "none".to_string()
+        } else {
+            have.join(", ")
+        };
+        TrainError::content(
+            &src.path,
+            format!("no modality '{}' (it has: {have})", src.name),
         )
     })?;
     let dim = m.dim;
@@ -103,17 +105,16 @@ fn from_store(src: &ContentSource, d: &Dataset) -> Result<ContentTable, String> 
 
 /// S3-Rec's `{"item": [attribute, ...]}`: one column per attribute id that occurs, holding
 /// `ln(1 + count)` (an attribute may be listed several times for a track).
-fn from_attributes(src: &ContentSource, d: &Dataset) -> Result<ContentTable, String> {
-    let text =
-        std::fs::read_to_string(&src.path).map_err(|e| format!("{}: {e}", src.path.display()))?;
-    let map: BTreeMap<String, Vec<u32>> = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}: line {}, column {}: not an item2attributes object ({{\"item\": [attribute ids]}}): {e}",
-            src.path.display(),
-            e.line(),
-            e.column()
-        )
-    })?;
+fn from_attributes(src: &ContentSource, d: &Dataset) -> Result<ContentTable, TrainError> {
+    let text = std::fs::read_to_string(&src.path)
+        .map_err(|e| TrainError::content(&src.path, e.to_string()))?;
+    let map: BTreeMap<String, Vec<u32>> =
+        serde_json::from_str(&text).map_err(|source| TrainError::Attributes {
+            path: src.path.clone(),
+            line: source.line(),
+            column: source.column(),
+            source,
+        })?;
     attributes_table(&src.name, &map, d)
 }
 
@@ -122,10 +123,13 @@ pub fn attributes_table(
     name: &str,
     map: &BTreeMap<String, Vec<u32>>,
     d: &Dataset,
-) -> Result<ContentTable, String> {
+) -> Result<ContentTable, TrainError> {
     let vocab: BTreeSet<u32> = map.values().flatten().copied().collect();
     if vocab.is_empty() {
-        return Err("no attributes at all".into());
+        return Err(TrainError::Content {
+            path: name.into(),
+            reason: "no attributes at all".into(),
+        });
     }
     let column: BTreeMap<u32, usize> = vocab.iter().enumerate().map(|(i, &a)| (a, i)).collect();
     let dim = vocab.len();

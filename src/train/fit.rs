@@ -9,7 +9,8 @@
 
 use super::batch::{self, Window, cloze_batch, next_item_batch, windows};
 use super::checkpoint;
-use super::config::{EpochLog, TrainConfig, TrainError};
+use super::config::{EpochLog, TrainConfig};
+use super::error::TrainError;
 use super::loss::{self, Loss, NegativeSampler};
 use crate::data::Dataset;
 use crate::eval::model::ModelScorer;
@@ -200,11 +201,7 @@ fn start(
     TrainError,
 > {
     let t = &job.train;
-    let fresh = job
-        .model
-        .init(ad)
-        .set_content(job.content)
-        .map_err(TrainError::Config)?;
+    let fresh = job.model.init(ad).set_content(job.content)?;
     let optim = AdamWConfig::new()
         .with_weight_decay(t.weight_decay)
         .with_grad_clipping(t.grad_clip.map(GradientClippingConfig::Norm))
@@ -213,9 +210,7 @@ fn start(
     Ok(
         match checkpoint::load(&job.dir, &fingerprint, fresh.clone(), &job.device)? {
             Some((m, o, s, b)) => {
-                let optim = optim
-                    .load(&o)
-                    .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", o.display())))?;
+                let optim = optim.load(&o).map_err(|e| TrainError::checkpoint(&o, e))?;
                 (m, optim, s, Some(b))
             }
             None => (fresh, optim, checkpoint::State::new(fingerprint), None),
@@ -382,8 +377,7 @@ fn report_epoch(job: &TrainJob, log: &EpochLog) {
 pub fn train(job: &TrainJob) -> Result<Trained, TrainError> {
     let t = &job.train;
     check_config(t)?;
-    std::fs::create_dir_all(&job.dir)
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", job.dir.display())))?;
+    std::fs::create_dir_all(&job.dir).map_err(|e| TrainError::checkpoint(&job.dir, e))?;
     let plan = Plan::new(job)?;
     job.device.seed(job.seed);
     let (mut model, mut optim, mut state, mut best) = start(job, &plan.ad)?;
@@ -442,5 +436,5 @@ pub fn load_model(cfg: &ModelConfig, path: &Path, device: &Device) -> Result<Seq
     cfg.init(device)
         .try_load_file(path)
         .map(|m| m.valid())
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
+        .map_err(|e| TrainError::checkpoint(path, e))
 }

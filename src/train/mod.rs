@@ -11,10 +11,12 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod content;
+pub mod error;
 pub mod fit;
 pub mod loss;
 
-pub use config::{Decay, EpochLog, TrainConfig, TrainError};
+pub use config::{Decay, EpochLog, TrainConfig};
+pub use error::TrainError;
 pub use fit::{
     TrainJob, Trained, engagement_weight, load_model, rank_cases, train, training_completions,
     training_sequences,

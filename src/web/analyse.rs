@@ -10,6 +10,7 @@ use gloo::storage::Storage;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::error::WebError;
 use super::state::OwnTrack;
 use crate::features::dsp::{self, MelFrontEnd};
 use crate::features::musicnn::{self, Musicnn, Pooling, TrackAudioFeatures};
@@ -80,24 +81,28 @@ pub fn js_err(e: wasm_bindgen::JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
+fn browser(e: wasm_bindgen::JsValue) -> WebError {
+    WebError::Browser(js_err(e))
+}
+
 /// Decodes a file with WebAudio at 16 kHz and downmixes it to mono.
-pub async fn decode_16k(file: &web_sys::File) -> Result<Vec<f32>, String> {
-    let buf = JsFuture::from(file.array_buffer()).await.map_err(js_err)?;
-    let buf: js_sys::ArrayBuffer = buf.dyn_into().map_err(js_err)?;
+pub async fn decode_16k(file: &web_sys::File) -> Result<Vec<f32>, WebError> {
+    let buf = JsFuture::from(file.array_buffer()).await.map_err(browser)?;
+    let buf: js_sys::ArrayBuffer = buf.dyn_into().map_err(browser)?;
     let ctx = web_sys::OfflineAudioContext::new_with_number_of_channels_and_length_and_sample_rate(
         1,
         dsp::SAMPLE_RATE,
         dsp::SAMPLE_RATE as f32,
     )
-    .map_err(js_err)?;
-    let decoded = JsFuture::from(ctx.decode_audio_data(&buf).map_err(js_err)?)
+    .map_err(browser)?;
+    let decoded = JsFuture::from(ctx.decode_audio_data(&buf).map_err(browser)?)
         .await
-        .map_err(|e| format!("not an audio file the browser can decode ({})", js_err(e)))?;
-    let audio: web_sys::AudioBuffer = decoded.dyn_into().map_err(js_err)?;
+        .map_err(|e| WebError::Undecodable(js_err(e)))?;
+    let audio: web_sys::AudioBuffer = decoded.dyn_into().map_err(browser)?;
     let channels = audio.number_of_channels() as usize;
     let mut mono = vec![0f32; audio.length() as usize];
     for c in 0..channels {
-        let data = audio.get_channel_data(c as u32).map_err(js_err)?;
+        let data = audio.get_channel_data(c as u32).map_err(browser)?;
         for (m, v) in mono.iter_mut().zip(data) {
             *m += v / channels as f32;
         }
@@ -128,22 +133,26 @@ pub async fn analysis_device(page: burn::tensor::Device) -> (burn::tensor::Devic
 }
 
 /// musicnn's weights, downloaded, on `device`.
-pub async fn load_musicnn(device: &burn::tensor::Device) -> Result<Musicnn, String> {
+pub async fn load_musicnn(device: &burn::tensor::Device) -> Result<Musicnn, WebError> {
     Musicnn::from_safetensors(&fetch_weights().await?, device)
+        .map_err(|e| WebError::within(WEIGHTS_URL, e))
 }
 
-async fn fetch_weights() -> Result<Vec<u8>, String> {
+async fn fetch_weights() -> Result<Vec<u8>, WebError> {
     let r = gloo::net::http::Request::get(WEIGHTS_URL)
         .send()
         .await
-        .map_err(|e| format!("{WEIGHTS_URL}: {e}"))?;
+        .map_err(|e| WebError::fetch(WEIGHTS_URL, e))?;
     if !r.ok() {
-        return Err(format!(
-            "{WEIGHTS_URL}: HTTP {} (scripts/demo-model.sh installs musicnn's weights)",
+        let why = format!(
+            "HTTP {} (scripts/demo-model.sh installs musicnn's weights)",
             r.status()
-        ));
+        );
+        return Err(WebError::fetch(WEIGHTS_URL, why));
     }
-    r.binary().await.map_err(|e| format!("{WEIGHTS_URL}: {e}"))
+    r.binary()
+        .await
+        .map_err(|e| WebError::fetch(WEIGHTS_URL, e))
 }
 
 /// musicnn's tags and embedding of 16 kHz `audio` on `device` (none for no audio), with
@@ -153,14 +162,16 @@ pub async fn listen(
     audio: &[f32],
     device: &burn::tensor::Device,
     progress: impl FnMut(usize, usize),
-) -> Result<Option<TrackAudioFeatures>, String> {
+) -> Result<Option<TrackAudioFeatures>, WebError> {
     let front = MelFrontEnd::new();
     let batch = if *device == burn::tensor::Device::flex() {
         8
     } else {
         1
     };
-    musicnn::embed_audio_async(model, &front, audio, Pooling::Mean, batch, device, progress).await
+    musicnn::embed_audio_async(model, &front, audio, Pooling::Mean, batch, device, progress)
+        .await
+        .map_err(|e| WebError::within("musicnn", e))
 }
 
 /// Seconds of 16 kHz audio.
@@ -169,6 +180,6 @@ pub fn seconds(audio: &[f32]) -> f64 {
 }
 
 /// The page's URL for a file it holds (valid while the page is open).
-pub fn object_url(file: &web_sys::File) -> Result<String, String> {
-    web_sys::Url::create_object_url_with_blob(file).map_err(js_err)
+pub fn object_url(file: &web_sys::File) -> Result<String, WebError> {
+    web_sys::Url::create_object_url_with_blob(file).map_err(|e| WebError::Browser(js_err(e)))
 }

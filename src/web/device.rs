@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsValue;
 
-use super::bundles::{self, BundleEntry, LoadedBundle};
+use super::bundles::{self, BundleListing, LoadedBundle};
 use super::page::{Diagnostics, Page, now_millis};
 use super::settings::ComputePreference;
 use crate::bundle::Recommender;
@@ -19,7 +19,7 @@ use crate::device::smoke;
 #[derive(Clone, Copy)]
 struct Bundles {
     page: Page,
-    list: RwSignal<Option<Result<Vec<BundleEntry>, String>>>,
+    list: RwSignal<Option<Result<Vec<BundleListing>, String>>>,
     chosen: RwSignal<Option<String>>,
     status: RwSignal<String>,
     state: RwSignal<&'static str>,
@@ -47,7 +47,7 @@ impl Bundles {
     }
 
     /// The bundles found: the one chosen last (else the first) loads.
-    fn listed(self, list: Result<Vec<BundleEntry>, String>) {
+    fn listed(self, list: Result<Vec<BundleListing>, String>) {
         self.list.set(Some(list.clone()));
         match list {
             Ok(list) if list.is_empty() => {
@@ -68,7 +68,7 @@ impl Bundles {
     }
 
     /// Loads a bundle on the device the page computes on.
-    fn load(self, entry: BundleEntry) {
+    fn load(self, entry: BundleListing) {
         let Some(device) = self.page.device.get_value() else {
             return;
         };
@@ -82,7 +82,7 @@ impl Bundles {
             self.download.set(None);
             match result {
                 Ok((bundle, rec)) => self.ready(bundle, rec),
-                Err(e) => self.fail(e),
+                Err(e) => self.fail(e.to_string()),
             }
         });
     }
@@ -153,7 +153,7 @@ fn start(b: Bundles, preference: ComputePreference) {
         let smoke_millis = now_millis() - start;
         let (smoke, smoke_error) = match result {
             Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(e)),
+            Err(e) => (None, Some(e.to_string())),
         };
         let diag = Diagnostics {
             backend: selected.backend,
@@ -167,7 +167,7 @@ fn start(b: Bundles, preference: ComputePreference) {
         publish(&diag);
         b.page.diagnostics.set(Some(diag));
         b.page.device.set_value(Some(selected.device.clone()));
-        b.listed(bundles::list().await);
+        b.listed(bundles::list().await.map_err(|e| e.to_string()));
     });
 }
 
@@ -314,7 +314,7 @@ fn expose_recommend(rec: Rc<Recommender>) {
                 let list = rec
                     .recommend_with(&history, Some(&completions), &[], k as usize)
                     .await
-                    .map_err(|e| JsValue::from_str(&e))?;
+                    .map_err(|e| JsValue::from_str(&e.to_string()))?;
                 let out = Timed {
                     ms: now_millis() - start,
                     tracks: list.iter().map(|r| r.track).collect(),

@@ -74,7 +74,7 @@ fn open_store(page: Page) {
                 let db = Rc::new(db);
                 match storage::load(&db).await {
                     Ok(p) => page.state.update(|s| s.load_plays(p)),
-                    Err(e) => page.history_error.set(Some(e)),
+                    Err(e) => page.history_error.set(Some(e.to_string())),
                 }
                 page.db.set_value(Some(db));
                 page.refresh();

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::analyse::{self, Analysis, now_millis};
+use super::error::WebError;
 use super::page::Page;
 use crate::features::musicnn::{self, Musicnn};
 
@@ -49,7 +50,7 @@ impl Card {
                     self.state.set("done");
                 }
                 Err(e) => {
-                    self.status.set(e);
+                    self.status.set(e.to_string());
                     self.state.set("failed");
                 }
             }
@@ -61,12 +62,12 @@ impl Card {
         self,
         file: &web_sys::File,
         device: &burn::tensor::Device,
-    ) -> Result<Analysis, String> {
+    ) -> Result<Analysis, WebError> {
         let name = file.name();
         self.status.set(format!("Decoding {name}…"));
         let audio = analyse::decode_16k(file)
             .await
-            .map_err(|e| format!("{name}: {e}"))?;
+            .map_err(|e| WebError::within(&name, e))?;
         let m = self.musicnn(device).await?;
         self.status.set(format!("Listening to {name}…"));
         let t0 = now_millis();
@@ -76,7 +77,7 @@ impl Card {
             elapsed.set(now_millis() - t0);
         })
         .await?
-        .ok_or_else(|| format!("{name}: no audio"))?;
+        .ok_or_else(|| WebError::within(&name, "no audio"))?;
         let seconds = analyse::seconds(&audio);
         let url = analyse::object_url(file)?;
         self.page
@@ -91,7 +92,7 @@ impl Card {
     }
 
     /// musicnn on `device`, loaded the first time.
-    async fn musicnn(self, device: &burn::tensor::Device) -> Result<Rc<Musicnn>, String> {
+    async fn musicnn(self, device: &burn::tensor::Device) -> Result<Rc<Musicnn>, WebError> {
         if let Some((_, m)) = self.model.get_value().filter(|(d, _)| d == device) {
             return Ok(m);
         }

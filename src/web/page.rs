@@ -103,7 +103,7 @@ impl Page {
         };
         spawn_local(async move {
             if let Err(e) = storage::put_all(&db, &[play]).await {
-                self.history_error.set(Some(e));
+                self.history_error.set(Some(e.to_string()));
             }
         });
     }
@@ -136,7 +136,7 @@ impl Page {
                     self.state
                         .update(|s| s.show_ranking(&req, &ranked, elapsed, why));
                 }
-                Err(e) => self.state.update(|s| s.ranking_failed(e)),
+                Err(e) => self.state.update(|s| s.ranking_failed(e.to_string())),
             }
         });
     }

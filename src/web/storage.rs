@@ -6,16 +6,20 @@
 use idb::{Database, DatabaseEvent, Factory, KeyPath, ObjectStoreParams, TransactionMode};
 use wasm_bindgen::JsValue;
 
+use super::error::WebError;
 use crate::data::history::Play;
 
 const DB: &str = "encore";
 const STORE: &str = "plays";
 
-fn err(what: &str, e: impl std::fmt::Display) -> String {
-    format!("IndexedDB {what}: {e}")
+fn err(what: &'static str, e: impl std::fmt::Display) -> WebError {
+    WebError::Storage {
+        what,
+        reason: e.to_string(),
+    }
 }
 
-pub async fn open() -> Result<Database, String> {
+pub async fn open() -> Result<Database, WebError> {
     let factory = Factory::new().map_err(|e| err("unavailable", e))?;
     let mut request = factory.open(DB, Some(1)).map_err(|e| err("open", e))?;
     request.on_upgrade_needed(|event| {
@@ -31,7 +35,7 @@ pub async fn open() -> Result<Database, String> {
 }
 
 /// Every stored play, oldest first.
-pub async fn load(db: &Database) -> Result<Vec<Play>, String> {
+pub async fn load(db: &Database) -> Result<Vec<Play>, WebError> {
     let tx = db
         .transaction(&[STORE], TransactionMode::ReadOnly)
         .map_err(|e| err("read", e))?;
@@ -57,7 +61,7 @@ pub async fn load(db: &Database) -> Result<Vec<Play>, String> {
 }
 
 /// Stores plays (insert or replace by id) in one transaction.
-pub async fn put_all(db: &Database, plays: &[Play]) -> Result<(), String> {
+pub async fn put_all(db: &Database, plays: &[Play]) -> Result<(), WebError> {
     let tx = db
         .transaction(&[STORE], TransactionMode::ReadWrite)
         .map_err(|e| err("write", e))?;
@@ -72,15 +76,13 @@ pub async fn put_all(db: &Database, plays: &[Play]) -> Result<(), String> {
     }
     match tx.commit().map_err(|e| err("commit", e))?.await {
         Ok(idb::TransactionResult::Committed) => Ok(()),
-        Ok(idb::TransactionResult::Aborted) => {
-            Err("IndexedDB write: the transaction was aborted".into())
-        }
+        Ok(idb::TransactionResult::Aborted) => Err(err("write", "the transaction was aborted")),
         Err(e) => Err(err("commit", e)),
     }
 }
 
 /// Deletes every stored play.
-pub async fn clear(db: &Database) -> Result<(), String> {
+pub async fn clear(db: &Database) -> Result<(), WebError> {
     let tx = db
         .transaction(&[STORE], TransactionMode::ReadWrite)
         .map_err(|e| err("clear", e))?;

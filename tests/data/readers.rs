@@ -502,5 +502,10 @@ fn durations_from_tsv_csv_and_json() {
 fn formats_parse_by_name() {
     assert_eq!("lastfm1k".parse::<Format>().unwrap(), Format::Lastfm1k);
     assert!("csv".parse::<Format>().unwrap_err().contains("lastfm1k"));
-    assert!(Preset::builtin("nope").unwrap_err().contains("paper"));
+    assert!(
+        Preset::builtin("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("paper")
+    );
 }

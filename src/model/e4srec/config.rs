@@ -3,6 +3,8 @@
 use burn::module::ParamGroup;
 use serde::{Deserialize, Serialize};
 
+use crate::model::ModelError;
+
 /// Where the history goes in the instruction.
 pub const ITEMS: &str = "{items}";
 
@@ -90,26 +92,27 @@ impl Default for E4SRecConfig {
 
 impl E4SRecConfig {
     /// The LoRA targets as a pattern over the decoder's parameter paths.
-    pub(super) fn lora_group(&self) -> Result<ParamGroup, String> {
+    pub(super) fn lora_group(&self) -> Result<ParamGroup, ModelError> {
+        let targets = |reason: String| ModelError::setting("lora_targets", reason);
         let mut alts = Vec::new();
         for t in &self.lora_targets {
             let path = match t.as_str() {
                 "q" | "k" | "v" | "o" => format!("attn\\.{t}"),
                 "gate" | "up" | "down" => format!("mlp\\.{t}"),
                 _ => {
-                    return Err(format!(
+                    return Err(targets(format!(
                         "unknown LoRA target '{t}' (one of {})",
                         LORA_TARGETS.join(", ")
-                    ));
+                    )));
                 }
             };
             alts.push(path);
         }
         if alts.is_empty() {
-            return Err("no LoRA target".into());
+            return Err(targets("no LoRA target".into()));
         }
         let re = format!("^layers\\.[0-9]+\\.({})\\.weight$", alts.join("|"));
-        ParamGroup::from_regex(&re).map_err(|e| format!("{re}: {e:?}"))
+        ParamGroup::from_regex(&re).map_err(|e| targets(format!("{re}: {e:?}")))
     }
 
     /// The signals that are on, for names and logs: `""`, or e.g. `"completion as text, tags as

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::config::{COMPLETION_BUCKETS, E4SRecConfig, Signal};
 use super::prompt::{PromptText, Signals};
 use crate::llm::llama::{KvCache, Llama, MASKED};
+use crate::model::ModelError;
 
 impl E4SRecConfig {
     /// An E4SRec over `llm` (frozen, LoRA attached) and the frozen item table `items`
@@ -19,23 +20,30 @@ impl E4SRecConfig {
         prompt: (&[u32], &[u32]),
         signals: Signals,
         device: &Device,
-    ) -> Result<E4SRec, String> {
+    ) -> Result<E4SRec, ModelError> {
         if self.history == 0 {
-            return Err("history must be at least 1".into());
+            return Err(ModelError::setting("history", "history must be at least 1"));
         }
         if self.lora_rank == 0 {
-            return Err("lora_rank must be at least 1".into());
+            return Err(ModelError::setting(
+                "lora_rank",
+                "lora_rank must be at least 1",
+            ));
         }
         if prompt.1.is_empty() {
-            return Err("nothing follows the history: the last position would be an item".into());
+            return Err(ModelError::setting(
+                "response",
+                "nothing follows the history: the last position would be an item",
+            ));
         }
         let [n_items, item_dim] = items.dims();
         let Signals { text, tags } = signals;
+        let invalid = |s: String| Err(ModelError::Invalid(s));
         if self.completion == Signal::Text && text.completion.len() != 11 {
-            return Err("completion as text needs its 11 phrases (PromptText::build)".into());
+            return invalid("completion as text needs its 11 phrases (PromptText::build)".into());
         }
         if self.tags == Signal::Text && text.tags.len() != n_items {
-            return Err(format!(
+            return invalid(format!(
                 "tags as text need one entry per item: {} for {n_items} items",
                 text.tags.len()
             ));
@@ -43,12 +51,12 @@ impl E4SRecConfig {
         let tags = match (self.tags, tags) {
             (Signal::Embed, Some(t)) if t.dims()[0] == n_items => Some(t.detach()),
             (Signal::Embed, Some(t)) => {
-                return Err(format!(
+                return invalid(format!(
                     "the tag table has {} rows for {n_items} items",
                     t.dims()[0]
                 ));
             }
-            (Signal::Embed, None) => return Err("tags as embeddings need a tag table".into()),
+            (Signal::Embed, None) => return invalid("tags as embeddings need a tag table".into()),
             _ => None,
         };
         let llm = llm.apply_lora(

@@ -7,6 +7,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::module::E4SRec;
+use crate::model::ModelError;
 use crate::util::weights;
 
 impl E4SRec {
@@ -60,20 +61,21 @@ impl E4SRec {
 
     /// Puts saved trained tensors ([`trained`](Self::trained)) back; every one must be present
     /// with its shape.
-    pub fn load_trained(self, t: &BTreeMap<String, Tensor<2>>) -> Result<Self, String> {
-        let get = |name: &str, like: &[usize]| -> Result<Tensor<2>, String> {
-            let v = t
-                .get(name)
-                .ok_or_else(|| format!("no tensor '{name}' in the checkpoint"))?;
+    pub fn load_trained(self, t: &BTreeMap<String, Tensor<2>>) -> Result<Self, ModelError> {
+        let get = |name: &str, like: &[usize]| -> Result<Tensor<2>, ModelError> {
+            let v = t.get(name).ok_or_else(|| ModelError::NoTensor {
+                tensor: name.to_string(),
+            })?;
             if v.dims()[..] != like[..] {
-                return Err(format!(
-                    "'{name}' is {:?}, the model needs {like:?}",
-                    v.dims()
-                ));
+                return Err(ModelError::TensorShape {
+                    tensor: name.to_string(),
+                    got: v.dims().to_vec(),
+                    want: like.to_vec(),
+                });
             }
             Ok(v.clone())
         };
-        let set_linear = |l: Linear, name: &str| -> Result<Linear, String> {
+        let set_linear = |l: Linear, name: &str| -> Result<Linear, ModelError> {
             let w = get(&format!("{name}.weight"), &l.weight.dims())?;
             let bias = match l.bias {
                 Some(b) => {
@@ -130,10 +132,10 @@ impl E4SRec {
         };
         let llm = llm.map(&mut setter);
         if setter.applied != expected {
-            return Err(format!(
+            return Err(ModelError::Invalid(format!(
                 "{} of {expected} LoRA factors restored",
                 setter.applied
-            ));
+            )));
         }
         Ok(Self {
             llm,
@@ -195,7 +197,7 @@ pub use crate::util::weights::Q8_BLOCK;
 /// `q8` 8-bit symmetric values in blocks of [`Q8_BLOCK`] along the flattened tensor, each block
 /// with an f32 scale stored as `NAME.q8scale`. Reads the tensors back from their device, so it
 /// is for the native side (checkpoints, export).
-pub fn trained_to_bytes(t: &BTreeMap<String, Tensor<2>>, q8: bool) -> Result<Vec<u8>, String> {
+pub fn trained_to_bytes(t: &BTreeMap<String, Tensor<2>>, q8: bool) -> Result<Vec<u8>, ModelError> {
     use safetensors::Dtype;
     let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, v) in t {
@@ -205,7 +207,10 @@ pub fn trained_to_bytes(t: &BTreeMap<String, Tensor<2>>, q8: bool) -> Result<Vec
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .map_err(|e| format!("{name}: {e:?}"))?;
+            .map_err(|e| ModelError::ReadBack {
+                tensor: name.clone(),
+                reason: format!("{e:?}"),
+            })?;
         if q8 {
             let (q, scales) = weights::q8_encode(&vals);
             let n = scales.len() / 4;
@@ -219,15 +224,15 @@ pub fn trained_to_bytes(t: &BTreeMap<String, Tensor<2>>, q8: bool) -> Result<Vec
         .iter()
         .map(|(k, d, s, b)| (k.as_str(), *d, s.clone(), b.clone()))
         .collect();
-    weights::write_tensors(&raw, None).map_err(|e| e.to_string())
+    Ok(weights::write_tensors(&raw, None)?)
 }
 
 /// Reads [`trained_to_bytes`]'s tensors onto `device`, dequantizing 8-bit ones.
 pub fn trained_from_bytes(
     bytes: &[u8],
     device: &Device,
-) -> Result<BTreeMap<String, Tensor<2>>, String> {
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+) -> Result<BTreeMap<String, Tensor<2>>, ModelError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         if name.ends_with(".q8scale") {
@@ -235,19 +240,26 @@ pub fn trained_from_bytes(
         }
         let shape = view.shape().to_vec();
         if shape.len() != 2 {
-            return Err(format!("'{name}' is not a 2-D tensor ({shape:?})"));
+            return Err(ModelError::tensor(
+                &name,
+                format!("is not a 2-D tensor ({shape:?})"),
+            ));
         }
         let vals: Vec<f32> = match view.dtype() {
             safetensors::Dtype::F32 => weights::bytes_f32(view.data()),
             safetensors::Dtype::I8 => {
-                let scales = st
-                    .tensor(&format!("{name}.q8scale"))
-                    .map_err(|_| format!("'{name}' is 8-bit but has no '{name}.q8scale'"))?;
+                let scales = st.tensor(&format!("{name}.q8scale")).map_err(|_| {
+                    ModelError::tensor(&name, format!("is 8-bit but has no '{name}.q8scale'"))
+                })?;
                 let scales = weights::bytes_f32(scales.data());
-                weights::q8_decode(&format!("{name}.q8scale"), view.data(), &scales)
-                    .map_err(|e| e.to_string())?
+                weights::q8_decode(&format!("{name}.q8scale"), view.data(), &scales)?
             }
-            d => return Err(format!("'{name}' is {d:?}, not F32 or I8")),
+            d => {
+                return Err(ModelError::tensor(
+                    &name,
+                    format!("is {d:?}, not F32 or I8"),
+                ));
+            }
         };
         out.insert(
             name,

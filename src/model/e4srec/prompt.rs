@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{E4SRecConfig, ITEMS, Signal};
 use crate::llm::generate::ChatTemplate;
 use crate::llm::tokenizer::BpeTokenizer;
+use crate::model::ModelError;
 
 /// Token pieces of the text signals (tokenized once, with the LLM's tokenizer): a play's note
 /// is `open`, then its completion's words and its track's tags joined by `sep`, then `close`.
@@ -82,11 +83,11 @@ impl E4SRecConfig {
         &self,
         tok: &BpeTokenizer,
         template: ChatTemplate,
-    ) -> Result<(Vec<u32>, Vec<u32>), String> {
+    ) -> Result<(Vec<u32>, Vec<u32>), ModelError> {
         let text = template.render(&[("user", &self.instruction)]) + &self.response;
-        let (before, after) = text
-            .split_once(ITEMS)
-            .ok_or_else(|| format!("the instruction has no {ITEMS}"))?;
+        let (before, after) = text.split_once(ITEMS).ok_or_else(|| {
+            ModelError::setting("instruction", format!("the instruction has no {ITEMS}"))
+        })?;
         Ok((tok.encode(before), tok.encode(after)))
     }
 }

@@ -181,7 +181,7 @@ fn a_tiny_model_learns_and_its_trained_parts_round_trip() {
     let err = on(&shared, &dev, 5, &cfg)
         .load_trained(&broken)
         .unwrap_err();
-    assert!(err.contains("layers.1.attn.v.lora_b"), "{err}");
+    assert!(err.to_string().contains("layers.1.attn.v.lora_b"), "{err}");
 }
 
 #[test]
@@ -196,7 +196,10 @@ fn a_bad_configuration_is_refused() {
     let err = cfg
         .init(llm, items, (&[1], &[2]), Signals::default(), &dev)
         .unwrap_err();
-    assert!(err.contains("unknown LoRA target 'ffn'"), "{err}");
+    assert!(
+        err.to_string().contains("unknown LoRA target 'ffn'"),
+        "{err}"
+    );
 }
 
 /// Hand-made text pieces over the tiny decoder's 40 tokens: completion `i` tenths is token
@@ -358,7 +361,7 @@ fn embedded_signals_train_and_round_trip() {
             &dev,
         )
         .unwrap_err();
-    assert!(err.contains("tag table"), "{err}");
+    assert!(err.to_string().contains("tag table"), "{err}");
     // The next track depends on how much of the last one was heard: a skip (< 0.5) is
     // followed by track + 2, a full listen by track + 1. Ids alone cannot tell them apart.
     let hs: Vec<[u32; 1]> = (0..24u32).map(|i| [i % 12]).collect();
@@ -395,5 +398,5 @@ fn embedded_signals_train_and_round_trip() {
     let mut broken = saved.clone();
     broken.remove("tags.weight");
     let err = make(78).load_trained(&broken).unwrap_err();
-    assert!(err.contains("tags.weight"), "{err}");
+    assert!(err.to_string().contains("tags.weight"), "{err}");
 }
