@@ -569,20 +569,10 @@ fn finished_state(dir: &Path) -> Option<State> {
         .filter(|s| s.finished)
 }
 
-/// What a seed's training state reports: best epoch, curve and throughput.
+/// What a seed's training state reports: best epoch, curve and throughput (an E4SRec example
+/// is one target, so its epochs log the same rate for windows and targets).
 fn summary(seed: u64, state: State) -> SeedTraining {
-    let seconds: f64 = state.curve.iter().map(|e| e.seconds).sum();
-    let examples: f64 = state.curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
-    SeedTraining {
-        seed,
-        best_epoch: state.best_epoch,
-        best_valid: state.best_valid,
-        epochs: state.curve.len(),
-        seconds,
-        seq_per_s: examples / seconds.max(1e-9),
-        targets_per_s: examples / seconds.max(1e-9),
-        curve: state.curve,
-    }
+    SeedTraining::from_curve(seed, state.best_epoch, state.best_valid, state.curve)
 }
 
 /// `encore train-seed RUN SEED` for an E4SRec run: trains (or resumes) one seed as recorded in

@@ -101,6 +101,26 @@ pub struct SeedTraining {
     pub curve: Vec<EpochLog>,
 }
 
+impl SeedTraining {
+    /// A seed's summary from its training curve: time, and windows and targets per second
+    /// over all epochs.
+    pub fn from_curve(seed: u64, best_epoch: usize, best_valid: f64, curve: Vec<EpochLog>) -> Self {
+        let seconds: f64 = curve.iter().map(|e| e.seconds).sum();
+        let windows: f64 = curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
+        let targets: f64 = curve.iter().map(|e| e.targets_per_s * e.seconds).sum();
+        Self {
+            seed,
+            best_epoch,
+            best_valid,
+            epochs: curve.len(),
+            seconds,
+            seq_per_s: windows / seconds.max(1e-9),
+            targets_per_s: targets / seconds.max(1e-9),
+            curve,
+        }
+    }
+}
+
 /// Per seed, the test ranks under each protocol variant (`RUN/seed-K/ranks.json`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeedRanks {

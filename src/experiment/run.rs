@@ -362,19 +362,12 @@ pub fn train_seed(
             path: best.clone(),
             reason: e.to_string(),
         })?;
-    let seconds: f64 = t.curve.iter().map(|e| e.seconds).sum();
-    let windows: f64 = t.curve.iter().map(|e| e.seq_per_s * e.seconds).sum();
-    let targets: f64 = t.curve.iter().map(|e| e.targets_per_s * e.seconds).sum();
-    Ok(SeedTraining {
+    Ok(SeedTraining::from_curve(
         seed,
-        best_epoch: t.best_epoch,
-        best_valid: t.best_valid,
-        epochs: t.curve.len(),
-        seconds,
-        seq_per_s: windows / seconds.max(1e-9),
-        targets_per_s: targets / seconds.max(1e-9),
-        curve: t.curve,
-    })
+        t.best_epoch,
+        t.best_valid,
+        t.curve,
+    ))
 }
 
 /// One seed of a recorded sequence-model run (`run.json`): what `encore train-seed` does for it.
