@@ -55,8 +55,9 @@ pub enum BundleError {
     /// A recommendation request that does not fit the bundle (no file involved).
     #[error("{0}")]
     Request(String),
-    #[error("reading scores back: {0}")]
-    ReadBack(String),
+    /// Scoring that failed on the device (reading the scores back).
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
     #[error(transparent)]
     Model(#[from] ModelError),
 }

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::BundleError;
 use super::format::{BundleConfig, Manifest, verify};
 use crate::catalog::Catalog;
+use crate::eval::baselines::MostPopular;
+use crate::eval::e4srec::E4SRecScorer;
+use crate::eval::model::ModelScorer;
+use crate::eval::{Scorer, score_async};
 use crate::model::{ModelConfig, SeqModel};
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -412,34 +416,51 @@ impl Recommender {
         k: usize,
         new: &[NewTrack],
     ) -> Result<Vec<Recommendation>, BundleError> {
+        self.check_request(history, completions, exclude, new.len())?;
+        let model = self.model_scorer(new)?;
+        let (items, ratios) = self.history_items(history, completions, &model);
+        let ratios = [ratios.as_slice()];
+        let completions = completions.is_some().then_some(&ratios[..]);
+        let popular;
+        let llm;
+        // The LLM reads the history (new tracks are not in its head: its bundles accept
+        // none); an empty history gets popularity (new tracks were never played in training).
+        let scorer: &dyn Scorer = match (&self.e4srec, items.is_empty()) {
+            (Some(m), false) => {
+                llm = E4SRecScorer { model: m, batch: 1 };
+                &llm
+            }
+            (_, true) => {
+                let mut p: Vec<f32> = self.config.popularity.iter().map(|&p| p as f32).collect();
+                p.resize(model.n_items(), -1.0);
+                popular = MostPopular::from_counts(p);
+                &popular
+            }
+            (None, false) => &model,
+        };
+        let scores = score_async(scorer, &[&items], completions).await?;
+        Ok(self.ranked(&scores, exclude, k))
+    }
+
+    /// Rejects track indices beyond the catalog and the new tracks, completion ratios that do
+    /// not pair with the history, and an E4SRec bundle whose LLM is not attached.
+    fn check_request(
+        &self,
+        history: &[usize],
+        completions: Option<&[f32]>,
+        exclude: &[usize],
+        n_new: usize,
+    ) -> Result<(), BundleError> {
         let n_catalog = self.catalog.tracks.len();
         if history
             .iter()
             .chain(exclude)
-            .any(|&t| t >= n_catalog + new.len())
+            .any(|&t| t >= n_catalog + n_new)
         {
             return Err(BundleError::Request(
                 "a track index beyond the catalog and the new tracks".into(),
             ));
         }
-        // The new tracks' rows, appended after the model's table (so their ids follow its
-        // last row); none when the model cannot encode them.
-        let rows = self.model.rows();
-        let extra = match (new.is_empty(), self.model.fusion(), rows.as_ref()) {
-            (false, Some(f), Some(r)) if !f.uses_ids() && self.config.e4srec.is_none() => {
-                let content: Vec<Vec<Option<Vec<f32>>>> = self
-                    .content
-                    .iter()
-                    .map(|(name, _)| new.iter().map(|t| t.content.get(name).cloned()).collect())
-                    .collect();
-                Some((r.dims()[0], f.encode_new(&content, &self.device)?))
-            }
-            _ => None,
-        };
-        let rows = match (&rows, &extra) {
-            (Some(r), Some((_, e))) => Some(Tensor::cat(vec![r.clone(), e.clone()], 0)),
-            _ => rows,
-        };
         if let Some(c) = completions
             && c.len() != history.len()
         {
@@ -449,66 +470,65 @@ impl Recommender {
                 history.len()
             )));
         }
-        let (items, ratios): (Vec<u32>, Vec<f32>) = history
+        if self.config.e4srec.is_some() && self.e4srec.is_none() {
+            return Err(BundleError::Request(
+                "an E4SRec bundle ranks once its LLM is attached (attach_e4srec)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sequence model as a scorer (windows padded to full length), with the `new` tracks'
+    /// fused content appended when the model can encode them.
+    fn model_scorer(&self, new: &[NewTrack]) -> Result<ModelScorer<'_>, BundleError> {
+        let scorer = ModelScorer::new(
+            &self.model,
+            self.config.model.max_len(),
+            self.device.clone(),
+        )
+        .padded();
+        let encoder = self.model.fusion().filter(|f| !f.uses_ids());
+        match encoder {
+            Some(f) if !new.is_empty() && self.config.e4srec.is_none() => {
+                let content: Vec<Vec<Option<Vec<f32>>>> = self
+                    .content
+                    .iter()
+                    .map(|(name, _)| new.iter().map(|t| t.content.get(name).cloned()).collect())
+                    .collect();
+                Ok(scorer.with_new_rows(f.encode_new(&content, &self.device)?))
+            }
+            _ => Ok(scorer),
+        }
+    }
+
+    /// The history as model items with their completion ratios (NaN: unknown): tracks the
+    /// model never saw are skipped, new tracks get their appended rows' ids.
+    fn history_items(
+        &self,
+        history: &[usize],
+        completions: Option<&[f32]>,
+        model: &ModelScorer<'_>,
+    ) -> (Vec<u32>, Vec<f32>) {
+        let n_catalog = self.catalog.tracks.len();
+        history
             .iter()
             .enumerate()
             .filter_map(|(i, &t)| {
                 let item = if t < n_catalog {
                     self.track_item.get(t).copied().flatten()?
                 } else {
-                    // Row `first + j` of the extended table is track id `first + j - 1`.
-                    let (first, _) = extra.as_ref()?;
-                    (first + t - n_catalog - 1) as u32
+                    model.new_track_id(t - n_catalog)?
                 };
                 Some((item, completions.map_or(f32::NAN, |c| c[i])))
             })
-            .unzip();
+            .unzip()
+    }
+
+    /// The `k` best tracks by score (model items first, then new tracks), leaving out
+    /// `exclude`: higher score first, ties by catalog position.
+    fn ranked(&self, scores: &[f32], exclude: &[usize], k: usize) -> Vec<Recommendation> {
         let n_items = self.item_track.len();
-        if self.config.e4srec.is_some() && self.e4srec.is_none() {
-            return Err(BundleError::Request(
-                "an E4SRec bundle ranks once its LLM is attached (attach_e4srec)".into(),
-            ));
-        }
-        let scores: Vec<f32> = if let (Some(m), false) = (&self.e4srec, items.is_empty()) {
-            // The LLM reads the history; new tracks are not in its head (none get here: the
-            // bundle does not accept them).
-            let ratios = [ratios.as_slice()];
-            m.forward_with(&[&items], completions.is_some().then_some(&ratios[..]))
-                .into_data_async()
-                .await
-                .map_err(|e| BundleError::ReadBack(format!("{e:?}")))?
-                .try_into_vec::<f32>()
-                .map_err(|e| BundleError::ReadBack(format!("{e:?}")))?
-        } else if items.is_empty() {
-            // Popularity; new tracks were never played in training.
-            let mut p: Vec<f32> = self.config.popularity.iter().map(|&p| p as f32).collect();
-            p.extend(extra.iter().flat_map(|(_, e)| vec![-1.0; e.dims()[0]]));
-            p
-        } else {
-            let ratios = [ratios.as_slice()];
-            let state = self.model.history_state_with(
-                &[&items],
-                completions.is_some().then_some(&ratios[..]),
-                self.config.model.max_len(),
-                true,
-                rows.as_ref(),
-                &self.device,
-            );
-            let mut s = self.model.score_all(state.clone());
-            if let Some((_, e)) = &extra {
-                // New tracks have no learned output bias: they get the mean one.
-                let mut se = state.matmul(e.clone().transpose());
-                if let Some(b) = self.model.item_bias() {
-                    se = se + b.mean().unsqueeze_dim(0);
-                }
-                s = Tensor::cat(vec![s, se], 1);
-            }
-            s.into_data_async()
-                .await
-                .map_err(|e| BundleError::ReadBack(format!("{e:?}")))?
-                .try_into_vec::<f32>()
-                .map_err(|e| BundleError::ReadBack(format!("{e:?}")))?
-        };
+        let n_catalog = self.catalog.tracks.len();
         let mut ranked: Vec<Recommendation> = scores
             .iter()
             .enumerate()
@@ -522,9 +542,8 @@ impl Recommender {
             })
             .filter(|r| !exclude.contains(&r.track))
             .collect();
-        // Conservative order: higher score first, ties by catalog position.
         ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.track.cmp(&b.track)));
         ranked.truncate(k);
-        Ok(ranked)
+        ranked
     }
 }

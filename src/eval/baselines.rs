@@ -18,6 +18,11 @@ impl MostPopular {
         }
         Self { counts }
     }
+
+    /// From play counts already made (a bundle's popularity), one per item.
+    pub fn from_counts(counts: Vec<f32>) -> Self {
+        Self { counts }
+    }
 }
 
 impl Scorer for MostPopular {

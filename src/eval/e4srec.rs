@@ -1,7 +1,8 @@
 //! A trained E4SRec as a [`Scorer`]: histories in batches through the decoder.
 
-use super::Scorer;
+use super::{Scorer, read_scores};
 use crate::model::e4srec::E4SRec;
+use burn::tensor::Tensor;
 
 /// An E4SRec model as a [`Scorer`]: histories in batches through the decoder.
 pub struct E4SRecScorer<'a> {
@@ -19,8 +20,7 @@ impl Scorer for E4SRecScorer<'_> {
     }
 
     fn score_batch(&self, histories: &[&[u32]], out: &mut [f32]) {
-        let s = self.model.forward(histories).into_data();
-        out.copy_from_slice(s.as_slice::<f32>().expect("f32 scores"));
+        read_scores(self.model.forward(histories), out);
     }
 
     fn score_batch_completion(
@@ -29,14 +29,18 @@ impl Scorer for E4SRecScorer<'_> {
         completions: &[&[f32]],
         out: &mut [f32],
     ) {
-        let s = self
-            .model
-            .forward_with(histories, Some(completions))
-            .into_data();
-        out.copy_from_slice(s.as_slice::<f32>().expect("f32 scores"));
+        read_scores(self.model.forward_with(histories, Some(completions)), out);
     }
 
     fn batch_hint(&self) -> usize {
         self.batch
+    }
+
+    fn score_device(
+        &self,
+        histories: &[&[u32]],
+        completions: Option<&[&[f32]]>,
+    ) -> Option<Tensor<2>> {
+        Some(self.model.forward_with(histories, completions))
     }
 }

@@ -19,6 +19,15 @@ pub enum EvalError {
     },
     #[error("line {line}: track {track} does not occur in the data")]
     UnknownTrack { line: usize, track: u32 },
+    /// Scores that could not be read back from the device.
+    #[error("reading scores back from the device: {0}")]
+    ReadBack(String),
     #[error(transparent)]
     Data(#[from] crate::data::error::DataError),
+}
+
+impl EvalError {
+    pub(crate) fn read_back(e: impl std::fmt::Debug) -> Self {
+        Self::ReadBack(format!("{e:?}"))
+    }
 }

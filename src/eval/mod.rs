@@ -12,6 +12,7 @@ pub mod stats;
 
 use crate::data::Dataset;
 use crate::data::split::{Case, Scheme, Split};
+use burn::tensor::Tensor;
 pub use error::EvalError;
 pub use metrics::{Ranks, rank};
 
@@ -41,6 +42,42 @@ pub trait Scorer {
     fn batch_hint(&self) -> usize {
         1
     }
+    /// The scores of several histories left on the scorer's device (`[histories, n_items]`),
+    /// for a caller that reads them back itself ([`score_async`] in the page, where WebGPU
+    /// reads back asynchronously); `None` for scorers that compute on the host.
+    fn score_device(
+        &self,
+        _histories: &[&[u32]],
+        _completions: Option<&[&[f32]]>,
+    ) -> Option<Tensor<2>> {
+        None
+    }
+}
+
+/// Scores several histories with any scorer and reads device scores back asynchronously (what
+/// a browser needs); row-major, `histories.len() * n_items()`. `completions` as in
+/// [`Scorer::score_batch_completion`] (`None`: unknown).
+pub async fn score_async(
+    scorer: &dyn Scorer,
+    histories: &[&[u32]],
+    completions: Option<&[&[f32]]>,
+) -> Result<Vec<f32>, EvalError> {
+    if let Some(t) = scorer.score_device(histories, completions) {
+        let data = t.into_data_async().await.map_err(EvalError::read_back)?;
+        return data.try_into_vec::<f32>().map_err(EvalError::read_back);
+    }
+    let mut out = vec![0f32; histories.len() * scorer.n_items()];
+    match completions {
+        Some(c) => scorer.score_batch_completion(histories, c, &mut out),
+        None => scorer.score_batch(histories, &mut out),
+    }
+    Ok(out)
+}
+
+/// Reads device scores back on the host (native: blocking).
+pub(crate) fn read_scores(t: Tensor<2>, out: &mut [f32]) {
+    let data = t.into_data();
+    out.copy_from_slice(data.as_slice::<f32>().expect("f32 scores"));
 }
 
 /// Which stage of a split a model is trained for.

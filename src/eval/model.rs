@@ -1,7 +1,7 @@
 //! A trained sequential model as a [`Scorer`]: histories are scored in batches on the model's
-//! device and read back once per batch.
+//! device and read back once per batch (or left there for [`super::score_async`]).
 
-use super::Scorer;
+use super::{Scorer, read_scores};
 use crate::model::SeqModel;
 use burn::tensor::{Device, Tensor};
 
@@ -14,6 +14,13 @@ pub struct ModelScorer<'a> {
     /// between histories).
     rows: Option<Tensor<2>>,
     table: Tensor<2>,
+    /// The output bias over the table's rows, where the model has one.
+    bias: Option<Tensor<1>>,
+    /// Every window padded to `max_len` (see [`padded`](Self::padded)).
+    full: bool,
+    /// The input row of the first new track, once [`with_new_rows`](Self::with_new_rows)
+    /// appended some, and how many.
+    new: Option<(usize, usize)>,
 }
 
 impl<'a> ModelScorer<'a> {
@@ -28,6 +35,61 @@ impl<'a> ModelScorer<'a> {
             n_items: model.n_items(),
             rows,
             table,
+            bias: model.item_bias(),
+            full: false,
+            new: None,
+        }
+    }
+
+    /// Pads every window to `max_len`: one input shape for any history, so GPU kernels
+    /// compile once (what an app scoring one listener after every event wants). Every model
+    /// masks padding, so the scores are the same.
+    pub fn padded(mut self) -> Self {
+        self.full = true;
+        self
+    }
+
+    /// Appends rows for tracks the model was not trained on (their fused content, `[m, d]`):
+    /// they follow the model's input table, so the history id of new track `j` is the table's
+    /// row count plus `j - 1`, and they are scored after the model's items, with the mean
+    /// output bias (they were never trained on). An id-only model has no fused table to
+    /// extend: it stays as it is.
+    pub fn with_new_rows(mut self, new: Tensor<2>) -> Self {
+        let m = new.dims()[0];
+        let Some(r) = self.rows.take() else {
+            return self;
+        };
+        self.new = Some((r.dims()[0], m));
+        self.rows = Some(Tensor::cat(vec![r, new.clone()], 0));
+        self.table = Tensor::cat(vec![self.table, new], 0);
+        self.bias = self.bias.map(|b| {
+            let mean = b.clone().mean().expand([m]);
+            Tensor::cat(vec![b, mean], 0)
+        });
+        self.n_items += m;
+        self
+    }
+
+    /// The history id of new track `j` (see [`with_new_rows`](Self::with_new_rows)).
+    pub fn new_track_id(&self, j: usize) -> Option<u32> {
+        let (first, m) = self.new?;
+        (j < m).then(|| (first + j - 1) as u32)
+    }
+
+    /// The scores of a batch, on the device.
+    fn scores(&self, histories: &[&[u32]], completions: Option<&[&[f32]]>) -> Tensor<2> {
+        let state = self.model.history_state_with(
+            histories,
+            completions,
+            self.max_len,
+            self.full,
+            self.rows.as_ref(),
+            &self.device,
+        );
+        let s = state.matmul(self.table.clone().transpose());
+        match &self.bias {
+            Some(b) => s + b.clone().unsqueeze_dim(0),
+            None => s,
         }
     }
 }
@@ -42,7 +104,7 @@ impl Scorer for ModelScorer<'_> {
     }
 
     fn score_batch(&self, histories: &[&[u32]], out: &mut [f32]) {
-        self.score_batch_with(histories, None, out);
+        read_scores(self.scores(histories, None), out);
     }
 
     fn score_batch_completion(
@@ -51,34 +113,19 @@ impl Scorer for ModelScorer<'_> {
         completions: &[&[f32]],
         out: &mut [f32],
     ) {
-        self.score_batch_with(histories, Some(completions), out);
+        read_scores(self.scores(histories, Some(completions)), out);
     }
 
     fn batch_hint(&self) -> usize {
         // About 16 M scores per read-back.
         (16_000_000 / self.n_items.max(1)).clamp(1, 512)
     }
-}
 
-impl ModelScorer<'_> {
-    fn score_batch_with(
+    fn score_device(
         &self,
         histories: &[&[u32]],
         completions: Option<&[&[f32]]>,
-        out: &mut [f32],
-    ) {
-        let state = self.model.history_state_with(
-            histories,
-            completions,
-            self.max_len,
-            false,
-            self.rows.as_ref(),
-            &self.device,
-        );
-        let scores = self
-            .model
-            .score_all_with(state, self.table.clone())
-            .into_data();
-        out.copy_from_slice(scores.as_slice::<f32>().expect("f32 scores"));
+    ) -> Option<Tensor<2>> {
+        Some(self.scores(histories, completions))
     }
 }
