@@ -33,6 +33,7 @@ const CRATE_HOMES: &[(&str, &[&str])] = &[
     ("leptos", &["web"]),
     ("clap", &["cli"]),
     ("anyhow", &["cli"]),
+    ("safetensors", &["util"]),
 ];
 
 /// Words after `const` or `static` that are not the item's name.

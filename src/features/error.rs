@@ -84,11 +84,11 @@ pub enum FeatureError {
         got: Vec<usize>,
         want: Vec<usize>,
     },
-    /// A modality's safetensors file that does not parse or lacks a tensor.
+    /// A modality's safetensors file that does not parse or whose tensors do not fit.
     #[error("{file}: {source}")]
     Safetensors {
         file: String,
-        source: safetensors::SafeTensorError,
+        source: crate::util::weights::WeightsError,
     },
     #[error("{file}: sha256 {sha256}, the manifest says {recorded}")]
     Checksum {

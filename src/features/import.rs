@@ -176,6 +176,7 @@ pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, FeatureError> {
 type KeyedRows = (Vec<Vec<f32>>, Option<Vec<String>>);
 
 fn parse_safetensors_rows(b: &[u8]) -> Result<KeyedRows, FeatureError> {
+    let file = crate::util::weights::WeightsFile::parse(b)?;
     let tensors = crate::util::weights::read_f32(b)?;
     let (_, (shape, values)) = ["values", "vectors", "embeddings", "embedding", "features"]
         .iter()
@@ -193,12 +194,8 @@ fn parse_safetensors_rows(b: &[u8]) -> Result<KeyedRows, FeatureError> {
             "tensor has shape {shape:?}; expected 2-D (tracks, dim)"
         )));
     };
-    let (_, meta) = safetensors::SafeTensors::read_metadata(b)
-        .map_err(crate::util::weights::WeightsError::from)?;
-    let ids = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("ids"))
+    let ids = file
+        .meta("ids")
         .map(|s| {
             serde_json::from_str::<Vec<String>>(s)
                 .map_err(|e| FeatureError::json("metadata ids", e))

@@ -11,8 +11,7 @@
 //! renamed; the manifest is written last, so a store on disk is always whole.
 
 use super::error::FeatureError;
-use crate::util::weights::{bytes_f32, f32_bytes, write_tensors};
-use safetensors::tensor::{Dtype, SafeTensors};
+use crate::util::weights::{Dtype, WeightsFile, f32_bytes, write_tensors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -344,32 +343,13 @@ impl FeatureStore {
                 file: e.file.clone(),
                 source,
             };
-            let st = SafeTensors::deserialize(&bytes).map_err(safetensors)?;
-            let values = st.tensor("values").map_err(safetensors)?;
-            let present = st.tensor("present").map_err(safetensors)?;
-            if values.dtype() != Dtype::F32 || values.shape() != [n, e.dim] {
-                return Err(FeatureError::field(
-                    &e.file,
-                    "values",
-                    format!(
-                        "values are {:?} {:?}, expected F32 [{n}, {}]",
-                        values.dtype(),
-                        values.shape(),
-                        e.dim
-                    ),
-                ));
-            }
-            if present.dtype() != Dtype::U8 || present.shape() != [n] {
-                return Err(FeatureError::field(
-                    &e.file,
-                    "present",
-                    format!("present mask is not U8 [{n}]"),
-                ));
-            }
+            let st = WeightsFile::parse(&bytes).map_err(safetensors)?;
+            let values = st.f32_shaped("values", &[n, e.dim]).map_err(safetensors)?;
+            let present = st.u8_shaped("present", &[n]).map_err(safetensors)?;
             let m = Modality {
                 dim: e.dim,
-                values: bytes_f32(values.data()),
-                present: present.data().iter().map(|&b| b != 0).collect(),
+                values,
+                present: present.iter().map(|&b| b != 0).collect(),
                 provenance: e.provenance,
                 labels: e.labels,
             };

@@ -18,6 +18,8 @@ pub enum LlmError {
     /// A parsed GGUF file's tensor data that could not be read (the tensor is named).
     #[error(transparent)]
     GgufData(#[from] GgufError),
+    #[error(transparent)]
+    Weights(#[from] crate::util::weights::WeightsError),
     /// A checkpoint file (`config.json`, `tokenizer.json`, ...) that is not JSON.
     #[error("{file}: {source}")]
     Json {
@@ -41,7 +43,7 @@ pub enum LlmError {
     #[error("safetensors file {shard}: {source}")]
     Shard {
         shard: usize,
-        source: safetensors::SafeTensorError,
+        source: crate::util::weights::WeightsError,
     },
     #[error("no metadata entry '{key}'")]
     NoKey { key: String },

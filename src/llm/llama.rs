@@ -13,6 +13,7 @@
 
 use super::error::LlmError;
 use super::gguf::{Gguf, Value};
+use crate::util::weights::WeightsFile;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, RmsNorm};
@@ -662,7 +663,7 @@ impl Llama {
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                safetensors::SafeTensors::deserialize(b).map_err(|source| LlmError::Shard {
+                WeightsFile::parse(b).map_err(|source| LlmError::Shard {
                     shard: i + 1,
                     source,
                 })
@@ -681,16 +682,17 @@ impl Llama {
             }
         };
         let get = |name: &str, want: &[usize]| -> Result<Vec<f32>, LlmError> {
-            let t = files
+            let f = files
                 .iter()
-                .find_map(|f| f.tensor(name).ok())
+                .find(|f| f.has(name))
                 .ok_or_else(|| LlmError::NoTensor {
                     name: name.to_string(),
                 })?;
-            check_shape(name, t.shape().to_vec(), want)?;
-            crate::util::weights::widen(&t).ok_or_else(|| LlmError::Dtype {
+            let (dtype, shape, _) = f.raw(name)?;
+            check_shape(name, shape, want)?;
+            f.f32(name).map(|(_, v)| v).map_err(|_| LlmError::Dtype {
                 name: name.to_string(),
-                dtype: format!("{:?}", t.dtype()),
+                dtype: format!("{dtype:?}"),
             })
         };
         Self::assemble(config, &names, &get, device)

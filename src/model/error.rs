@@ -44,8 +44,6 @@ pub enum ModelError {
     Invalid(String),
     #[error(transparent)]
     Weights(#[from] crate::util::weights::WeightsError),
-    #[error(transparent)]
-    Safetensors(#[from] safetensors::SafeTensorError),
 }
 
 impl ModelError {

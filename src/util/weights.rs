@@ -2,8 +2,10 @@
 //! checkpoints, trained parts, bundles), float16/bfloat16 widening, and the 8-bit block codec
 //! of trained parts.
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{SafeTensors, TensorView};
 use std::collections::HashMap;
+
+pub use safetensors::tensor::Dtype;
 
 /// A safetensors file that could not be written or read as asked.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +14,8 @@ pub enum WeightsError {
     Format(#[from] safetensors::SafeTensorError),
     #[error("tensor '{name}': {reason}")]
     Tensor { name: String, reason: String },
+    #[error("no tensor '{name}'")]
+    Missing { name: String },
 }
 
 impl WeightsError {
@@ -98,6 +102,106 @@ pub fn read_f32(bytes: &[u8]) -> Result<NamedTensors, WeightsError> {
         .collect())
 }
 
+/// A parsed safetensors file whose tensors are read one at a time by name, each checked
+/// (element type, shape) before use.
+pub struct WeightsFile<'a> {
+    st: SafeTensors<'a>,
+    meta: HashMap<String, String>,
+}
+
+impl<'a> WeightsFile<'a> {
+    /// Parses the header (its size is checked against the bytes before anything is
+    /// allocated from it).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, WeightsError> {
+        let (_, meta) = SafeTensors::read_metadata(bytes)?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        Ok(Self {
+            st: SafeTensors::deserialize(bytes)?,
+            meta,
+        })
+    }
+
+    /// The tensors' names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.st.names().into_iter().map(str::to_string).collect();
+        n.sort();
+        n
+    }
+
+    /// Whether the file holds tensor `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.st.tensor(name).is_ok()
+    }
+
+    /// A string entry of the header's `__metadata__`.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).map(String::as_str)
+    }
+
+    /// A tensor's element type, shape and little-endian bytes.
+    pub fn raw(&self, name: &str) -> Result<(Dtype, Vec<usize>, &'a [u8]), WeightsError> {
+        let v = self.view(name)?;
+        Ok((v.dtype(), v.shape().to_vec(), v.data()))
+    }
+
+    /// A floating-point tensor as float32 (F16 and BF16 widened), with its shape.
+    pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), WeightsError> {
+        let v = self.view(name)?;
+        let vals = widen(&v).ok_or_else(|| {
+            WeightsError::tensor(name, format!("is {:?}, not a float tensor", v.dtype()))
+        })?;
+        Ok((v.shape().to_vec(), vals))
+    }
+
+    /// [`f32`](Self::f32) of a tensor that must have shape `want`.
+    pub fn f32_shaped(&self, name: &str, want: &[usize]) -> Result<Vec<f32>, WeightsError> {
+        let (shape, v) = self.f32(name)?;
+        check_shape(name, &shape, want)?;
+        Ok(v)
+    }
+
+    /// A tensor of bytes (U8) that must have shape `want`.
+    pub fn u8_shaped(&self, name: &str, want: &[usize]) -> Result<&'a [u8], WeightsError> {
+        let (dtype, shape, data) = self.raw(name)?;
+        if dtype != Dtype::U8 {
+            return Err(WeightsError::tensor(name, format!("is {dtype:?}, not U8")));
+        }
+        check_shape(name, &shape, want)?;
+        Ok(data)
+    }
+
+    /// A float tensor, or an 8-bit one with its `NAME.q8scale` block scales ([`q8_encode`]),
+    /// as float32 with its shape.
+    pub fn f32_or_q8(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), WeightsError> {
+        let (dtype, shape, data) = self.raw(name)?;
+        if dtype != Dtype::I8 {
+            return self.f32(name);
+        }
+        let scale_name = format!("{name}.q8scale");
+        let (_, scales) = self.f32(&scale_name).map_err(|_| {
+            WeightsError::tensor(name, format!("is 8-bit but has no float '{scale_name}'"))
+        })?;
+        Ok((shape, q8_decode(&scale_name, data, &scales)?))
+    }
+
+    fn view(&self, name: &str) -> Result<TensorView<'a>, WeightsError> {
+        self.st.tensor(name).map_err(|_| WeightsError::Missing {
+            name: name.to_string(),
+        })
+    }
+}
+
+fn check_shape(name: &str, got: &[usize], want: &[usize]) -> Result<(), WeightsError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(WeightsError::tensor(
+            name,
+            format!("has shape {got:?}, expected {want:?}"),
+        ))
+    }
+}
+
 /// Values per scale in the 8-bit block codec.
 pub const Q8_BLOCK: usize = 64;
 
@@ -177,5 +281,55 @@ mod tests {
             assert!((a - b).abs() <= scale / 2.0 + 1e-6, "{i}: {a} {b}");
         }
         assert!(q8_decode("t", &q, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn a_weights_file_reads_tensors_by_name_and_names_what_does_not_fit() {
+        let v: Vec<f32> = (0..128).map(|i| i as f32 / 10.0).collect();
+        let (q, scales) = q8_encode(&v);
+        let bytes = write_tensors(
+            &[
+                (
+                    "values",
+                    Dtype::F32,
+                    vec![2, 2],
+                    f32_bytes(&[1.0, 2.0, 3.0, 4.0]),
+                ),
+                ("present", Dtype::U8, vec![2], vec![1, 0]),
+                ("w", Dtype::I8, vec![128], q),
+                ("w.q8scale", Dtype::F32, vec![2], scales),
+                ("lonely", Dtype::I8, vec![1], vec![1]),
+            ],
+            Some(&[("ids".into(), "[\"a\",\"b\"]".into())]),
+        )
+        .unwrap();
+        let f = WeightsFile::parse(&bytes).unwrap();
+        assert_eq!(f.names(), ["lonely", "present", "values", "w", "w.q8scale"]);
+        assert_eq!(f.meta("ids"), Some("[\"a\",\"b\"]"));
+        assert_eq!(
+            f.f32_shaped("values", &[2, 2]).unwrap(),
+            [1.0, 2.0, 3.0, 4.0]
+        );
+        assert_eq!(f.u8_shaped("present", &[2]).unwrap(), [1, 0]);
+        let (shape, w) = f.f32_or_q8("w").unwrap();
+        assert_eq!(shape, [128]);
+        assert!(w.iter().zip(&v).all(|(a, b)| (a - b).abs() < 0.05));
+        let err = |r: Result<Vec<f32>, WeightsError>| r.unwrap_err().to_string();
+        assert_eq!(
+            err(f.f32_shaped("values", &[4])),
+            "tensor 'values': has shape [2, 2], expected [4]"
+        );
+        assert_eq!(err(f.f32_shaped("nothing", &[1])), "no tensor 'nothing'");
+        assert!(err(f.f32_shaped("present", &[2])).contains("not a float tensor"));
+        assert!(f.u8_shaped("values", &[2, 2]).is_err());
+        assert!(
+            f.f32_or_q8("lonely")
+                .unwrap_err()
+                .to_string()
+                .contains("lonely.q8scale")
+        );
+        for cut in [0, 7, 8, 40, bytes.len() - 1] {
+            assert!(WeightsFile::parse(&bytes[..cut]).is_err(), "{cut} bytes");
+        }
     }
 }

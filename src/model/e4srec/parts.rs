@@ -198,7 +198,7 @@ pub use crate::util::weights::Q8_BLOCK;
 /// with an f32 scale stored as `NAME.q8scale`. Reads the tensors back from their device, so it
 /// is for the native side (checkpoints, export).
 pub fn trained_to_bytes(t: &BTreeMap<String, Tensor<2>>, q8: bool) -> Result<Vec<u8>, ModelError> {
-    use safetensors::Dtype;
+    use weights::Dtype;
     let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, v) in t {
         let dims = v.dims().to_vec();
@@ -232,35 +232,19 @@ pub fn trained_from_bytes(
     bytes: &[u8],
     device: &Device,
 ) -> Result<BTreeMap<String, Tensor<2>>, ModelError> {
-    let st = safetensors::SafeTensors::deserialize(bytes)?;
+    let st = weights::WeightsFile::parse(bytes)?;
     let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
+    for name in st.names() {
         if name.ends_with(".q8scale") {
             continue;
         }
-        let shape = view.shape().to_vec();
+        let (shape, vals) = st.f32_or_q8(&name)?;
         if shape.len() != 2 {
             return Err(ModelError::tensor(
                 &name,
                 format!("is not a 2-D tensor ({shape:?})"),
             ));
         }
-        let vals: Vec<f32> = match view.dtype() {
-            safetensors::Dtype::F32 => weights::bytes_f32(view.data()),
-            safetensors::Dtype::I8 => {
-                let scales = st.tensor(&format!("{name}.q8scale")).map_err(|_| {
-                    ModelError::tensor(&name, format!("is 8-bit but has no '{name}.q8scale'"))
-                })?;
-                let scales = weights::bytes_f32(scales.data());
-                weights::q8_decode(&format!("{name}.q8scale"), view.data(), &scales)?
-            }
-            d => {
-                return Err(ModelError::tensor(
-                    &name,
-                    format!("is {d:?}, not F32 or I8"),
-                ));
-            }
-        };
         out.insert(
             name,
             Tensor::from_data(TensorData::new(vals, [shape[0], shape[1]]), device),
