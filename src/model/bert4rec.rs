@@ -4,9 +4,10 @@
 //! inference the mask is appended after the history and its output is scored. The output head
 //! (dense + GELU + LayerNorm) is tied to the item embeddings plus a per-item bias.
 
+use super::backbone::Backbone;
 use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
-use super::item_input::{fused_rows, item_table, lookup, padding_mask, with_completion};
+use super::item_input::{ItemInput, padding_mask};
 use super::transformer::{self, Dims};
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -121,11 +122,7 @@ impl Bert4Rec {
     ) -> Tensor<3> {
         let pad = padding_mask(&ids);
         let x = transformer::embed(
-            with_completion(
-                lookup(&self.item_emb, rows, ids),
-                self.completion_emb.as_ref(),
-                completion,
-            ),
+            self.input().embed(ids, rows, completion),
             &self.pos_emb,
             &self.emb_norm,
             &self.dropout,
@@ -134,35 +131,43 @@ impl Bert4Rec {
         self.encoder
             .forward(TransformerEncoderInput::new(x).mask_pad(pad))
     }
+}
 
-    /// The output head applied before scoring.
-    ///
-    /// # Shapes
-    /// - hidden: `[n, d_model]`
-    /// - output: `[n, d_model]`
-    pub fn project(&self, hidden: Tensor<2>) -> Tensor<2> {
+impl Backbone for Bert4Rec {
+    fn input(&self) -> ItemInput<'_> {
+        ItemInput {
+            item_emb: &self.item_emb,
+            fusion: self.fusion.as_ref(),
+            completion: self.completion_emb.as_ref(),
+            n_items: self.n_items,
+        }
+    }
+
+    fn fusion_mut(&mut self) -> &mut Option<ItemFusion> {
+        &mut self.fusion
+    }
+
+    fn hidden(
+        &self,
+        ids: Tensor<2, Int>,
+        rows: Option<&Tensor<2>>,
+        completion: Option<&[f32]>,
+    ) -> Tensor<3> {
+        self.forward(ids, rows, completion)
+    }
+
+    fn mask_id(&self) -> Option<i64> {
+        Some(Bert4Rec::mask_id(self))
+    }
+
+    fn item_bias(&self) -> Option<Tensor<1>> {
+        Some(self.out_bias.val())
+    }
+
+    /// The output head (dense, GELU, LayerNorm) applied before scoring.
+    fn project(&self, hidden: Tensor<2>) -> Tensor<2> {
         self.head_norm
             .forward(self.head_act.forward(self.head.forward(hidden)))
-    }
-
-    /// # Shapes
-    /// - output: `[n_items, d_model]`
-    pub fn item_table(&self) -> Tensor<2> {
-        item_table(&self.item_emb, self.rows().as_ref(), self.n_items)
-    }
-
-    /// The fused input table (padding row first, mask row last), when the model has content.
-    ///
-    /// # Shapes
-    /// - output: `[n_items + 2, d_model]`
-    pub fn rows(&self) -> Option<Tensor<2>> {
-        fused_rows(&self.item_emb, self.fusion.as_ref(), self.n_items)
-    }
-
-    /// # Shapes
-    /// - output: `[n_items]`
-    pub fn item_bias(&self) -> Tensor<1> {
-        self.out_bias.val()
     }
 }
 

@@ -2,9 +2,10 @@
 //! over the history, its state projected back to the embedding size and scored against the item
 //! embeddings (tied output, as RecBole's GRU4Rec).
 
+use super::backbone::Backbone;
 use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
-use super::item_input::{fused_rows, item_table, lookup, with_completion};
+use super::item_input::ItemInput;
 use super::transformer::emb_init;
 use burn::config::Config;
 use burn::module::Module;
@@ -91,11 +92,9 @@ impl Gru4Rec {
         completion: Option<&[f32]>,
     ) -> Tensor<3> {
         let pad = super::item_input::padding_mask(&ids);
-        let mut x = self.dropout.forward(with_completion(
-            lookup(&self.item_emb, rows, ids),
-            self.completion_emb.as_ref(),
-            completion,
-        ));
+        let mut x = self
+            .dropout
+            .forward(self.input().embed(ids, rows, completion));
         let [batch, len, _] = x.dims();
         let device = x.device();
         for gru in &self.layers {
@@ -114,18 +113,28 @@ impl Gru4Rec {
         }
         self.out.forward(x)
     }
+}
 
-    /// # Shapes
-    /// - output: `[n_items, d_model]`
-    pub fn item_table(&self) -> Tensor<2> {
-        item_table(&self.item_emb, self.rows().as_ref(), self.n_items)
+impl Backbone for Gru4Rec {
+    fn input(&self) -> ItemInput<'_> {
+        ItemInput {
+            item_emb: &self.item_emb,
+            fusion: self.fusion.as_ref(),
+            completion: self.completion_emb.as_ref(),
+            n_items: self.n_items,
+        }
     }
 
-    /// The fused input table (padding row first), when the model has content.
-    ///
-    /// # Shapes
-    /// - output: `[n_items + 1, d_model]`
-    pub fn rows(&self) -> Option<Tensor<2>> {
-        fused_rows(&self.item_emb, self.fusion.as_ref(), self.n_items)
+    fn fusion_mut(&mut self) -> &mut Option<ItemFusion> {
+        &mut self.fusion
+    }
+
+    fn hidden(
+        &self,
+        ids: Tensor<2, Int>,
+        rows: Option<&Tensor<2>>,
+        completion: Option<&[f32]>,
+    ) -> Tensor<3> {
+        self.forward(ids, rows, completion)
     }
 }

@@ -7,6 +7,49 @@ use super::fusion::ItemFusion;
 use burn::nn::Embedding;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
+/// A backbone's item input, borrowed: its id embedding table, content fusion and completion
+/// input. Every backbone declares these fields under the same names (so trained weights keep
+/// their paths) and lends them through [`super::Backbone::input`].
+pub struct ItemInput<'a> {
+    /// `[n_embeddings, d]`: padding, `n_items` tracks, any special ids.
+    pub item_emb: &'a Embedding,
+    pub fusion: Option<&'a ItemFusion>,
+    pub completion: Option<&'a CompletionEmb>,
+    pub n_items: usize,
+}
+
+impl ItemInput<'_> {
+    /// The input table fused with content (see [`fused_rows`]); `None` without fusion.
+    pub fn rows(&self) -> Option<Tensor<2>> {
+        fused_rows(self.item_emb, self.fusion, self.n_items)
+    }
+
+    /// The tracks' rows of the input table (`rows`: [`rows`](Self::rows), when fused).
+    pub fn table(&self, rows: Option<&Tensor<2>>) -> Tensor<2> {
+        item_table(self.item_emb, rows, self.n_items)
+    }
+
+    /// A window's input embeddings with each play's completion input added.
+    ///
+    /// # Shapes
+    /// - ids: `[batch, len]`
+    /// - rows: `[n_embeddings, d]` (the fused table, when there is one)
+    /// - completion: `batch * len` ratios, NaN where unknown
+    /// - output: `[batch, len, d]`
+    pub fn embed(
+        &self,
+        ids: Tensor<2, Int>,
+        rows: Option<&Tensor<2>>,
+        completion: Option<&[f32]>,
+    ) -> Tensor<3> {
+        with_completion(
+            lookup(self.item_emb, rows, ids),
+            self.completion,
+            completion,
+        )
+    }
+}
+
 /// Padding id.
 pub const PAD: i64 = 0;
 

@@ -9,6 +9,7 @@
 //! With content ([`fusion`]), a track's embedding is its fused id + content representation: the
 //! same fused table feeds the input and scores the output.
 
+mod backbone;
 pub mod bert4rec;
 pub mod completion;
 pub mod e4srec;
@@ -26,10 +27,11 @@ use fusion::{FusionConfig, ItemFusion};
 use item_input::window;
 use serde::{Deserialize, Serialize};
 
+pub use backbone::Backbone;
 pub use bert4rec::{Bert4Rec, Bert4RecConfig};
 pub use error::ModelError;
 pub use gru4rec::{Gru4Rec, Gru4RecConfig};
-pub use item_input::{PAD, history_window, padding_mask};
+pub use item_input::{ItemInput, PAD, history_window, padding_mask};
 pub use sasrec::{SasRec, SasRecConfig};
 pub use transformer::positions;
 
@@ -40,6 +42,19 @@ pub enum ModelConfig {
     Sasrec(SasRecConfig),
     Bert4rec(Bert4RecConfig),
     Gru4rec(Gru4RecConfig),
+}
+
+/// Runs `$e` with `$c` bound to whichever backbone configuration `$s` holds. Each declares
+/// the item-input fields (`n_items`, `max_len`, `fusion`, `completion`) and the shared sizes
+/// under the same names, in the order its JSON (and the checkpoint fingerprint) keeps.
+macro_rules! each_config {
+    ($s:expr, $c:ident => $e:expr) => {
+        match $s {
+            ModelConfig::Sasrec($c) => $e,
+            ModelConfig::Bert4rec($c) => $e,
+            ModelConfig::Gru4rec($c) => $e,
+        }
+    };
 }
 
 /// The model names `--model` accepts.
@@ -71,54 +86,30 @@ impl ModelConfig {
 
     /// Sets the catalogue size (known once the data is loaded).
     pub fn set_n_items(&mut self, n: usize) {
-        match self {
-            Self::Sasrec(c) => c.n_items = n,
-            Self::Bert4rec(c) => c.n_items = n,
-            Self::Gru4rec(c) => c.n_items = n,
-        }
+        each_config!(self, c => c.n_items = n)
     }
 
     pub fn n_items(&self) -> usize {
-        match self {
-            Self::Sasrec(c) => c.n_items,
-            Self::Bert4rec(c) => c.n_items,
-            Self::Gru4rec(c) => c.n_items,
-        }
+        each_config!(self, c => c.n_items)
     }
 
     /// The content fusion, when the model has one.
     pub fn fusion(&self) -> Option<&FusionConfig> {
-        match self {
-            Self::Sasrec(c) => c.fusion.as_ref(),
-            Self::Bert4rec(c) => c.fusion.as_ref(),
-            Self::Gru4rec(c) => c.fusion.as_ref(),
-        }
+        each_config!(self, c => c.fusion.as_ref())
     }
 
     /// Sets (or removes) the content fusion.
     pub fn set_fusion(&mut self, f: Option<FusionConfig>) {
-        match self {
-            Self::Sasrec(c) => c.fusion = f,
-            Self::Bert4rec(c) => c.fusion = f,
-            Self::Gru4rec(c) => c.fusion = f,
-        }
+        each_config!(self, c => c.fusion = f)
     }
 
     /// The completion input, when the model reads completion ratios.
     pub fn completion(&self) -> Option<CompletionInput> {
-        match self {
-            Self::Sasrec(c) => c.completion,
-            Self::Bert4rec(c) => c.completion,
-            Self::Gru4rec(c) => c.completion,
-        }
+        each_config!(self, c => c.completion)
     }
 
     pub fn set_completion(&mut self, v: Option<CompletionInput>) {
-        match self {
-            Self::Sasrec(c) => c.completion = v,
-            Self::Bert4rec(c) => c.completion = v,
-            Self::Gru4rec(c) => c.completion = v,
-        }
+        each_config!(self, c => c.completion = v)
     }
 
     /// The name with the fusion strategy, e.g. `sasrec+concat`.
@@ -147,11 +138,7 @@ impl ModelConfig {
 
     /// Longest history window the model reads.
     pub fn max_len(&self) -> usize {
-        match self {
-            Self::Sasrec(c) => c.max_len,
-            Self::Bert4rec(c) => c.max_len,
-            Self::Gru4rec(c) => c.max_len,
-        }
+        each_config!(self, c => c.max_len)
     }
 
     /// Whether the model is trained by cloze (masked positions) rather than next-item.
@@ -165,33 +152,27 @@ impl ModelConfig {
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), ModelError> {
         let v = value as usize;
         let name = self.name();
-        match (self, key) {
-            (Self::Sasrec(c), "d_model") => c.d_model = v,
-            (Self::Sasrec(c), "max_len") => c.max_len = v,
-            (Self::Sasrec(c), "dropout") => c.dropout = value,
-            (Self::Sasrec(c), "n_layers") => c.n_layers = v,
-            (Self::Sasrec(c), "n_heads") => c.n_heads = v,
-            (Self::Sasrec(c), "d_ff") => c.d_ff = v,
-            (Self::Sasrec(c), "init_std") => c.init_std = Some(value),
-            (Self::Bert4rec(c), "d_model") => c.d_model = v,
-            (Self::Bert4rec(c), "max_len") => c.max_len = v,
-            (Self::Bert4rec(c), "dropout") => c.dropout = value,
-            (Self::Bert4rec(c), "n_layers") => c.n_layers = v,
-            (Self::Bert4rec(c), "n_heads") => c.n_heads = v,
-            (Self::Bert4rec(c), "d_ff") => c.d_ff = v,
-            (Self::Bert4rec(c), "mask_prob") => c.mask_prob = value,
-            (Self::Bert4rec(c), "init_std") => c.init_std = Some(value),
-            (Self::Gru4rec(c), "d_model") => c.d_model = v,
-            (Self::Gru4rec(c), "d_hidden") => c.d_hidden = v,
-            (Self::Gru4rec(c), "max_len") => c.max_len = v,
-            (Self::Gru4rec(c), "dropout") => c.dropout = value,
-            (Self::Gru4rec(c), "n_layers") => c.n_layers = v,
-            _ => {
-                return Err(ModelError::UnknownSetting {
-                    model: name.to_string(),
-                    key: key.to_string(),
-                });
-            }
+        match key {
+            "d_model" => each_config!(self, c => c.d_model = v),
+            "max_len" => each_config!(self, c => c.max_len = v),
+            "dropout" => each_config!(self, c => c.dropout = value),
+            "n_layers" => each_config!(self, c => c.n_layers = v),
+            _ => match (self, key) {
+                (Self::Sasrec(c), "n_heads") => c.n_heads = v,
+                (Self::Sasrec(c), "d_ff") => c.d_ff = v,
+                (Self::Sasrec(c), "init_std") => c.init_std = Some(value),
+                (Self::Bert4rec(c), "n_heads") => c.n_heads = v,
+                (Self::Bert4rec(c), "d_ff") => c.d_ff = v,
+                (Self::Bert4rec(c), "mask_prob") => c.mask_prob = value,
+                (Self::Bert4rec(c), "init_std") => c.init_std = Some(value),
+                (Self::Gru4rec(c), "d_hidden") => c.d_hidden = v,
+                _ => {
+                    return Err(ModelError::UnknownSetting {
+                        model: name.to_string(),
+                        key: key.to_string(),
+                    });
+                }
+            },
         }
         Ok(())
     }
@@ -240,20 +221,29 @@ impl SeqModel {
         rows: Option<&Tensor<2>>,
         completion: Option<&[f32]>,
     ) -> Tensor<3> {
+        self.backbone().hidden(ids, rows, completion)
+    }
+
+    /// The backbone behind the enum: the one place that tells the three apart.
+    pub fn backbone(&self) -> &dyn Backbone {
         match self {
-            Self::SasRec(m) => m.forward(ids, rows, completion),
-            Self::Bert4Rec(m) => m.forward(ids, rows, completion),
-            Self::Gru4Rec(m) => m.forward(ids, rows, completion),
+            Self::SasRec(m) => m,
+            Self::Bert4Rec(m) => m,
+            Self::Gru4Rec(m) => m,
+        }
+    }
+
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
+        match self {
+            Self::SasRec(m) => m,
+            Self::Bert4Rec(m) => m,
+            Self::Gru4Rec(m) => m,
         }
     }
 
     /// Whether the model reads completion ratios.
     pub fn reads_completion(&self) -> bool {
-        match self {
-            Self::SasRec(m) => m.completion_emb.is_some(),
-            Self::Bert4Rec(m) => m.completion_emb.is_some(),
-            Self::Gru4Rec(m) => m.completion_emb.is_some(),
-        }
+        self.backbone().input().completion.is_some()
     }
 
     /// The fused input table (padding row, tracks, any special rows), when the model has
@@ -262,59 +252,32 @@ impl SeqModel {
     /// # Shapes
     /// - output: `[n_embeddings, d]`
     pub fn rows(&self) -> Option<Tensor<2>> {
-        match self {
-            Self::SasRec(m) => m.rows(),
-            Self::Bert4Rec(m) => m.rows(),
-            Self::Gru4Rec(m) => m.rows(),
-        }
+        self.backbone().input().rows()
     }
 
     /// The content fusion module, when the model has one.
     pub fn fusion(&self) -> Option<&ItemFusion> {
-        match self {
-            Self::SasRec(m) => m.fusion.as_ref(),
-            Self::Bert4Rec(m) => m.fusion.as_ref(),
-            Self::Gru4Rec(m) => m.fusion.as_ref(),
-        }
+        self.backbone().input().fusion
     }
 
     /// Puts content values into the fusion module (one table per configured modality).
-    pub fn set_content(self, tables: &[fusion::ContentTable]) -> Result<Self, ModelError> {
-        fn set(
-            f: Option<ItemFusion>,
-            t: &[fusion::ContentTable],
-        ) -> Result<Option<ItemFusion>, ModelError> {
-            match f {
-                Some(f) => f.set_content(t).map(Some),
-                None if t.is_empty() => Ok(None),
-                None => Err(ModelError::Invalid(
+    pub fn set_content(mut self, tables: &[fusion::ContentTable]) -> Result<Self, ModelError> {
+        let slot = self.backbone_mut().fusion_mut();
+        *slot = match slot.take() {
+            Some(f) => Some(f.set_content(tables)?),
+            None if tables.is_empty() => None,
+            None => {
+                return Err(ModelError::Invalid(
                     "content was given to a model without fusion".into(),
-                )),
+                ));
             }
-        }
-        Ok(match self {
-            Self::SasRec(mut m) => {
-                m.fusion = set(m.fusion, tables)?;
-                Self::SasRec(m)
-            }
-            Self::Bert4Rec(mut m) => {
-                m.fusion = set(m.fusion, tables)?;
-                Self::Bert4Rec(m)
-            }
-            Self::Gru4Rec(mut m) => {
-                m.fusion = set(m.fusion, tables)?;
-                Self::Gru4Rec(m)
-            }
-        })
+        };
+        Ok(self)
     }
 
     /// Number of tracks.
     pub fn n_items(&self) -> usize {
-        match self {
-            Self::SasRec(m) => m.n_items,
-            Self::Bert4Rec(m) => m.n_items,
-            Self::Gru4Rec(m) => m.n_items,
-        }
+        self.backbone().input().n_items
     }
 
     /// The output embedding of every track, row `t` for track `t` (padding and mask rows left out).
@@ -322,11 +285,8 @@ impl SeqModel {
     /// # Shapes
     /// - output: `[n_items, d]`
     pub fn item_table(&self) -> Tensor<2> {
-        match self {
-            Self::SasRec(m) => m.item_table(),
-            Self::Bert4Rec(m) => m.item_table(),
-            Self::Gru4Rec(m) => m.item_table(),
-        }
+        let input = self.backbone().input();
+        input.table(input.rows().as_ref())
     }
 
     /// The output table from an input table already computed ([`rows`](Self::rows)).
@@ -346,10 +306,7 @@ impl SeqModel {
     /// # Shapes
     /// - output: `[n_items]`
     pub fn item_bias(&self) -> Option<Tensor<1>> {
-        match self {
-            Self::Bert4Rec(m) => Some(m.item_bias()),
-            _ => None,
-        }
+        self.backbone().item_bias()
     }
 
     /// The representation that is scored against items, from hidden states.
@@ -358,10 +315,7 @@ impl SeqModel {
     /// - hidden: `[n, d]`
     /// - output: `[n, d]`
     pub fn project(&self, hidden: Tensor<2>) -> Tensor<2> {
-        match self {
-            Self::Bert4Rec(m) => m.project(hidden),
-            _ => hidden,
-        }
+        self.backbone().project(hidden)
     }
 
     /// Scores every track for each state (tied output).
@@ -461,10 +415,7 @@ impl SeqModel {
         rows: Option<&Tensor<2>>,
         device: &Device,
     ) -> Tensor<2> {
-        let mask_id = match self {
-            Self::Bert4Rec(m) => Some(m.mask_id()),
-            _ => None,
-        };
+        let mask_id = self.backbone().mask_id();
         let (ids, ratios) = window(histories, completions, max_len, mask_id, full, device);
         let ratios = self.reads_completion().then_some(ratios).flatten();
         let h = self.forward_rows(ids, rows, ratios.as_deref());

@@ -4,9 +4,10 @@
 //! Transformer blocks with a causal mask and a padding mask (the layout RecBole's SASRec uses);
 //! position `i`'s output predicts the item at `i + 1`. Scores are tied to the item embeddings.
 
+use super::backbone::Backbone;
 use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
-use super::item_input::{fused_rows, item_table, lookup, padding_mask, with_completion};
+use super::item_input::{ItemInput, padding_mask};
 use super::transformer::{self, Dims};
 use burn::config::Config;
 use burn::module::Module;
@@ -109,11 +110,7 @@ impl SasRec {
         let device = ids.device();
         let pad = padding_mask(&ids);
         let x = transformer::embed(
-            with_completion(
-                lookup(&self.item_emb, rows, ids),
-                self.completion_emb.as_ref(),
-                completion,
-            ),
+            self.input().embed(ids, rows, completion),
             &self.pos_emb,
             &self.emb_norm,
             &self.dropout,
@@ -124,19 +121,29 @@ impl SasRec {
             .mask_attn(generate_autoregressive_mask(batch, len, &device));
         self.encoder.forward(input)
     }
+}
 
-    /// # Shapes
-    /// - output: `[n_items, d_model]`
-    pub fn item_table(&self) -> Tensor<2> {
-        item_table(&self.item_emb, self.rows().as_ref(), self.n_items)
+impl Backbone for SasRec {
+    fn input(&self) -> ItemInput<'_> {
+        ItemInput {
+            item_emb: &self.item_emb,
+            fusion: self.fusion.as_ref(),
+            completion: self.completion_emb.as_ref(),
+            n_items: self.n_items,
+        }
     }
 
-    /// The fused input table (padding row first), when the model has content.
-    ///
-    /// # Shapes
-    /// - output: `[n_items + 1, d_model]`
-    pub fn rows(&self) -> Option<Tensor<2>> {
-        fused_rows(&self.item_emb, self.fusion.as_ref(), self.n_items)
+    fn fusion_mut(&mut self) -> &mut Option<ItemFusion> {
+        &mut self.fusion
+    }
+
+    fn hidden(
+        &self,
+        ids: Tensor<2, Int>,
+        rows: Option<&Tensor<2>>,
+        completion: Option<&[f32]>,
+    ) -> Tensor<3> {
+        self.forward(ids, rows, completion)
     }
 }
 
