@@ -451,7 +451,7 @@ pub fn ablate(
 }
 
 fn write(out: &Path, a: &Ablation) -> Result<(), ExperimentError> {
-    let json = serde_json::to_string_pretty(a).map_err(|source| ExperimentError::Json {
+    let json = serde_json::to_string_pretty(a).map_err(|source| crate::util::fsio::FileError::Json {
         path: out.join("ablation.json"),
         source,
     })?;

@@ -1,8 +1,9 @@
 //! The experiment layer's error: a run folder (or a seed's file in it) that cannot be used, a
 //! spec or flag setting that cannot run, a seed's child process that failed (seed and exit
-//! status), an ablation configuration file's field (file, field, line), a file that could not be
-//! read or written (with its path), and the lower layers' errors met while running, scoring and
-//! exporting, with the file they came from where the message names one.
+//! status), an ablation configuration file's field (file, field, line), and the lower layers'
+//! errors met while running, scoring and exporting (a file that could not be read or written
+//! is the util layer's `FileError`, with its path), with the file they came from where the
+//! message names one.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -10,7 +11,6 @@ use std::process::ExitStatus;
 use crate::bundle::BundleError;
 use crate::catalog::CatalogError;
 use crate::data::error::DataError;
-use crate::device::DeviceError;
 use crate::eval::EvalError;
 use crate::features::FeatureError;
 use crate::llm::LlmError;
@@ -21,16 +21,6 @@ use crate::util::weights::WeightsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
     /// A file's entry that is missing or cannot be used: `field` names it.
     #[error("{path}: {reason}")]
     Field {
@@ -143,19 +133,15 @@ pub enum ExperimentError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
-    Device(#[from] DeviceError),
-    #[error(transparent)]
     File(#[from] FileError),
     #[error(transparent)]
     Weights(#[from] WeightsError),
 }
 
 impl ExperimentError {
+    /// A file or folder at `path` that could not be read or written.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        Self::File(FileError::io(path, source))
     }
 
     pub fn setting(field: &str, reason: impl Into<String>) -> Self {

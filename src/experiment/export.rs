@@ -618,7 +618,7 @@ pub fn register(bundle_dir: &Path, manifest: &Manifest) -> Result<PathBuf, Exper
         .unwrap_or(Path::new("."));
     let index_path = parent.join("index.json");
     let mut index: serde_json::Value = match std::fs::read_to_string(&index_path) {
-        Ok(t) => serde_json::from_str(&t).map_err(|source| ExperimentError::Json {
+        Ok(t) => serde_json::from_str(&t).map_err(|source| crate::util::fsio::FileError::Json {
             path: index_path.clone(),
             source,
         })?,

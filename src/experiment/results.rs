@@ -556,7 +556,7 @@ impl Panel {
 
 /// Writes `results.json`, `results.md` and `curves.svg` into `dir` (each atomically).
 pub fn write_results(dir: &Path, r: &Results) -> Result<(), super::ExperimentError> {
-    let json = serde_json::to_string_pretty(r).map_err(|source| super::ExperimentError::Json {
+    let json = serde_json::to_string_pretty(r).map_err(|source| crate::util::fsio::FileError::Json {
         path: dir.join("results.json"),
         source,
     })?;
