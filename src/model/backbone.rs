@@ -49,3 +49,33 @@ pub trait Backbone {
         hidden
     }
 }
+
+/// The [`Backbone`] methods of a backbone that declares the item-input fields under their usual
+/// names (`item_emb`, `fusion`, `completion_emb`, `n_items`) and has an inherent `forward`
+/// with [`Backbone::hidden`]'s signature; used inside its `impl Backbone`.
+macro_rules! item_input_methods {
+    () => {
+        fn input(&self) -> $crate::model::ItemInput<'_> {
+            $crate::model::ItemInput {
+                item_emb: &self.item_emb,
+                fusion: self.fusion.as_ref(),
+                completion: self.completion_emb.as_ref(),
+                n_items: self.n_items,
+            }
+        }
+
+        fn fusion_mut(&mut self) -> &mut Option<$crate::model::fusion::ItemFusion> {
+            &mut self.fusion
+        }
+
+        fn hidden(
+            &self,
+            ids: burn::tensor::Tensor<2, burn::tensor::Int>,
+            rows: Option<&burn::tensor::Tensor<2>>,
+            completion: Option<&[f32]>,
+        ) -> burn::tensor::Tensor<3> {
+            self.forward(ids, rows, completion)
+        }
+    };
+}
+pub(crate) use item_input_methods;

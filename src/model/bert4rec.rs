@@ -4,10 +4,10 @@
 //! inference the mask is appended after the history and its output is scored. The output head
 //! (dense + GELU + LayerNorm) is tied to the item embeddings plus a per-item bias.
 
-use super::backbone::Backbone;
+use super::backbone::{Backbone, item_input_methods};
 use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
-use super::item_input::{ItemInput, padding_mask};
+use super::item_input::padding_mask;
 use super::transformer::{self, Dims};
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -134,27 +134,7 @@ impl Bert4Rec {
 }
 
 impl Backbone for Bert4Rec {
-    fn input(&self) -> ItemInput<'_> {
-        ItemInput {
-            item_emb: &self.item_emb,
-            fusion: self.fusion.as_ref(),
-            completion: self.completion_emb.as_ref(),
-            n_items: self.n_items,
-        }
-    }
-
-    fn fusion_mut(&mut self) -> &mut Option<ItemFusion> {
-        &mut self.fusion
-    }
-
-    fn hidden(
-        &self,
-        ids: Tensor<2, Int>,
-        rows: Option<&Tensor<2>>,
-        completion: Option<&[f32]>,
-    ) -> Tensor<3> {
-        self.forward(ids, rows, completion)
-    }
+    item_input_methods!();
 
     fn mask_id(&self) -> Option<i64> {
         Some(Bert4Rec::mask_id(self))

@@ -2,10 +2,9 @@
 //! over the history, its state projected back to the embedding size and scored against the item
 //! embeddings (tied output, as RecBole's GRU4Rec).
 
-use super::backbone::Backbone;
+use super::backbone::{Backbone, item_input_methods};
 use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
-use super::item_input::ItemInput;
 use super::transformer::emb_init;
 use burn::config::Config;
 use burn::module::Module;
@@ -116,25 +115,5 @@ impl Gru4Rec {
 }
 
 impl Backbone for Gru4Rec {
-    fn input(&self) -> ItemInput<'_> {
-        ItemInput {
-            item_emb: &self.item_emb,
-            fusion: self.fusion.as_ref(),
-            completion: self.completion_emb.as_ref(),
-            n_items: self.n_items,
-        }
-    }
-
-    fn fusion_mut(&mut self) -> &mut Option<ItemFusion> {
-        &mut self.fusion
-    }
-
-    fn hidden(
-        &self,
-        ids: Tensor<2, Int>,
-        rows: Option<&Tensor<2>>,
-        completion: Option<&[f32]>,
-    ) -> Tensor<3> {
-        self.forward(ids, rows, completion)
-    }
+    item_input_methods!();
 }

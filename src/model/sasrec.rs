@@ -4,10 +4,10 @@
 //! Transformer blocks with a causal mask and a padding mask (the layout RecBole's SASRec uses);
 //! position `i`'s output predicts the item at `i + 1`. Scores are tied to the item embeddings.
 
-use super::backbone::Backbone;
+use super::backbone::{Backbone, item_input_methods};
 use super::completion::{CompletionEmb, CompletionInput};
 use super::fusion::{FusionConfig, ItemFusion};
-use super::item_input::{ItemInput, padding_mask};
+use super::item_input::padding_mask;
 use super::transformer::{self, Dims};
 use burn::config::Config;
 use burn::module::Module;
@@ -124,27 +124,7 @@ impl SasRec {
 }
 
 impl Backbone for SasRec {
-    fn input(&self) -> ItemInput<'_> {
-        ItemInput {
-            item_emb: &self.item_emb,
-            fusion: self.fusion.as_ref(),
-            completion: self.completion_emb.as_ref(),
-            n_items: self.n_items,
-        }
-    }
-
-    fn fusion_mut(&mut self) -> &mut Option<ItemFusion> {
-        &mut self.fusion
-    }
-
-    fn hidden(
-        &self,
-        ids: Tensor<2, Int>,
-        rows: Option<&Tensor<2>>,
-        completion: Option<&[f32]>,
-    ) -> Tensor<3> {
-        self.forward(ids, rows, completion)
-    }
+    item_input_methods!();
 }
 
 #[cfg(test)]
