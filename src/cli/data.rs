@@ -2,7 +2,7 @@
 
 use crate::data::ingest::{IngestOptions, IngestStats, ingest, load_dataset, write_json};
 use crate::data::preprocess::{BUILTIN_PRESETS, Preset, parse_presets};
-use crate::data::read::{Format, ReadOptions, write_samples};
+use crate::data::read::{Format, ReadOptions, TimeRange, write_samples};
 use crate::data::split::{self, Candidates, Scheme};
 use crate::data::synth::{SynthConfig, catalog, generate, write_npy};
 use crate::data::time::format_datetime;
@@ -62,6 +62,10 @@ struct IngestArgs {
     /// Fail on the first malformed line instead of skipping it
     #[arg(long)]
     strict: bool,
+    /// Accept plays of any year from 0000 to 9999 (default: 1970 to a day after now; times
+    /// outside are skipped as malformed)
+    #[arg(long)]
+    any_time: bool,
     /// Cache for parsed logs [default: $ENCORE_CACHE/logs or ~/.cache/encore/logs]
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -233,6 +237,11 @@ fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         preset,
         read: ReadOptions {
             strict: a.strict,
+            times: if a.any_time {
+                TimeRange::ANY
+            } else {
+                TimeRange::recent()
+            },
             user: a.user,
             progress: None,
         },

@@ -104,6 +104,10 @@ fn cache_key(opts: &IngestOptions) -> Result<String, DataError> {
     h.update(code_version().as_bytes());
     h.update(opts.format.to_string().as_bytes());
     h.update(opts.read.user.as_deref().unwrap_or("").as_bytes());
+    // The accepted times: where they start, and whether they end at year 9999 (the default's
+    // end moves with the clock, so it is not part of the key).
+    let t = &opts.read.times;
+    h.update(format!("\0{}\0{}", t.min, t.max == read::TimeRange::ANY.max).as_bytes());
     for p in &opts.inputs {
         let meta = std::fs::metadata(p).map_err(|e| DataError::io(p, e))?;
         let canon = std::fs::canonicalize(p).map_err(|e| DataError::io(p, e))?;
@@ -192,6 +196,22 @@ pub fn load_log(opts: &IngestOptions) -> Result<(EventLog, Vec<ReadReport>, bool
     Ok((log, reports, false))
 }
 
+/// The error for inputs that held no play: what was seen instead, and the first line skipped.
+fn no_plays(first: &Path, reports: &[ReadReport]) -> DataError {
+    let sum = |f: fn(&ReadReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let mut why = format!(
+        "no plays read from {} file(s): {} lines, {} skipped as malformed, {} not music",
+        reports.len(),
+        sum(|r| r.lines),
+        sum(|r| r.skipped),
+        sum(|r| r.ignored)
+    );
+    if let Some(i) = reports.iter().flat_map(|r| &r.issues).next() {
+        why.push_str(&format!("; the first skipped: {i}"));
+    }
+    DataError::invalid(first, why)
+}
+
 /// The whole `ingest` job. Returns the statistics also written to `DIR/stats.json`.
 pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
     if opts.inputs.is_empty() {
@@ -199,6 +219,9 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
     }
     let t0 = Instant::now();
     let (mut log, reports, cache_hit) = load_log(opts)?;
+    if log.is_empty() {
+        return Err(no_plays(&opts.inputs[0], &reports));
+    }
     let mut duration_source = if log.track_duration.iter().any(|d| d.is_finite()) {
         "the log itself".to_string()
     } else {

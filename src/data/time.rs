@@ -107,10 +107,22 @@ pub fn format_datetime(t: i64) -> String {
     out
 }
 
-/// Appends `YYYY-MM-DDTHH:MM:SSZ` to `out` without allocating.
+/// Appends `YYYY-MM-DDTHH:MM:SSZ` to `out` without allocating. Any `t` formats: years outside
+/// 0000-9999 are written whole with their sign (ISO 8601's expanded form).
 pub fn push_datetime(out: &mut String, t: i64) {
     let (y, m, d) = civil_from_days(t.div_euclid(86_400));
     let s = t.rem_euclid(86_400);
+    if !(0..=9999).contains(&y) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "{y:+}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        );
+        return;
+    }
     let two = |out: &mut String, v: i64| {
         out.push((b'0' + (v / 10) as u8) as char);
         out.push((b'0' + (v % 10) as u8) as char);
@@ -155,6 +167,18 @@ mod tests {
         assert_eq!(parse_datetime(b"2009-05-04T23:08:57Zjunk"), None);
         for t in [-86_401i64, 0, 951_782_400, 4_102_444_799] {
             assert_eq!(parse_datetime(format_datetime(t).as_bytes()), Some(t));
+        }
+    }
+
+    #[test]
+    fn any_time_formats_without_overflow() {
+        assert_eq!(format_datetime(-62_167_219_200), "0000-01-01T00:00:00Z");
+        assert_eq!(format_datetime(-62_167_219_201), "-1-12-31T23:59:59Z");
+        assert_eq!(format_datetime(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(format_datetime(253_402_300_800), "+10000-01-01T00:00:00Z");
+        for t in [i64::MIN, i64::MAX, -1, 1 << 40] {
+            let s = format_datetime(t);
+            assert!(s.ends_with('Z') && s.len() >= 20, "{t}: {s}");
         }
     }
 }

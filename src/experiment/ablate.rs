@@ -451,10 +451,11 @@ pub fn ablate(
 }
 
 fn write(out: &Path, a: &Ablation) -> Result<(), ExperimentError> {
-    let json = serde_json::to_string_pretty(a).map_err(|source| crate::util::fsio::FileError::Json {
-        path: out.join("ablation.json"),
-        source,
-    })?;
+    let json =
+        serde_json::to_string_pretty(a).map_err(|source| crate::util::fsio::FileError::Json {
+            path: out.join("ablation.json"),
+            source,
+        })?;
     for (name, text) in [
         ("ablation.json", json),
         ("ablation.md", a.to_markdown()),

@@ -556,10 +556,11 @@ impl Panel {
 
 /// Writes `results.json`, `results.md` and `curves.svg` into `dir` (each atomically).
 pub fn write_results(dir: &Path, r: &Results) -> Result<(), super::ExperimentError> {
-    let json = serde_json::to_string_pretty(r).map_err(|source| crate::util::fsio::FileError::Json {
-        path: dir.join("results.json"),
-        source,
-    })?;
+    let json =
+        serde_json::to_string_pretty(r).map_err(|source| crate::util::fsio::FileError::Json {
+            path: dir.join("results.json"),
+            source,
+        })?;
     for (name, text) in [
         ("results.json", json),
         ("results.md", r.to_markdown()),

@@ -573,3 +573,32 @@ fn baselines_on_a_synthetic_log_with_a_temporal_split() {
         }
     }
 }
+
+/// An input with no plays (empty, every line malformed, or only podcasts) is an error that
+/// says what was seen, and nothing is written.
+#[test]
+fn an_input_without_plays_is_an_error_not_an_empty_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("empty.tsv", ""),
+        (
+            "broken.tsv",
+            "u1\tnot-a-time\ta\tb\tc\td\nu1\tonly\tfour\tfields\n",
+        ),
+    ] {
+        let input = dir.path().join(name);
+        std::fs::write(&input, text).unwrap();
+        let out = dir.path().join(format!("out-{name}"));
+        let err = ingest(&ingest_opts(&input, &out, "default", None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(name) && err.contains("no plays read"), "{err}");
+        assert!(!out.join("dataset.bin").exists());
+        if name == "broken.tsv" {
+            assert!(
+                err.contains("2 skipped") && err.contains("broken.tsv:1:"),
+                "{err}"
+            );
+        }
+    }
+}

@@ -498,6 +498,77 @@ fn durations_from_tsv_csv_and_json() {
     assert!(e.to_string().contains("bad.tsv:3:"), "{e}");
 }
 
+/// Every reader skips a play whose time is outside 1970 to a day after now (naming the value,
+/// and milliseconds where the value reads as such) instead of crashing or printing garbage
+/// years; `TimeRange::ANY` takes years 0000 to 9999.
+#[test]
+fn times_outside_the_accepted_range_are_skipped_with_the_value_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let reasons = |r: &read::ReadReport| -> Vec<String> {
+        r.issues.iter().map(|i| i.reason.clone()).collect()
+    };
+    let lb: String = [
+        "-62167219201",
+        "1e20",
+        "9223372036854775807",
+        "253402300800",
+        "1600000000000",
+        "1600000000",
+    ]
+    .iter()
+    .map(|t| {
+        format!(
+            r#"{{"listened_at": {t}, "track_metadata": {{"artist_name": "A", "track_name": "T"}}}}"#
+        ) + "\n"
+    })
+    .collect();
+    let p = write(dir.path(), "listens.jsonl", lb.as_bytes());
+    let mut log = EventLog::default();
+    let r = read::read_listenbrainz(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (1, 5), "{r:?}");
+    let why = reasons(&r);
+    assert!(why[0].contains("'listened_at' -62167219201 is not between 1970-01-01T00:00:00Z"));
+    assert!(
+        why[4].contains("as milliseconds it is 2020-09-13T12:26:40Z"),
+        "{why:?}"
+    );
+    assert!(
+        why.iter().all(|w| !w.contains('R') && !w.contains(":000")),
+        "{why:?}"
+    );
+
+    let spotify = r#"[
+  {"ts": "0000-01-01T00:00:00Z", "ms_played": 1000, "master_metadata_track_name": "S", "master_metadata_album_artist_name": "A"},
+  {"endTime": "2019-02-01 10:04", "artistName": "A", "trackName": "S", "msPlayed": 1e30},
+  {"endTime": "2019-02-01 10:04", "artistName": "A", "trackName": "S", "msPlayed": 64000000000000}
+]"#;
+    let p = write(dir.path(), "StreamingHistory0.json", spotify.as_bytes());
+    let r = read::read_spotify(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (0, 3), "{r:?}");
+    assert!(reasons(&r)[1].contains("more than a day"), "{:?}", r.issues);
+    let any = ReadOptions {
+        times: read::TimeRange::ANY,
+        ..Default::default()
+    };
+    let r = read::read_spotify(&p, &mut log, &any).unwrap();
+    assert_eq!((r.events, r.skipped), (1, 2), "{r:?}");
+
+    let inter = "user_id:token\titem_id:token\ttimestamp:float\nu\ti\t-inf\nu\ti\t-1e308\nu\ti\tNaN\nu\ti\t5\n";
+    let p = write(dir.path(), "x.inter", inter.as_bytes());
+    let r = read::read_recbole(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (1, 3), "{r:?}");
+    assert!(
+        reasons(&r)[2].contains("NaN is not a time"),
+        "{:?}",
+        r.issues
+    );
+
+    let lastfm = b"u1\t1969-12-31T23:59:59Z\t\tA\t\tT\nu1\t2009-05-04T23:08:57Z\t\tA\t\tT\n";
+    let p = write(dir.path(), "lastfm.tsv", lastfm);
+    let r = read::read_lastfm1k(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (1, 1), "{r:?}");
+}
+
 #[test]
 fn formats_parse_by_name() {
     assert_eq!("lastfm1k".parse::<Format>().unwrap(), Format::Lastfm1k);

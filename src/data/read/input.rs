@@ -39,11 +39,69 @@ pub struct ReadReport {
     pub issues: Vec<Issue>,
 }
 
+/// The play times a reader accepts (Unix seconds, inclusive): plays outside are skipped as
+/// malformed, naming the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    pub min: i64,
+    pub max: i64,
+}
+
+impl TimeRange {
+    /// 1970-01-01 up to a day after now: any real listening log.
+    pub fn recent() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Self {
+            min: 0,
+            max: now + 86_400,
+        }
+    }
+
+    /// Every time of years 0000 to 9999 (what `--any-time` accepts: historical or synthetic
+    /// logs).
+    pub const ANY: Self = Self {
+        min: -62_167_219_200,
+        max: 253_402_300_799,
+    };
+
+    /// Why `ts` (Unix seconds, read from `field`) is refused, when it is.
+    pub fn refuse(&self, field: &str, ts: i64) -> Option<String> {
+        if (self.min..=self.max).contains(&ts) {
+            return None;
+        }
+        let shown = crate::data::time::format_datetime;
+        let mut why = format!(
+            "'{field}' {ts} is not between {} and {}",
+            shown(self.min),
+            shown(self.max)
+        );
+        if (self.min..=self.max).contains(&(ts / 1000)) {
+            why.push_str(&format!(
+                " (as milliseconds it is {}; the field holds seconds)",
+                shown(ts / 1000)
+            ));
+        } else {
+            why.push_str(" (--any-time accepts years 0000 to 9999)");
+        }
+        Some(why)
+    }
+}
+
+impl Default for TimeRange {
+    fn default() -> Self {
+        Self::recent()
+    }
+}
+
 /// Options shared by all readers.
 #[derive(Clone, Default)]
 pub struct ReadOptions {
     /// Fail on the first malformed line instead of skipping it.
     pub strict: bool,
+    /// The play times accepted (default: 1970 to a day after now).
+    pub times: TimeRange,
     /// User name for single-user exports that do not name their user (Spotify account data).
     pub user: Option<String>,
     /// Called with the number of bytes read so far in the current file.
@@ -55,6 +113,7 @@ impl fmt::Debug for ReadOptions {
         f.debug_struct("ReadOptions")
             .field("strict", &self.strict)
             .field("user", &self.user)
+            .field("times", &self.times)
             .finish()
     }
 }
@@ -63,6 +122,7 @@ impl fmt::Debug for ReadOptions {
 pub(crate) struct Skips<'a> {
     pub path: &'a Path,
     pub strict: bool,
+    pub times: TimeRange,
     pub report: ReadReport,
 }
 
@@ -71,6 +131,7 @@ impl<'a> Skips<'a> {
         Self {
             path,
             strict: opts.strict,
+            times: opts.times,
             report: ReadReport {
                 file: path.display().to_string(),
                 ..Default::default()
@@ -96,6 +157,27 @@ impl<'a> Skips<'a> {
             });
         }
         Ok(())
+    }
+
+    /// `ts` (Unix seconds, read from `field`) when it is in the accepted range; otherwise the
+    /// line is skipped with the reason and `None` comes back.
+    pub fn time(&mut self, line: u64, field: &str, ts: i64) -> Result<Option<i64>, DataError> {
+        match self.times.refuse(field, ts) {
+            None => Ok(Some(ts)),
+            Some(why) => self.skip(line, why).map(|()| None),
+        }
+    }
+
+    /// [`time`](Self::time) of a number that may not be whole or finite (JSON numbers, RecBole
+    /// floats): NaN and infinities are refused too.
+    pub fn time_f64(&mut self, line: u64, field: &str, ts: f64) -> Result<Option<i64>, DataError> {
+        if !ts.is_finite() {
+            return self
+                .skip(line, format!("'{field}' {ts} is not a time"))
+                .map(|()| None);
+        }
+        // Saturating: out-of-range values stay out of range.
+        self.time(line, field, ts.floor() as i64)
     }
 }
 

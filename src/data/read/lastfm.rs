@@ -190,6 +190,9 @@ fn parse_line(
     let Some(t) = parse_datetime(ts.as_bytes()) else {
         return skips.skip(no, format!("timestamp '{ts}' is not ISO-8601"));
     };
+    let Some(t) = skips.time(no, "timestamp", t)? else {
+        return Ok(());
+    };
     if user.is_empty() {
         return skips.skip(no, "empty user id");
     }

@@ -74,17 +74,18 @@ pub fn read_listenbrainz(
             }
         };
         let ts = match &l.listened_at {
-            Some(serde_json::Value::Number(n)) => {
-                n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))
-            }
+            Some(serde_json::Value::Number(n)) => n.as_f64(),
             Some(serde_json::Value::String(s)) => s
                 .parse()
                 .ok()
-                .or_else(|| crate::data::time::parse_datetime(s.as_bytes())),
+                .or_else(|| crate::data::time::parse_datetime(s.as_bytes()).map(|t| t as f64)),
             _ => None,
         };
         let Some(ts) = ts else {
             skips.skip(line, "no valid 'listened_at'")?;
+            continue;
+        };
+        let Some(ts) = skips.time_f64(line, "listened_at", ts)? else {
             continue;
         };
         let Some(m) = l.track_metadata else {

@@ -19,7 +19,7 @@ pub use s3rec::{S3Rec, read_item_attributes, read_s3rec, read_samples, write_sam
 pub use spotify::read_spotify;
 
 pub use crate::data::error::DataError;
-pub use input::{Issue, MAX_LISTED_ISSUES, ReadOptions, ReadReport};
+pub use input::{Issue, MAX_LISTED_ISSUES, ReadOptions, ReadReport, TimeRange};
 
 use super::log::EventLog;
 use std::fmt;

@@ -93,7 +93,10 @@ pub fn read_recbole(
         }
         let ts = match ti {
             Some(t) => match f[t].trim().parse::<f64>() {
-                Ok(v) => v.floor() as i64,
+                Ok(v) => match skips.time_f64(no, "timestamp", v)? {
+                    Some(ts) => ts,
+                    None => return Ok(()),
+                },
                 Err(_) => return skips.skip(no, format!("timestamp '{}' is not a number", f[t])),
             },
             None => no as i64,

@@ -33,6 +33,9 @@ struct Record {
     ms_played_short: Option<f64>,
 }
 
+/// The longest stream one record may hold (a day, in milliseconds): more is a broken record.
+const MAX_STREAM_MS: f64 = 86_400_000.0;
+
 pub fn read_spotify(
     path: &Path,
     log: &mut EventLog,
@@ -88,6 +91,13 @@ pub fn read_spotify(
             skips.skip(line, "no valid 'ms_played' / 'msPlayed'")?;
             continue;
         };
+        if ms > MAX_STREAM_MS {
+            skips.skip(line, format!("'ms_played' {ms} is more than a day"))?;
+            continue;
+        }
+        let Some(end) = skips.time(line, "ts", end)? else {
+            continue;
+        };
         let (Some(artist), Some(title)) = (
             artist.filter(|a| !a.is_empty()),
             title.filter(|t| !t.is_empty()),
@@ -110,7 +120,7 @@ pub fn read_spotify(
         };
         log.push(&RawEvent {
             user,
-            ts: end - (ms / 1000.0).floor() as i64,
+            ts: (end - (ms / 1000.0).floor() as i64).max(skips.times.min),
             artist_key: &artist,
             artist_name: &artist,
             track_key,
