@@ -148,6 +148,9 @@ struct TagsArgs {
     /// Keep labels that at least this many tracks carry
     #[arg(long, default_value_t = 1)]
     min_count: usize,
+    /// Keep at most this many labels, the most frequent
+    #[arg(long, default_value_t = crate::features::tags::MAX_LABELS)]
+    max_labels: usize,
 }
 
 #[derive(Args, Debug)]
@@ -401,7 +404,11 @@ fn import_cmd(a: ImportArgs) -> anyhow::Result<ExitCode> {
 fn tags_cmd(a: TagsArgs) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&a.store, false)?;
     let lists = crate::features::tags::read_label_lists(&a.file)?;
-    let (vocab, rows) = crate::features::tags::multi_hot(&store, &a.file, lists, a.min_count)?;
+    let keep = crate::features::tags::Vocabulary {
+        min_count: a.min_count,
+        max_labels: a.max_labels,
+    };
+    let (vocab, rows) = crate::features::tags::multi_hot(&store, &a.file, lists, keep)?;
     if vocab.is_empty() {
         bail!(
             "{}: no label is carried by {} or more tracks",
@@ -414,7 +421,11 @@ fn tags_cmd(a: TagsArgs) -> anyhow::Result<ExitCode> {
         "multi-hot labels",
         "",
         &crate::util::sha256_hex(&bytes),
-        serde_json::json!({"source": a.file.display().to_string(), "min_count": a.min_count}),
+        serde_json::json!({
+            "source": a.file.display().to_string(),
+            "min_count": a.min_count,
+            "max_labels": a.max_labels
+        }),
     );
     if store
         .modality(&a.modality)

@@ -149,11 +149,18 @@ pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, FeatureError> {
         )));
     };
     let data = &b[start + header_len..];
-    if data.len() != rows * cols * width {
+    if cols == 0 {
         return Err(malformed(format!(
-            ".npy data is {} bytes; shape ({rows}, {cols}) needs {}",
+            ".npy array has shape ({inner}): vectors of width 0"
+        )));
+    }
+    // Checked: the shape is untrusted and its product may not fit a usize.
+    let need = rows.checked_mul(cols).and_then(|n| n.checked_mul(width));
+    if need != Some(data.len()) {
+        let need = need.map_or("more than a machine can address".into(), |n| n.to_string());
+        return Err(malformed(format!(
+            ".npy data is {} bytes; shape ({rows}, {cols}) needs {need}",
             data.len(),
-            rows * cols * width
         )));
     }
     let values: Vec<f32> = if width == 4 {
@@ -473,6 +480,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("dtype")
+        );
+        assert!(
+            parse_npy(&npy(
+                "(4611686018427387904, 4611686018427387904)",
+                "<f4",
+                &f32s
+            ))
+            .unwrap_err()
+            .to_string()
+            .contains("more than a machine can address")
+        );
+        assert!(
+            parse_npy(&npy("(5, 0)", "<f4", &[]))
+                .unwrap_err()
+                .to_string()
+                .contains("width 0")
         );
         assert!(
             parse_npy(&npy("(2, 4)", "<f4", &f32s))

@@ -17,6 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 
 pub const FORMAT: &str = "encore-features/1";
 
+/// The most values one modality may hold (tracks x dimensions; 4 GiB of float32): a bound
+/// that untrusted inputs (a label file naming millions of labels) cannot push past.
+pub const MAX_VALUES: usize = 1 << 30;
+
 /// A track the store knows: its id and, for matching by name, artist and title.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrackRef {
@@ -202,6 +206,15 @@ impl FeatureStore {
             });
         }
         let n = self.tracks.len();
+        if n.checked_mul(dim).is_none_or(|v| v > MAX_VALUES) {
+            return Err(FeatureError::Modality {
+                modality: name.into(),
+                reason: format!(
+                    "{n} tracks x {dim} dimensions is more than {MAX_VALUES} values (4 GiB); \
+                     use fewer dimensions (features tags: --max-labels, --min-count)"
+                ),
+            });
+        }
         let m = self
             .modalities
             .entry(name.to_string())
@@ -450,6 +463,11 @@ mod tests {
             s.ensure_modality("Bad Name", 2, Provenance::default(), None)
                 .is_err()
         );
+        // Millions of labels: refused before anything is allocated.
+        let huge = s
+            .ensure_modality("tags", MAX_VALUES + 1, Provenance::default(), None)
+            .unwrap_err();
+        assert!(huge.to_string().contains("--max-labels"), "{huge}");
         s.set("audio", 0, &[1.0, 2.0]).unwrap();
         let map: HashMap<_, _> = s.to_files().unwrap().into_iter().collect();
         let e = FeatureStore::from_files(&map["manifest.json"], |f| {

@@ -68,15 +68,27 @@ pub fn read_label_lists(path: &std::path::Path) -> Result<LabelLists, FeatureErr
     Ok(out)
 }
 
-/// Multi-hot vectors over the labels used by at least `min_count` tracks (vocabulary sorted by
-/// count, then name). Tracks with none of the kept labels are absent, not zero vectors.
-/// Returns (vocabulary, per resolved track its vector). Unknown keys are an error.
+/// Which labels become dimensions: those carried by at least `min_count` tracks, the
+/// `max_labels` most frequent of them.
+#[derive(Clone, Copy, Debug)]
+pub struct Vocabulary {
+    pub min_count: usize,
+    pub max_labels: usize,
+}
+
+/// The default cap on a label vocabulary: every tag set in the docs fits (HetRec's attributes
+/// are 388), and a track's vector stays a few KB however many labels a file names.
+pub const MAX_LABELS: usize = 1000;
+
+/// Multi-hot vectors over the vocabulary's labels (sorted by count, then name). Tracks with
+/// none of the kept labels are absent, not zero vectors. Returns (vocabulary, per resolved
+/// track its vector). Unknown keys are an error.
 #[allow(clippy::type_complexity)]
 pub fn multi_hot(
     store: &FeatureStore,
     path: &std::path::Path,
     lists: LabelLists,
-    min_count: usize,
+    keep: Vocabulary,
 ) -> Result<(Vec<String>, Vec<(usize, Vec<f32>)>), FeatureError> {
     let mut unknown = Vec::new();
     let mut resolved = Vec::new();
@@ -100,9 +112,10 @@ pub fn multi_hot(
     }
     let mut vocab: Vec<(&str, usize)> = count
         .into_iter()
-        .filter(|&(_, c)| c >= min_count.max(1))
+        .filter(|&(_, c)| c >= keep.min_count.max(1))
         .collect();
     vocab.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    vocab.truncate(keep.max_labels);
     let index: HashMap<&str, usize> = vocab
         .iter()
         .enumerate()
@@ -206,13 +219,51 @@ mod tests {
             (3, "3".into(), vec!["rare".into()]),
         ];
         let p = std::path::Path::new("t.tsv");
-        let (vocab, rows) = multi_hot(&store, p, lists.clone(), 2).unwrap();
+        let (vocab, rows) = multi_hot(
+            &store,
+            p,
+            lists.clone(),
+            Vocabulary {
+                min_count: 2,
+                max_labels: MAX_LABELS,
+            },
+        )
+        .unwrap();
         assert_eq!(vocab, vec!["jazz"]);
         assert_eq!(rows, vec![(0, vec![1.0]), (1, vec![1.0])]);
-        let (vocab, rows) = multi_hot(&store, p, lists, 1).unwrap();
+        let (vocab, rows) = multi_hot(
+            &store,
+            p,
+            lists.clone(),
+            Vocabulary {
+                min_count: 1,
+                max_labels: MAX_LABELS,
+            },
+        )
+        .unwrap();
         assert_eq!(vocab, vec!["jazz", "piano", "rare"]);
         assert_eq!(rows[2], (2, vec![0.0, 0.0, 1.0]));
-        let e = multi_hot(&store, p, vec![(7, "9".into(), vec!["x".into()])], 1).unwrap_err();
+        let (vocab, _) = multi_hot(
+            &store,
+            p,
+            lists,
+            Vocabulary {
+                min_count: 1,
+                max_labels: 2,
+            },
+        )
+        .unwrap();
+        assert_eq!(vocab, vec!["jazz", "piano"]);
+        let e = multi_hot(
+            &store,
+            p,
+            vec![(7, "9".into(), vec!["x".into()])],
+            Vocabulary {
+                min_count: 1,
+                max_labels: MAX_LABELS,
+            },
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains("line 7") && e.to_string().contains("unknown"),
             "{e}"
