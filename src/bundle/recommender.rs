@@ -89,8 +89,23 @@ fn onto(model: SeqModel, device: &Device) -> SeqModel {
     }
 }
 
-/// [`load_weights`] on the CPU backend (float weights).
+/// [`load_weights`] on the CPU backend (float weights). The configuration is checked first
+/// (sizes, and room in the weights for its parameters at 4 bits each): an untrusted config
+/// never builds a model larger than its file.
 fn load_weights_cpu(cfg: &ModelConfig, weights: Vec<u8>) -> Result<SeqModel, BundleError> {
+    cfg.check()
+        .map_err(|e| BundleError::part("config.json", e))?;
+    let params = cfg.approx_params();
+    if params / 2 > weights.len() as u64 {
+        return Err(BundleError::field(
+            "config.json",
+            "model",
+            format!(
+                "describes about {params} parameters; model.bpk's {} bytes cannot hold them",
+                weights.len()
+            ),
+        ));
+    }
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
         .map_err(|e| BundleError::invalid("model.bpk", e))?;
     Ok(cfg
@@ -545,5 +560,54 @@ impl Recommender {
         ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.track.cmp(&b.track)));
         ranked.truncate(k);
         ranked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SasRecConfig;
+
+    /// Real weights of a small SASRec, and its configuration as JSON.
+    fn small() -> (Vec<u8>, serde_json::Value) {
+        let cfg = ModelConfig::Sasrec(SasRecConfig::new(30).with_max_len(8));
+        let bytes = cfg
+            .init(&Device::flex())
+            .into_record()
+            .into_bytes()
+            .unwrap();
+        (bytes.to_vec(), serde_json::to_value(&cfg).unwrap())
+    }
+
+    #[test]
+    fn a_configuration_that_does_not_fit_its_weights_is_refused_without_building_it() {
+        let (weights, json) = small();
+        let load = |edit: &dyn Fn(&mut serde_json::Value)| -> Result<SeqModel, BundleError> {
+            let mut j = json.clone();
+            edit(&mut j);
+            load_weights_cpu(&serde_json::from_value(j).unwrap(), weights.clone())
+        };
+        assert!(load(&|_| ()).is_ok());
+        for (field, value, want) in [
+            ("n_heads", serde_json::json!(0), "n_heads 0 is not between"),
+            (
+                "n_heads",
+                serde_json::json!(3),
+                "3 heads do not divide d_model 64",
+            ),
+            (
+                "n_layers",
+                serde_json::json!(1_000_000_000),
+                "n_layers 1000000000 is not",
+            ),
+            ("d_model", serde_json::json!(2048), "cannot hold them"),
+            ("dropout", serde_json::json!(1.5), "dropout 1.5"),
+        ] {
+            let err = load(&|j| j[field] = value.clone())
+                .err()
+                .unwrap_or_else(|| panic!("{field} {value} loaded"))
+                .to_string();
+            assert!(err.contains("config.json") && err.contains(want), "{err}");
+        }
     }
 }

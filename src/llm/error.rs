@@ -52,7 +52,7 @@ pub enum LlmError {
     KeyType { key: String, value: String },
     /// A GGUF metadata entry that is present but describes something not implemented, or that
     /// does not fit the others: `key` names it.
-    #[error("{reason}")]
+    #[error("metadata {key}: {reason}")]
     Metadata { key: String, reason: String },
     #[error("no tensor '{name}'")]
     NoTensor { name: String },

@@ -85,6 +85,7 @@ impl LlamaConfig {
             output: (!self.tie_embeddings).then(|| Param::from_tensor(normal(self.vocab, d))),
             cos,
             sin,
+            rope_theta: self.rope_theta,
             n_heads: self.n_heads,
             n_kv_heads: self.n_kv_heads,
             head_dim: hd,
@@ -170,18 +171,64 @@ impl LlamaConfig {
         c.qkv_bias = g.tensor("blk.0.attn_q.bias").is_some();
         c.rope_interleaved = arch == "llama";
         c.tie_embeddings = g.tensor("output.weight").is_none();
-        if c.n_heads == 0 || c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads.max(1) != 0 {
+        c.check()
+            .map_err(|(key, why)| LlmError::metadata(format!("{arch}.{key}"), why))?;
+        let last = format!("blk.{}.attn_norm.weight", c.n_layers - 1);
+        if g.tensor(&last).is_none() {
             return Err(LlmError::metadata(
-                format!("{arch}.attention.head_count"),
-                format!(
-                    "{} heads, {} key/value heads and width {} do not divide",
-                    c.n_heads, c.n_kv_heads, c.d_model
-                ),
+                format!("{arch}.block_count"),
+                format!("{} blocks, but the file has no tensor '{last}'", c.n_layers),
             ));
         }
         Ok(c)
     }
+
+    /// Refuses sizes no Llama-style decoder has (zero, beyond [`LIMITS`], heads that do not
+    /// divide the width), before anything is allocated from them. The error names the
+    /// metadata key (without the architecture) and the problem.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let sizes = [
+            ("vocab_size", self.vocab),
+            ("embedding_length", self.d_model),
+            ("block_count", self.n_layers),
+            ("attention.head_count", self.n_heads),
+            ("attention.head_count_kv", self.n_kv_heads),
+            ("feed_forward_length", self.d_ff),
+            ("context_length", self.max_len),
+        ];
+        for ((key, v), (_, max)) in sizes.iter().zip(LIMITS) {
+            if *v == 0 || *v > max {
+                return Err((key, format!("{v} is not between 1 and {max}")));
+            }
+        }
+        if !self.d_model.is_multiple_of(self.n_heads)
+            || !self.n_heads.is_multiple_of(self.n_kv_heads)
+            || !self.head_dim().is_multiple_of(2)
+        {
+            return Err((
+                "attention.head_count",
+                format!(
+                    "{} heads, {} key/value heads and width {} do not divide into even heads",
+                    self.n_heads, self.n_kv_heads, self.d_model
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// The largest sizes accepted from a model file, in [`LlamaConfig::check`]'s order: well
+/// above every released Llama-style decoder (Llama 3.1 405B: width 16384, 126 blocks, 128
+/// heads, feed-forward 53248, vocabulary 128256), far below what would exhaust memory.
+const LIMITS: [(&str, usize); 7] = [
+    ("vocab_size", 1 << 20),
+    ("embedding_length", 1 << 15),
+    ("block_count", 512),
+    ("attention.head_count", 1024),
+    ("attention.head_count_kv", 1024),
+    ("feed_forward_length", 1 << 18),
+    ("context_length", 1 << 20),
+];
 
 /// Reads a named weight as float32 after checking its `[out, in]` (or `[n]`) shape.
 type WeightReader<'a> = dyn Fn(&str, &[usize]) -> Result<Vec<f32>, LlmError> + 'a;
@@ -232,9 +279,10 @@ pub struct Llama {
     pub norm: RmsNorm,
     /// `[vocab, d_model]`; `None` when tied to `embed`.
     pub output: Option<Param<Tensor<2>>>,
-    /// `[max_len, head_dim / 2]`, not trained.
+    /// `[max_len, head_dim / 2]`, not trained; positions past them are computed when met.
     pub cos: Tensor<2>,
     pub sin: Tensor<2>,
+    pub rope_theta: f64,
     pub n_heads: usize,
     pub n_kv_heads: usize,
     pub head_dim: usize,
@@ -287,15 +335,29 @@ fn rms(w: Vec<f32>, eps: f64, device: &Device) -> RmsNorm {
     }
 }
 
-/// Rotary tables: angle `pos * theta^(-2i / head_dim)` for `i < head_dim / 2`.
+/// Rotary tables of the configured context.
 fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
-    let half = c.head_dim() / 2;
+    rope_rows(c.rope_theta, c.head_dim(), 0..c.max_len, device)
+}
+
+/// Rotary tables for `positions`: angle `pos * theta^(-2i / head_dim)` for `i < head_dim / 2`.
+///
+/// # Shapes
+/// - output: cos and sin, each `[positions.len(), head_dim / 2]`
+fn rope_rows(
+    theta: f64,
+    head_dim: usize,
+    positions: std::ops::Range<usize>,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    let half = head_dim / 2;
     let freqs: Vec<f64> = (0..half)
-        .map(|i| c.rope_theta.powf(-2.0 * i as f64 / c.head_dim() as f64))
+        .map(|i| theta.powf(-2.0 * i as f64 / head_dim as f64))
         .collect();
-    let mut cos = Vec::with_capacity(c.max_len * half);
-    let mut sin = Vec::with_capacity(c.max_len * half);
-    for p in 0..c.max_len {
+    let n = positions.len();
+    let mut cos = Vec::with_capacity(n * half);
+    let mut sin = Vec::with_capacity(n * half);
+    for p in positions {
         for &freq in &freqs {
             let a = p as f64 * freq;
             cos.push(a.cos() as f32);
@@ -303,8 +365,8 @@ fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
         }
     }
     (
-        Tensor::from_data(TensorData::new(cos, [c.max_len, half]), device),
-        Tensor::from_data(TensorData::new(sin, [c.max_len, half]), device),
+        Tensor::from_data(TensorData::new(cos, [n, half]), device),
+        Tensor::from_data(TensorData::new(sin, [n, half]), device),
     )
 }
 
@@ -360,7 +422,7 @@ impl Llama {
         let norm = |name: String| -> Result<RmsNorm, LlmError> {
             Ok(rms(get(&name, &[d])?, c.rms_eps, device))
         };
-        let mut layers = Vec::with_capacity(c.n_layers);
+        let mut layers = Vec::new();
         for l in 0..c.n_layers {
             layers.push(Block {
                 attn_norm: norm(names("attn_norm", l))?,
@@ -397,6 +459,7 @@ impl Llama {
             output,
             cos,
             sin,
+            rope_theta: c.rope_theta,
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
             head_dim: hd,
@@ -495,16 +558,17 @@ impl Llama {
     fn rope(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
         let [b, h, l, hd] = x.dims();
         let half = hd / 2;
-        let cos = self
-            .cos
-            .clone()
-            .narrow(0, start, l)
-            .reshape([1, 1, l, half]);
-        let sin = self
-            .sin
-            .clone()
-            .narrow(0, start, l)
-            .reshape([1, 1, l, half]);
+        let (cos, sin) = if start + l <= self.cos.dims()[0] {
+            (
+                self.cos.clone().narrow(0, start, l),
+                self.sin.clone().narrow(0, start, l),
+            )
+        } else {
+            // Beyond the tables (a file's short context_length, a long prompt).
+            rope_rows(self.rope_theta, hd, start..start + l, &x.device())
+        };
+        let cos = cos.reshape([1, 1, l, half]);
+        let sin = sin.reshape([1, 1, l, half]);
         if self.rope_interleaved {
             // Pairs (2i, 2i + 1).
             let p = x.reshape([b, h, l, half, 2]);
@@ -636,16 +700,8 @@ impl LlamaConfig {
         .with_rope_interleaved(false)
         .with_qkv_bias(kind == "qwen2")
         .with_tie_embeddings(v["tie_word_embeddings"].as_bool().unwrap_or(false));
-        if c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 {
-            return Err(LlmError::field(
-                FILE,
-                "num_attention_heads",
-                format!(
-                    "{} heads ({} key/value) do not divide width {}",
-                    c.n_heads, c.n_kv_heads, c.d_model
-                ),
-            ));
-        }
+        c.check()
+            .map_err(|(key, why)| LlmError::field(FILE, key, why))?;
         Ok(c)
     }
 }
@@ -696,5 +752,93 @@ impl Llama {
             })
         };
         Self::assemble(config, &names, &get, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::gguf::{self, GgmlType};
+
+    /// A one-block decoder (vocabulary 8, width 4, 2 heads over 1 key/value head) as GGUF
+    /// bytes, with `block_count` and `context_length` as given.
+    fn tiny(block_count: u32, context_length: u32) -> Vec<u8> {
+        let f32s = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| ((i as f32 * 0.37).sin() * 0.5).to_le_bytes())
+                .collect()
+        };
+        // GGUF lists dimensions innermost first: `[in, out]` for an `[out, in]` weight.
+        let t = |name: &'static str, dims: Vec<u64>| {
+            let n = dims.iter().product::<u64>() as usize;
+            (name, dims, GgmlType::F32, f32s(n))
+        };
+        let u = |v: u32| Value::U32(v);
+        gguf::write(
+            &[
+                ("general.architecture", Value::String("llama".into())),
+                ("llama.vocab_size", u(8)),
+                ("llama.embedding_length", u(4)),
+                ("llama.block_count", u(block_count)),
+                ("llama.attention.head_count", u(2)),
+                ("llama.attention.head_count_kv", u(1)),
+                ("llama.feed_forward_length", u(8)),
+                ("llama.context_length", u(context_length)),
+            ],
+            &[
+                t("token_embd.weight", vec![4, 8]),
+                t("blk.0.attn_norm.weight", vec![4]),
+                t("blk.0.attn_q.weight", vec![4, 4]),
+                t("blk.0.attn_k.weight", vec![4, 2]),
+                t("blk.0.attn_v.weight", vec![4, 2]),
+                t("blk.0.attn_output.weight", vec![4, 4]),
+                t("blk.0.ffn_norm.weight", vec![4]),
+                t("blk.0.ffn_gate.weight", vec![4, 8]),
+                t("blk.0.ffn_up.weight", vec![4, 8]),
+                t("blk.0.ffn_down.weight", vec![8, 4]),
+                t("output_norm.weight", vec![4]),
+            ],
+        )
+    }
+
+    fn config_error(block_count: u32, context_length: u32) -> String {
+        let g = Gguf::parse(tiny(block_count, context_length)).unwrap();
+        LlamaConfig::from_gguf(&g).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn sizes_in_a_model_file_are_checked_before_anything_is_allocated() {
+        let e = config_error(1, 0);
+        assert!(
+            e.contains("llama.context_length") && e.contains("0 is not"),
+            "{e}"
+        );
+        let e = config_error(0xFFFF_FFFF, 64);
+        assert!(
+            e.contains("llama.block_count") && e.contains("4294967295"),
+            "{e}"
+        );
+        let e = config_error(2, 64);
+        assert!(e.contains("blk.1.attn_norm.weight"), "{e}");
+    }
+
+    #[test]
+    fn a_prompt_longer_than_the_files_context_runs_as_with_a_longer_context() {
+        let d = Device::flex();
+        let run = |context: u32| -> Vec<f32> {
+            let g = Gguf::parse(tiny(1, context)).unwrap();
+            let (m, _) = Llama::from_gguf(&g, &d).unwrap();
+            let ids =
+                Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 5, 2, 7, 3], [1, 5]), &d);
+            m.forward_tokens(ids, &mut KvCache::default())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let short = run(2);
+        let long = run(64);
+        for (a, b) in short.iter().zip(&long) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
     }
 }

@@ -177,6 +177,97 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Refuses sizes that would crash or exhaust memory when the model is built (zero, beyond
+    /// the limits below, heads that do not divide the width): what a bundle's or run's
+    /// `config.json` must pass before [`init`](Self::init). The error names the field.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let (n_items, max_len) = (self.n_items(), self.max_len());
+        let (d_model, n_layers, dropout) =
+            each_config!(self, c => (c.d_model, c.n_layers, c.dropout));
+        let mut sizes = vec![
+            ("n_items", n_items, 1 << 24),
+            ("d_model", d_model, 4096),
+            ("n_layers", n_layers, 48),
+            ("max_len", max_len, 4096),
+        ];
+        match self {
+            Self::Sasrec(c) => sizes.extend([("n_heads", c.n_heads, 64), ("d_ff", c.d_ff, 16384)]),
+            Self::Bert4rec(c) => {
+                sizes.extend([("n_heads", c.n_heads, 64), ("d_ff", c.d_ff, 16384)])
+            }
+            Self::Gru4rec(c) => sizes.push(("d_hidden", c.d_hidden, 4096)),
+        }
+        for (field, v, max) in sizes {
+            if v == 0 || v > max {
+                return Err(ModelError::setting(
+                    field,
+                    format!("{field} {v} is not between 1 and {max}"),
+                ));
+            }
+        }
+        let heads = match self {
+            Self::Sasrec(c) => Some(c.n_heads),
+            Self::Bert4rec(c) => Some(c.n_heads),
+            Self::Gru4rec(_) => None,
+        };
+        if let Some(h) = heads
+            && !d_model.is_multiple_of(h)
+        {
+            return Err(ModelError::setting(
+                "n_heads",
+                format!("{h} heads do not divide d_model {d_model}"),
+            ));
+        }
+        if !(0.0..1.0).contains(&dropout) {
+            return Err(ModelError::setting(
+                "dropout",
+                format!("dropout {dropout} is not in [0, 1)"),
+            ));
+        }
+        self.check_inputs()
+    }
+
+    /// The fusion and completion parts of [`check`](Self::check).
+    fn check_inputs(&self) -> Result<(), ModelError> {
+        if let Some(f) = self.fusion() {
+            f.validate()?;
+            if let Some(m) = f.modalities.iter().find(|m| m.dim > 1 << 16) {
+                return Err(ModelError::setting(
+                    "fusion",
+                    format!(
+                        "modality '{}' has {} dimensions (at most 65536)",
+                        m.name, m.dim
+                    ),
+                ));
+            }
+        }
+        if let Some(CompletionInput::Buckets { n }) = self.completion()
+            && !(1..=1000).contains(&n)
+        {
+            return Err(ModelError::setting(
+                "completion",
+                format!("{n} completion buckets (1 to 1000)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// About how many parameters the model has (tables, blocks, fusion projections): what a
+    /// weights file must have room for.
+    pub fn approx_params(&self) -> u64 {
+        let (n, d, layers) =
+            each_config!(self, c => (c.n_items as u64, c.d_model as u64, c.n_layers as u64));
+        let block = match self {
+            Self::Sasrec(c) => 4 * d * d + 2 * d * c.d_ff as u64,
+            Self::Bert4rec(c) => 4 * d * d + 2 * d * c.d_ff as u64,
+            Self::Gru4rec(c) => 3 * (d + c.d_hidden as u64) * c.d_hidden as u64,
+        };
+        let content: u64 = self
+            .fusion()
+            .map_or(0, |f| f.modalities.iter().map(|m| m.dim as u64 * d).sum());
+        (n + 1) * d + layers * block + content
+    }
+
     pub fn init(&self, device: &Device) -> SeqModel {
         match self {
             Self::Sasrec(c) => SeqModel::SasRec(c.init(device)),
