@@ -1,15 +1,21 @@
 //! The compact binary form of logs and datasets: named little-endian columns behind a magic
-//! number and a format version. Files are written to a temporary name and renamed, so a
-//! reader never sees half a file.
+//! number and a format version, followed by the SHA-256 of everything before it, checked on
+//! every read (a flipped byte is an error, not a changed dataset). Files are written to a
+//! temporary name and renamed, so a reader never sees half a file.
 
 use super::read::DataError;
 use crate::util::fsio::write_atomic;
+use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"ENCOREDB";
-/// Bumped whenever the column layout or the meaning of a column changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the column layout or the meaning of a column changes (2: the trailing
+/// SHA-256).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Bytes of the trailing digest.
+const DIGEST: usize = 32;
 
 /// The code version recorded in manifests: crate version and binary format version.
 pub fn code_version() -> String {
@@ -45,26 +51,41 @@ scalar!(u32 => 1, i64 => 2, f32 => 3);
 /// Type tag of a UTF-8 text column.
 const TEXT: u8 = 4;
 
-/// Builds a column file in memory-bounded chunks.
+/// Builds a column file in memory-bounded chunks; [`finish`](Self::finish) appends the digest.
 pub struct ColumnWriter<'a, W: Write> {
     w: &'a mut W,
+    hash: Sha256,
 }
 
 impl<'a, W: Write> ColumnWriter<'a, W> {
     pub fn new(w: &'a mut W, kind: &str, columns: u32) -> std::io::Result<Self> {
-        w.write_all(MAGIC)?;
-        w.write_all(&FORMAT_VERSION.to_le_bytes())?;
-        w.write_all(&(kind.len() as u16).to_le_bytes())?;
-        w.write_all(kind.as_bytes())?;
-        w.write_all(&columns.to_le_bytes())?;
-        Ok(Self { w })
+        let mut c = Self {
+            w,
+            hash: Sha256::new(),
+        };
+        c.put(MAGIC)?;
+        c.put(&FORMAT_VERSION.to_le_bytes())?;
+        c.put(&(kind.len() as u16).to_le_bytes())?;
+        c.put(kind.as_bytes())?;
+        c.put(&columns.to_le_bytes())?;
+        Ok(c)
+    }
+
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.hash.update(b);
+        self.w.write_all(b)
+    }
+
+    /// Writes the SHA-256 of everything written: a file without it does not read.
+    pub fn finish(self) -> std::io::Result<()> {
+        self.w.write_all(&self.hash.finalize())
     }
 
     fn head(&mut self, name: &str, ty: u8, count: u64) -> std::io::Result<()> {
-        self.w.write_all(&(name.len() as u16).to_le_bytes())?;
-        self.w.write_all(name.as_bytes())?;
-        self.w.write_all(&[ty])?;
-        self.w.write_all(&count.to_le_bytes())
+        self.put(&(name.len() as u16).to_le_bytes())?;
+        self.put(name.as_bytes())?;
+        self.put(&[ty])?;
+        self.put(&count.to_le_bytes())
     }
 
     /// A column of fixed-width numbers, little-endian.
@@ -74,7 +95,7 @@ impl<'a, W: Write> ColumnWriter<'a, W> {
         for c in v.chunks(8192) {
             b.clear();
             c.iter().for_each(|x| x.put_le(&mut b));
-            self.w.write_all(&b)?;
+            self.put(&b)?;
         }
         Ok(())
     }
@@ -93,7 +114,7 @@ impl<'a, W: Write> ColumnWriter<'a, W> {
 
     pub fn text(&mut self, name: &str, s: &str) -> std::io::Result<()> {
         self.head(name, TEXT, s.len() as u64)?;
-        self.w.write_all(s.as_bytes())
+        self.put(s.as_bytes())
     }
 }
 
@@ -135,6 +156,12 @@ impl Columns {
                 format!("binary format version {v}, this build reads {FORMAT_VERSION}"),
             ));
         }
+        let body = bytes.len().saturating_sub(DIGEST).max(at);
+        if bytes.len() < at + DIGEST || Sha256::digest(&bytes[..body])[..] != bytes[body..] {
+            return Err(bad(
+                "its SHA-256 does not match (damaged or cut short); write it again",
+            ));
+        }
         let kl = u16::from_le_bytes(bytes[take(&mut at, 2)?].try_into().unwrap()) as usize;
         let kind = String::from_utf8(bytes[take(&mut at, kl)?].to_vec())
             .map_err(|_| bad("kind is not UTF-8"))?;
@@ -161,7 +188,7 @@ impl Columns {
             )?;
             cols.push((name, ty, r));
         }
-        if at != bytes.len() {
+        if at != body {
             return Err(bad("trailing bytes"));
         }
         Ok(Self {
@@ -280,7 +307,8 @@ impl EventLog {
             c.u32s("user", &self.user)?;
             c.i64s("ts", &self.ts)?;
             c.u32s("track", &self.track)?;
-            c.f32s("played", &self.played)
+            c.f32s("played", &self.played)?;
+            c.finish()
         })
         .map_err(DataError::from)
     }
@@ -372,7 +400,8 @@ impl Dataset {
             c.u32s("track", &self.track)?;
             c.f32s("completion", &self.completion)?;
             c.u32s("session_start", &self.session_start)?;
-            c.u32s("user_start", &self.user_start)
+            c.u32s("user_start", &self.user_start)?;
+            c.finish()
         })
         .map_err(DataError::from)
     }

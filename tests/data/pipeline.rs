@@ -366,6 +366,30 @@ fn the_log_cache_round_trips_and_a_second_run_hits_it() {
     .unwrap();
     assert!(!c.cache_hit);
     assert_eq!(c.steps, a.steps);
+    // One flipped byte in the middle of a column, in the cache and in dataset.bin: both are
+    // refused by their checksum, and the cache is parsed again to the same dataset.
+    let mut bytes = std::fs::read(&log_file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&log_file, &bytes).unwrap();
+    let e = EventLog::load(&log_file).unwrap_err().to_string();
+    assert!(e.contains("SHA-256"), "{e}");
+    let d = ingest(&ingest_opts(
+        &input,
+        &dir.path().join("d"),
+        "default",
+        Some(&cache),
+    ))
+    .unwrap();
+    assert!(!d.cache_hit);
+    assert_eq!(d.steps, a.steps);
+    let bin = dir.path().join("d/dataset.bin");
+    let mut bytes = std::fs::read(&bin).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&bin, &bytes).unwrap();
+    let e = load_dataset(&dir.path().join("d")).unwrap_err().to_string();
+    assert!(e.contains("dataset.bin") && e.contains("SHA-256"), "{e}");
 }
 
 #[test]
