@@ -7,6 +7,7 @@ use super::read::{self, DataError, Format, ReadOptions, ReadReport, UserProfile}
 use super::store::code_version;
 use super::{Dataset, EventLog};
 use crate::util::fsio::write_atomic;
+use crate::util::staged::{StagedDir, sweep_stale};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -149,6 +150,9 @@ fn cached_log(
 /// Reads the inputs, from the cache when the same files were read before.
 pub fn load_log(opts: &IngestOptions) -> Result<(EventLog, Vec<ReadReport>, bool), DataError> {
     let key = cache_key(opts)?;
+    if let Some(d) = &opts.cache_dir {
+        sweep_stale(d);
+    }
     let cached = opts
         .cache_dir
         .as_ref()
@@ -196,6 +200,43 @@ pub fn load_log(opts: &IngestOptions) -> Result<(EventLog, Vec<ReadReport>, bool
     Ok((log, reports, false))
 }
 
+/// What `ingest` writes into its output folder (and `data split` adds as `split-*` folders):
+/// the folder is replaced whole, so it may hold nothing else.
+const OUTPUT_FILES: [&str; 6] = [
+    "dataset.bin",
+    "tracks.tsv",
+    "users.tsv",
+    "sequences.txt",
+    "stats.json",
+    "manifest.json",
+];
+
+/// Refuses an output folder that holds files `ingest` did not write (they would be replaced
+/// with it), before any work is done.
+fn check_output_folder(out: &Path) -> Result<(), DataError> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    let mut foreign: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !OUTPUT_FILES.contains(&n.as_str()) && !n.starts_with("split-"))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    foreign.truncate(5);
+    Err(DataError::invalid(
+        out,
+        format!(
+            "holds files encore data ingest did not write ({}); the folder is replaced whole, \
+             so choose another -o or move them",
+            foreign.join(", ")
+        ),
+    ))
+}
+
 /// The error for inputs that held no play: what was seen instead, and the first line skipped.
 fn no_plays(first: &Path, reports: &[ReadReport]) -> DataError {
     let sum = |f: fn(&ReadReport) -> u64| reports.iter().map(f).sum::<u64>();
@@ -217,6 +258,7 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
     if opts.inputs.is_empty() {
         return Err(DataError::invalid(Path::new("."), "no input files"));
     }
+    check_output_folder(&opts.out)?;
     let t0 = Instant::now();
     let (mut log, reports, cache_hit) = load_log(opts)?;
     if log.is_empty() {
@@ -272,7 +314,10 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
         mean: finite(mean),
         skip_rate: finite(skip_rate),
     };
-    let files = write_dataset(&opts.out, &d, profiles.as_deref())?;
+    // Written beside the output folder and swapped in whole: a killed run leaves the old
+    // dataset as it was (and a staging folder the next run removes).
+    let stage = StagedDir::new(&opts.out)?;
+    let files = write_dataset(stage.path(), &d, profiles.as_deref())?;
     let mut stats = IngestStats {
         code_version: code_version(),
         format: opts.format,
@@ -309,9 +354,9 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
         plays: d.n_plays() as u64,
         files,
     };
-    write_json(&opts.out.join("stats.json"), &stats)?;
-    // The manifest goes last: a directory with a manifest is complete.
-    write_json(&opts.out.join("manifest.json"), &manifest)?;
+    write_json(&stage.path().join("stats.json"), &stats)?;
+    write_json(&stage.path().join("manifest.json"), &manifest)?;
+    stage.commit()?;
     Ok(stats)
 }
 
@@ -335,11 +380,6 @@ pub fn write_dataset(
     profiles: Option<&[UserProfile]>,
 ) -> Result<Vec<String>, DataError> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let manifest = dir.join("manifest.json");
-    if manifest.exists() {
-        // The old dataset stays readable until the new one is complete; mark it incomplete now.
-        std::fs::remove_file(&manifest).map_err(|e| DataError::io(&manifest, e))?;
-    }
     d.save(&dir.join("dataset.bin"))?;
     let mut plays = vec![0u32; d.n_tracks()];
     for &t in &d.track {

@@ -1,11 +1,14 @@
 //! The bottom layer: what every other layer may use and that knows none of them: digests,
-//! atomic file writes and JSON files, the seeded generator, and safetensors weights.
+//! atomic file writes and JSON files, folders replaced whole, the seeded generator, and
+//! safetensors weights.
 
 pub mod digest;
 pub mod fsio;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod progress;
 pub mod rng;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod staged;
 pub mod weights;
 
 pub use digest::sha256_hex;

@@ -495,6 +495,7 @@ fn cli_reports_malformed_lines_and_strict_fails() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("log.tsv");
     std::fs::write(&p, "u1\t2009-01-01T00:00:00Z\t\tA\t\tB\nu1\tbroken\n").unwrap();
+    let out_dir = dir.path().join("out");
     let args = |strict: bool| {
         let mut v = vec![
             "data",
@@ -504,7 +505,7 @@ fn cli_reports_malformed_lines_and_strict_fails() {
             "--no-cache",
             p.to_str().unwrap(),
         ];
-        v.extend(["-o", dir.path().to_str().unwrap()]);
+        v.extend(["-o", out_dir.to_str().unwrap()]);
         if strict {
             v.push("--strict");
         }
@@ -625,4 +626,48 @@ fn an_input_without_plays_is_an_error_not_an_empty_dataset() {
             );
         }
     }
+}
+
+/// A rerun replaces the output folder whole: what a killed run left (a staging folder, a
+/// temporary cache file) is swept, no temporary remains, and a folder holding someone else's
+/// files is refused before any work.
+#[test]
+fn reruns_replace_the_output_whole_and_sweep_what_killed_runs_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = synth_log(dir.path(), &SynthConfig::scaled(5_000, 3));
+    let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
+    ingest(&ingest_opts(&input, &out, "default", Some(&cache))).unwrap();
+    std::fs::create_dir(out.join("split-loo")).unwrap();
+    // What a writer killed with SIGKILL leaves (process 4194303 does not run).
+    let gone = dir.path().join("out.tmp.4194303");
+    std::fs::create_dir(&gone).unwrap();
+    std::fs::write(gone.join("dataset.bin"), "half").unwrap();
+    std::fs::write(cache.join("abc.log.tmp.4194303"), "half").unwrap();
+    let b = ingest(&ingest_opts(&input, &out, "paper", Some(&cache))).unwrap();
+    let tmp = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".tmp.")
+            })
+            .count()
+    };
+    assert_eq!((tmp(dir.path()), tmp(&cache)), (0, 0));
+    assert!(
+        !out.join("split-loo").exists(),
+        "a split of the old dataset stayed"
+    );
+    let (d, m) = load_dataset(&out).unwrap();
+    assert_eq!(m.preset, "paper");
+    assert_eq!(d.n_plays() as u64, b.steps.last().unwrap().plays);
+    std::fs::write(out.join("my-notes.txt"), "mine").unwrap();
+    let e = ingest(&ingest_opts(&input, &out, "default", None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("my-notes.txt"), "{e}");
+    assert_eq!(load_dataset(&out).unwrap().1.preset, "paper");
 }
