@@ -237,6 +237,23 @@ fn check_output_folder(out: &Path) -> Result<(), DataError> {
     ))
 }
 
+/// Refuses inputs of which two have the same contents: every play would count twice.
+fn same_file_twice(reports: &[ReadReport]) -> Result<(), DataError> {
+    for (i, a) in reports.iter().enumerate() {
+        let same = |b: &&ReadReport| b.sha256 == a.sha256 && !a.sha256.is_empty() && b.bytes > 0;
+        if let Some(b) = reports[..i].iter().find(same) {
+            return Err(DataError::invalid(
+                Path::new(&a.file),
+                format!(
+                    "has the same contents as {} (sha256 {}): give each file once",
+                    b.file, a.sha256
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The error for inputs that held no play: what was seen instead, and the first line skipped.
 fn no_plays(first: &Path, reports: &[ReadReport]) -> DataError {
     let sum = |f: fn(&ReadReport) -> u64| reports.iter().map(f).sum::<u64>();
@@ -264,6 +281,7 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestStats, DataError> {
     if log.is_empty() {
         return Err(no_plays(&opts.inputs[0], &reports));
     }
+    same_file_twice(&reports)?;
     let mut duration_source = if log.track_duration.iter().any(|d| d.is_finite()) {
         "the log itself".to_string()
     } else {

@@ -671,3 +671,16 @@ fn reruns_replace_the_output_whole_and_sweep_what_killed_runs_left() {
     assert!(e.contains("my-notes.txt"), "{e}");
     assert_eq!(load_dataset(&out).unwrap().1.preset, "paper");
 }
+
+/// The same file given twice would count every play twice: refused, naming both.
+#[test]
+fn the_same_log_given_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = synth_log(dir.path(), &SynthConfig::scaled(2_000, 4));
+    let copy = dir.path().join("copy.tsv");
+    std::fs::copy(&input, &copy).unwrap();
+    let mut opts = ingest_opts(&input, &dir.path().join("out"), "default", None);
+    opts.inputs.push(copy);
+    let e = ingest(&opts).unwrap_err().to_string();
+    assert!(e.contains("copy.tsv") && e.contains("same contents"), "{e}");
+}

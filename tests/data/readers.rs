@@ -569,6 +569,108 @@ fn times_outside_the_accepted_range_are_skipped_with_the_value_named() {
     assert_eq!((r.events, r.skipped), (1, 1), "{r:?}");
 }
 
+/// The forms people have: ListenBrainz listens wrapped as the API and the submission format
+/// give them, a byte-order mark, invalid UTF-8 in one record (that record is skipped), lines of
+/// a pretty-printed Spotify array, and podcasts in account data.
+#[test]
+fn wrapped_listens_byte_order_marks_bad_bytes_and_podcasts() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = |t: i64, title: &str| {
+        format!(
+            r#"{{"listened_at": {t}, "track_metadata": {{"artist_name": "Portishead", "track_name": "{title}"}}}}"#
+        )
+    };
+    let two = format!(
+        "[\n{},\n{}\n]",
+        listen(1_600_000_000, "Roads"),
+        listen(1_600_000_300, "Sour Times")
+    );
+    for (name, text) in [
+        (
+            "api.json",
+            format!("{{\"payload\": {{\"count\": 2, \"user_id\": \"lb\", \"listens\": {two}}}}}"),
+        ),
+        (
+            "submit.json",
+            format!("{{\"listen_type\": \"import\",\n\"payload\": {two}}}"),
+        ),
+        ("listens.json", format!("{{\"listens\": {two}}}")),
+        (
+            "bom.jsonl",
+            format!(
+                "\u{FEFF}{}\n{}\n",
+                listen(1_600_000_000, "Roads"),
+                listen(1_600_000_300, "Sour Times")
+            ),
+        ),
+    ] {
+        let p = write(dir.path(), name, text.as_bytes());
+        let mut log = EventLog::default();
+        let r = read::read_listenbrainz(&p, &mut log, &ReadOptions::default()).unwrap();
+        assert_eq!((r.events, r.skipped), (2, 0), "{name}: {r:?}");
+        assert_eq!(log.track_name.get(1), "Sour Times", "{name}");
+    }
+    // A bad byte in the second listen: only that listen is skipped, at its line.
+    let mut bytes = format!(
+        "[\n{},\n{},\n{}\n]",
+        listen(1_600_000_000, "Roads"),
+        listen(1_600_000_100, "Glory XX"),
+        listen(1_600_000_300, "Sour Times")
+    )
+    .into_bytes();
+    let at = bytes.windows(2).position(|w| w == b"XX").unwrap();
+    bytes[at] = 0xff;
+    let p = write(dir.path(), "bad.json", &bytes);
+    let mut log = EventLog::default();
+    let r = read::read_listenbrainz(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (2, 1), "{r:?}");
+    assert_eq!(
+        (r.issues[0].line, r.issues[0].reason.as_str()),
+        (3, "not valid UTF-8")
+    );
+
+    let record = |end: &str, track: &str| {
+        format!(
+            "  {{\n    \"endTime\": \"{end}\",\n    \"artistName\": \"A\",\n    \"trackName\": \"{track}\",\n    \"msPlayed\": 1000\n  }}"
+        )
+    };
+    let pretty = format!(
+        "\u{FEFF}[\n{},\n{},\n{}\n]",
+        record("2019-02-01 10:04", "S1"),
+        record("yesterday", "S2"),
+        record("2019-02-01 10:09", "S\u{FFFD}3")
+    );
+    let mut bytes = pretty.into_bytes();
+    let at = bytes
+        .windows(3)
+        .position(|w| w == "\u{FFFD}".as_bytes())
+        .unwrap();
+    bytes.splice(at..at + 3, [0xc3, 0x28, b'x']);
+    let p = write(dir.path(), "StreamingHistory0.json", &bytes);
+    let r = read::read_spotify(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (1, 2), "{r:?}");
+    let lines: Vec<u64> = r.issues.iter().map(|i| i.line).collect();
+    assert_eq!(lines, [8, 14], "{:?}", r.issues);
+    assert_eq!(r.issues[1].reason, "not valid UTF-8");
+    let podcast = r#"[{"endTime": "2019-02-01 10:04", "podcastName": "The Daily", "episodeName": "E1", "msPlayed": 1000},
+{"endTime": "2019-02-01 10:04", "artistName": "The Daily", "trackName": "E2", "msPlayed": 1000}]"#;
+    let p = write(
+        dir.path(),
+        "StreamingHistory_podcast_0.json",
+        podcast.as_bytes(),
+    );
+    let r = read::read_spotify(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.ignored), (0, 2), "{r:?}");
+
+    let p = write(
+        dir.path(),
+        "bom.tsv",
+        b"\xEF\xBB\xBFu1\t2009-05-04T23:08:57Z\t\tA\t\tT\n",
+    );
+    let r = read::read_lastfm1k(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!((r.events, r.skipped), (1, 0), "{r:?}");
+}
+
 #[test]
 fn formats_parse_by_name() {
     assert_eq!("lastfm1k".parse::<Format>().unwrap(), Format::Lastfm1k);

@@ -212,9 +212,12 @@ pub(crate) fn lines_in_range(
     range: std::ops::Range<u64>,
     hash: bool,
     progress: &(dyn Fn(u64) + Sync),
-    mut f: impl FnMut(u64, &[u8]) -> Result<(), DataError>,
+    mut f0: impl FnMut(u64, &[u8]) -> Result<(), DataError>,
 ) -> Result<(Option<String>, u64, u64), DataError> {
     use std::io::Seek;
+    // A byte-order mark before the first line is not part of it.
+    let at_start = range.start == 0;
+    let mut f = |n: u64, l: &[u8]| f0(n, if n == 1 && at_start { strip_bom(l) } else { l });
     const CHUNK: usize = 8 << 20;
     let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     file.seek(std::io::SeekFrom::Start(range.start))
@@ -355,6 +358,58 @@ fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// The UTF-8 byte-order mark some editors and exporters put first.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn strip_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(BOM).unwrap_or(b)
+}
+
+/// A whole (small) text file read leniently: a byte-order mark is dropped and invalid UTF-8
+/// becomes U+FFFD, with the lines where that happened, so a reader can skip just the records
+/// on them.
+pub(crate) struct LenientText {
+    pub text: String,
+    /// 1-based lines holding invalid UTF-8, ascending.
+    pub bad_lines: Vec<u64>,
+    /// SHA-256 and size of the file's bytes as read.
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl LenientText {
+    pub fn read(path: &Path) -> Result<Self, DataError> {
+        let raw = read_small(path)?;
+        let body = strip_bom(&raw);
+        let mut bad_lines = Vec::new();
+        let mut at = 0usize;
+        for chunk in body.utf8_chunks() {
+            at += chunk.valid().len();
+            if !chunk.invalid().is_empty() {
+                let line = line_of(body, at);
+                if bad_lines.last() != Some(&line) {
+                    bad_lines.push(line);
+                }
+            }
+            at += chunk.invalid().len();
+        }
+        Ok(Self {
+            text: String::from_utf8_lossy(body).into_owned(),
+            bad_lines,
+            sha256: sha256_hex(&raw),
+            bytes: raw.len() as u64,
+        })
+    }
+
+    /// Whether the record starting at `line` with source `record` spans a line that held
+    /// invalid UTF-8.
+    pub fn damaged(&self, line: u64, record: &str) -> bool {
+        let last = line + memchr::memchr_iter(b'\n', record.as_bytes()).count() as u64;
+        let i = self.bad_lines.partition_point(|&l| l < line);
+        self.bad_lines.get(i).is_some_and(|&l| l <= last)
+    }
+}
+
 pub(crate) use crate::util::digest::hex;
 pub(crate) use crate::util::sha256_hex;
 
@@ -365,7 +420,11 @@ pub(crate) fn read_small(path: &Path) -> Result<Vec<u8>, DataError> {
 
 /// Reads a whole (small) text file; invalid UTF-8 is an error naming its line.
 pub(crate) fn read_small_text(path: &Path) -> Result<String, DataError> {
-    String::from_utf8(read_small(path)?).map_err(|e| DataError::Malformed {
+    let mut bytes = read_small(path)?;
+    if bytes.starts_with(BOM) {
+        bytes.drain(..BOM.len());
+    }
+    String::from_utf8(bytes).map_err(|e| DataError::Malformed {
         path: path.to_path_buf(),
         line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
         reason: "not valid UTF-8".into(),
@@ -381,6 +440,12 @@ pub(crate) fn line_of(src: &[u8], at: usize) -> u64 {
 /// incrementally, one pass over the text), so each element can be parsed and reported on its
 /// own. Errors carry the 1-based line.
 pub(crate) fn json_array_items(text: &str) -> Result<Vec<(u64, &str)>, (u64, String)> {
+    json_array(text, true)
+}
+
+/// [`json_array_items`] of the array at the start of `text`, with or without (`whole`) text
+/// allowed after it.
+pub(crate) fn json_array(text: &str, whole: bool) -> Result<Vec<(u64, &str)>, (u64, String)> {
     let bytes = text.as_bytes();
     let skip_ws = |mut i: usize| {
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
@@ -414,7 +479,7 @@ pub(crate) fn json_array_items(text: &str) -> Result<Vec<(u64, &str)>, (u64, Str
         match bytes.get(i) {
             Some(b',') => i = skip_ws(i + 1),
             Some(b']') => {
-                if skip_ws(i + 1) != bytes.len() {
+                if whole && skip_ws(i + 1) != bytes.len() {
                     return Err((line_of(bytes, i + 1), "text after the array".into()));
                 }
                 return Ok(out);
@@ -427,4 +492,42 @@ pub(crate) fn json_array_items(text: &str) -> Result<Vec<(u64, &str)>, (u64, Str
             }
         }
     }
+}
+
+/// The byte offset of the value of `key` in the JSON object starting at byte `at` of `text`
+/// (its top-level members only); `None` when there is no such member or the object is not
+/// well-formed up to it.
+pub(crate) fn json_member(text: &str, at: usize, key: &str) -> Option<usize> {
+    use serde::de::IgnoredAny;
+    let bytes = text.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut i = skip_ws(at + 1);
+    while bytes.get(i) == Some(&b'"') {
+        let mut de = serde_json::Deserializer::from_str(&text[i..]).into_iter::<String>();
+        let name = de.next()?.ok()?;
+        i = skip_ws(i + de.byte_offset());
+        if bytes.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(i + 1);
+        if name == key {
+            return Some(i);
+        }
+        let mut de = serde_json::Deserializer::from_str(&text[i..]).into_iter::<IgnoredAny>();
+        de.next()?.ok()?;
+        i = skip_ws(i + de.byte_offset());
+        match bytes.get(i) {
+            Some(b',') => i = skip_ws(i + 1),
+            _ => return None,
+        }
+    }
+    None
 }

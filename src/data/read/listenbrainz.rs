@@ -3,7 +3,7 @@
 //! and `track_metadata` with `artist_name`, `track_name` and optional `additional_info`
 //! (`duration_ms`, `recording_mbid`, `artist_mbids`) and `mbid_mapping`.
 
-use super::input::{ReadOptions, ReadReport, Skips, json_array_items, read_small_text, sha256_hex};
+use super::input::{LenientText, ReadOptions, ReadReport, Skips, json_array, json_member, line_of};
 use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent, name_key};
 use serde::Deserialize;
@@ -38,34 +38,64 @@ struct Mapping {
     artist_mbids: Option<Vec<String>>,
 }
 
+/// Each listen's source text and starting line, in any of the forms: a JSON array, JSON
+/// lines, or an object wrapping the array (`{"listens": [...]}`, the submission form
+/// `{"listen_type": "import", "payload": [...]}`, or an API response
+/// `{"payload": {"listens": [...]}}`).
+fn listen_items<'a>(path: &Path, text: &'a str) -> Result<Vec<(u64, &'a str)>, DataError> {
+    let start = text.len() - text.trim_start().len();
+    let array = if text[start..].starts_with('[') {
+        Some(start)
+    } else {
+        wrapped_array(text, start)
+    };
+    let Some(at) = array else {
+        return Ok(text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i as u64 + 1, l))
+            .collect());
+    };
+    let offset = line_of(text.as_bytes(), at) - 1;
+    let malformed = |(line, e): (u64, String)| DataError::Malformed {
+        path: path.to_path_buf(),
+        line: line + offset,
+        reason: format!("not a JSON array of listens: {e}"),
+    };
+    let items = json_array(&text[at..], at == start).map_err(malformed)?;
+    Ok(items.into_iter().map(|(l, s)| (l + offset, s)).collect())
+}
+
+/// Where the array of listens starts in a wrapping object at byte `at` (see
+/// [`listen_items`]); `None` for JSON lines and other objects.
+fn wrapped_array(text: &str, at: usize) -> Option<usize> {
+    let is_array = |i: usize| (text.as_bytes().get(i) == Some(&b'[')).then_some(i);
+    if let Some(i) = json_member(text, at, "listens") {
+        return is_array(i);
+    }
+    let p = json_member(text, at, "payload")?;
+    is_array(p).or_else(|| json_member(text, p, "listens").and_then(is_array))
+}
+
 pub fn read_listenbrainz(
     path: &Path,
     log: &mut EventLog,
     opts: &ReadOptions,
 ) -> Result<ReadReport, DataError> {
-    let text = read_small_text(path)?;
-    let src = text.as_bytes();
+    let lenient = LenientText::read(path)?;
+    let text = lenient.text.as_str();
     let mut skips = Skips::new(path, opts);
-    skips.report.sha256 = sha256_hex(src);
-    skips.report.bytes = src.len() as u64;
-    let mut items: Vec<(u64, &str)> = Vec::new();
-    if text.trim_start().starts_with('[') {
-        let records = json_array_items(&text).map_err(|(line, e)| DataError::Malformed {
-            path: path.to_path_buf(),
-            line,
-            reason: format!("not a JSON array of listens: {e}"),
-        })?;
-        items = records;
-    } else {
-        for (i, l) in text.lines().enumerate() {
-            if !l.trim().is_empty() {
-                items.push((i as u64 + 1, l));
-            }
-        }
-    }
+    skips.report.sha256 = lenient.sha256.clone();
+    skips.report.bytes = lenient.bytes;
+    let items = listen_items(path, text)?;
     skips.report.lines = text.lines().count() as u64;
     let mut key = String::new();
     for (line, item) in items {
+        if lenient.damaged(line, item) {
+            skips.skip(line, "not valid UTF-8")?;
+            continue;
+        }
         let l: Listen = match serde_json::from_str(item) {
             Ok(l) => l,
             Err(e) => {

@@ -4,9 +4,7 @@
 //! `msPlayed`). Both are JSON arrays; the form is detected per record. Spotify stamps the END
 //! of a stream; the event time is its start (end minus time played).
 
-use super::input::{
-    ReadOptions, ReadReport, Skips, json_array_items, line_of, read_small_text, sha256_hex,
-};
+use super::input::{LenientText, ReadOptions, ReadReport, Skips, json_array_items, line_of};
 use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent, name_key};
 use crate::data::time::parse_datetime;
@@ -31,6 +29,11 @@ struct Record {
     track_name: Option<String>,
     #[serde(rename = "msPlayed")]
     ms_played_short: Option<f64>,
+    // podcasts: the extended form's episode, the account data's episode and show
+    #[serde(alias = "episodeName")]
+    episode_name: Option<String>,
+    #[serde(rename = "podcastName")]
+    podcast_name: Option<String>,
 }
 
 /// The longest stream one record may hold (a day, in milliseconds): more is a broken record.
@@ -41,19 +44,28 @@ pub fn read_spotify(
     log: &mut EventLog,
     opts: &ReadOptions,
 ) -> Result<ReadReport, DataError> {
-    let text = read_small_text(path)?;
+    let lenient = LenientText::read(path)?;
+    let text = &lenient.text;
     let src = text.as_bytes();
     let mut skips = Skips::new(path, opts);
-    skips.report.sha256 = sha256_hex(src);
-    skips.report.bytes = src.len() as u64;
+    skips.report.sha256 = lenient.sha256.clone();
+    skips.report.bytes = lenient.bytes;
+    // Account data splits podcasts into their own files (StreamingHistory_podcast_*.json).
+    let podcasts = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().to_lowercase().contains("podcast"));
     skips.report.lines = line_of(src, src.len()) - u64::from(src.ends_with(b"\n"));
-    let records = json_array_items(&text).map_err(|(line, e)| DataError::Malformed {
+    let records = json_array_items(text).map_err(|(line, e)| DataError::Malformed {
         path: path.to_path_buf(),
         line,
         reason: format!("not a JSON array of streams: {e}"),
     })?;
     let mut key = String::new();
     for (line, raw) in records {
+        if lenient.damaged(line, raw) {
+            skips.skip(line, "not valid UTF-8")?;
+            continue;
+        }
         let r: Record = match serde_json::from_str(raw) {
             Ok(r) => r,
             Err(e) => {
@@ -98,11 +110,13 @@ pub fn read_spotify(
         let Some(end) = skips.time(line, "ts", end)? else {
             continue;
         };
-        let (Some(artist), Some(title)) = (
+        let (Some(artist), Some(title), false) = (
             artist.filter(|a| !a.is_empty()),
             title.filter(|t| !t.is_empty()),
+            podcasts || r.episode_name.is_some() || r.podcast_name.is_some(),
         ) else {
-            // Podcast episodes and audiobooks have no track name: not music plays.
+            // Podcast episodes and audiobooks have no track name (or name an episode or a
+            // show): not music plays.
             skips.report.ignored += 1;
             continue;
         };
