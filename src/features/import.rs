@@ -273,19 +273,13 @@ fn parse_jsonl(path: &Path, b: &[u8]) -> Result<Rows, FeatureError> {
 /// the key; `artist` and `title` as its first two columns key by name, else the first column is
 /// the track id.
 fn parse_delimited(path: &Path, b: &[u8], sep: char) -> Result<Rows, FeatureError> {
-    let text = std::str::from_utf8(b).map_err(|_| FeatureError::invalid(path, "not UTF-8 text"))?;
+    let rows = crate::util::delimited::read_rows(b, sep as u8)
+        .map_err(|(line, e)| bad(path, line as usize, e))?;
     let mut out = Vec::new();
     let mut key_cols = 1;
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cols: Vec<&str> = line
-            .split(sep)
-            .map(|c| c.trim().trim_matches('"'))
-            .collect();
-        if out.is_empty() && n == 1 && cols.len() > 1 && cols[1].parse::<f32>().is_err() {
+    for (i, row) in rows.iter().enumerate() {
+        let (n, cols) = (row.line as usize, &row.fields);
+        if i == 0 && n == 1 && cols.len() > 1 && cols[1].parse::<f32>().is_err() {
             if cols.len() > 2
                 && cols[0].eq_ignore_ascii_case("artist")
                 && cols[1].eq_ignore_ascii_case("title")
@@ -503,5 +497,23 @@ mod tests {
                 .to_string()
                 .contains("bytes")
         );
+    }
+
+    #[test]
+    fn delimited_vectors_key_by_quoted_artist_and_title() {
+        let p = Path::new("v.csv");
+        let text = "artist,title,v1,v2\n\"Crosby, Stills & Nash\",\"Helplessly Hoping\",0.5,1\n";
+        let rows = parse_delimited(p, text.as_bytes(), ',').unwrap();
+        assert_eq!(
+            rows,
+            vec![(
+                2,
+                "Crosby, Stills & Nash\tHelplessly Hoping".to_string(),
+                vec![0.5, 1.0]
+            )]
+        );
+        // A quote left open runs to the end: one field, no values after the key.
+        let e = parse_delimited(p, b"id,v\n\"open,1\n", ',').unwrap_err();
+        assert!(e.to_string().contains("no values after the key"), "{e}");
     }
 }

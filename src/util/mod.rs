@@ -1,7 +1,8 @@
-//! The bottom layer: what every other layer may use and that knows none of them: digests,
-//! atomic file writes and JSON files, folders replaced whole, the seeded generator, and
+//! The bottom layer: what every other layer may use and that knows none of them: delimited
+//! text, digests, atomic file writes and JSON files, folders replaced whole, the seeded generator, and
 //! safetensors weights.
 
+pub mod delimited;
 pub mod digest;
 pub mod fsio;
 #[cfg(not(target_arch = "wasm32"))]

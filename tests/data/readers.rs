@@ -480,6 +480,18 @@ fn durations_from_tsv_csv_and_json() {
         b"artist,title,duration_ms\nA,B,180000\n",
     );
     assert_eq!(read::read_durations(&csv).unwrap().get("A\tB"), Some(180.0));
+    // Quoted fields as spreadsheets write them: a comma and doubled quotes inside.
+    let quoted = write(
+        dir.path(),
+        "q.csv",
+        b"artist,title,duration_s\n\"Crosby, Stills & Nash\",\"Suite: \"\"Judy Blue Eyes\"\"\",442\n",
+    );
+    assert_eq!(
+        read::read_durations(&quoted)
+            .unwrap()
+            .get("Crosby, Stills & Nash\tSuite: \"Judy Blue Eyes\""),
+        Some(442.0)
+    );
     let json = write(
         dir.path(),
         "d.json",

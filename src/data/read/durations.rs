@@ -65,14 +65,18 @@ pub fn read_durations(path: &Path) -> Result<Durations, DataError> {
         }
         return Ok(out);
     }
-    let mut lines = text.lines().enumerate();
-    let Some((_, head)) = lines.next() else {
+    let head = text.lines().next().unwrap_or_default();
+    let sep = if head.contains('\t') { b'\t' } else { b',' };
+    let rows = crate::util::delimited::read_rows(text.as_bytes(), sep)
+        .map_err(|(line, e)| bad(line, e))?;
+    let mut rows = rows.into_iter();
+    let Some(head) = rows.next() else {
         return Err(DataError::invalid(path, "empty file"));
     };
-    let sep = if head.contains('\t') { '\t' } else { ',' };
     let cols: Vec<String> = head
-        .split(sep)
-        .map(|c| c.trim().trim_start_matches('#').to_ascii_lowercase())
+        .fields
+        .iter()
+        .map(|c| c.trim_start_matches('#').to_ascii_lowercase())
         .collect();
     let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
     let (id, artist, title) = (find(ID), find(ARTIST), find(TITLE));
@@ -89,19 +93,15 @@ pub fn read_durations(path: &Path) -> Result<Durations, DataError> {
             "header has neither a track id column nor artist and title".into(),
         ));
     }
-    for (i, line) in lines {
-        let no = i as u64 + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(sep).collect();
+    for row in rows {
+        let (no, f) = (row.line, row.fields);
         if f.len() != cols.len() {
             return Err(bad(
                 no,
                 format!("expected {} fields, found {}", cols.len(), f.len()),
             ));
         }
-        let get = |c: Option<usize>| c.map(|c| f[c]).filter(|s| !s.is_empty());
+        let get = |c: Option<usize>| c.map(|c| f[c].as_str()).filter(|s| !s.is_empty());
         let v = match (secs, ms) {
             (Some(c), _) => f[c].trim().parse::<f64>().ok(),
             (None, Some(c)) => f[c].trim().parse::<f64>().ok().map(|m| m / 1000.0),
