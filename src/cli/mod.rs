@@ -89,7 +89,8 @@ pub fn main() -> ExitCode {
 fn message(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        // Causes may quote untrusted input: printable, and at most a few lines long.
+        let text = crate::util::text::shown(&cause.to_string(), 2000);
         if out.contains(&text) {
             continue;
         }
@@ -112,5 +113,8 @@ mod tests {
         assert_eq!(message(&anyhow::Error::new(typed)), "run.json: gone");
         let ctx = anyhow::Error::msg("inner").context("outer");
         assert_eq!(message(&ctx), "outer: inner");
+        let raw = anyhow::Error::msg(format!("bad '\u{1b}[2J{}'", "x".repeat(5000)));
+        let m = message(&raw);
+        assert!(m.starts_with("bad '\\u{1b}[2Jxxx") && m.len() < 2100, "{m}");
     }
 }

@@ -683,6 +683,30 @@ fn wrapped_listens_byte_order_marks_bad_bytes_and_podcasts() {
     assert_eq!((r.events, r.skipped), (1, 0), "{r:?}");
 }
 
+/// A malformed field of megabytes, or one holding terminal escapes, is quoted in the report as
+/// one short printable line.
+#[test]
+fn long_and_control_character_fields_are_quoted_short_and_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!("u1\t{}\ta\tb\tc\td\n", "9".repeat(5_000_000)).into_bytes();
+    text.extend_from_slice(b"u1\t\x1b[2Jnow\ta\tb\tc\td\n");
+    let p = write(dir.path(), "big.tsv", &text);
+    let mut log = EventLog::default();
+    let r = read::read_lastfm1k(&p, &mut log, &ReadOptions::default()).unwrap();
+    assert_eq!(r.skipped, 2);
+    assert!(
+        r.issues[0].reason.len() < 400,
+        "{}",
+        r.issues[0].reason.len()
+    );
+    assert!(
+        r.issues[0].reason.contains("more bytes"),
+        "{}",
+        &r.issues[0].reason[..100]
+    );
+    assert!(r.issues[1].reason.contains("\\u{1b}[2Jnow") && !r.issues[1].reason.contains('\x1b'));
+}
+
 #[test]
 fn formats_parse_by_name() {
     assert_eq!("lastfm1k".parse::<Format>().unwrap(), Format::Lastfm1k);

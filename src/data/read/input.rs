@@ -11,6 +11,9 @@ use std::path::Path;
 /// How many malformed lines a report lists (all are counted).
 pub const MAX_LISTED_ISSUES: usize = 10;
 
+/// The longest reason a report keeps for a skipped line, in characters.
+const MAX_REASON: usize = 300;
+
 /// One skipped input line.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Issue {
@@ -140,7 +143,8 @@ impl<'a> Skips<'a> {
     }
 
     pub fn skip(&mut self, line: u64, reason: impl Into<String>) -> Result<(), DataError> {
-        let reason = reason.into();
+        // Reasons quote the input: keep them one short, printable line.
+        let reason = crate::util::text::shown(&reason.into(), MAX_REASON);
         if self.strict {
             return Err(DataError::Malformed {
                 path: self.path.to_path_buf(),
