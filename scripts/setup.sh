@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything Encore needs on a fresh Debian 12 machine:
-# system packages (Chromium + chromedriver, Mesa Vulkan), the wasm target, trunk and
-# wasm-bindgen-cli and mdbook (cached under $ENCORE_CACHE/tools), the npm packages from the lockfile, the
+# system packages (Chromium + chromedriver, Mesa Vulkan), the wasm target, trunk,
+# wasm-bindgen-cli, mdbook and cargo-fuzz (cached under $ENCORE_CACHE/tools; fuzzing also needs
+# the nightly toolchain), the npm packages from the lockfile, the
 # Python references (numpy, gguf; llama-cpp-python with its server), and the offline assets listed in scripts/assets.tsv, each verified by sha256.
 # A second run only checks: nothing is downloaded or built again.
 #
@@ -13,6 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130
 MDBOOK_VERSION=0.5.4
+CARGO_FUZZ_VERSION=0.13.2
 WITH_ASSETS=1
 for arg in "$@"; do
   case "$arg" in
@@ -65,6 +67,13 @@ if ! "$ENCORE_TOOLS/bin/mdbook" --version 2>/dev/null | grep -q "$MDBOOK_VERSION
   cargo install mdbook --version "$MDBOOK_VERSION" --locked --root "$ENCORE_TOOLS"
 fi
 mdbook --version
+
+step "cargo-fuzz $CARGO_FUZZ_VERSION and the nightly toolchain it needs (scripts/fuzz.sh; cached in $ENCORE_TOOLS)"
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+if ! "$ENCORE_TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$ENCORE_TOOLS"
+fi
+cargo +nightly fuzz --version
 
 step "npm packages (playwright-core, binaryen's wasm-opt) from package-lock.json"
 (cd "$ENCORE_ROOT" && if [ -d node_modules/playwright-core ] && [ -d node_modules/binaryen ] &&

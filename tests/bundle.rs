@@ -171,6 +171,7 @@ fn demo_catalog_model_and_bundles() {
     for q in ["none", "q8"] {
         let dir = tmp.path().join(format!("demo-{q}"));
         export(&run, &cat_path, q, &dir);
+        common::seeds::bundle(&dir, "model.bpk");
         bundles.push(dir);
     }
     let index: serde_json::Value =

@@ -290,8 +290,10 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
 
     // Texts: one empty (absent, not a zero vector), unknown keys refused with nothing stored.
     let lyrics = tmp.path().join("lyrics.tsv");
-    std::fs::write(
+    common::seeds::write(
         &lyrics,
+        "imports",
+        "texts.tsv",
         "artist\ttitle\ttext\nKevin MacLeod\tVibe Ace\tA cool jazz groove for a lazy afternoon\nASC\tFrontiers\t\n",
     )
     .unwrap();
@@ -302,7 +304,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
     let text = std::fs::read_to_string(&lyrics)
         .unwrap()
         .replace("ASC\tFrontiers", &frontiers_key);
-    std::fs::write(&lyrics, text).unwrap();
+    common::seeds::write(&lyrics, "imports", "texts.tsv", text);
     let out = encore_ok(&[
         "features",
         "text",
@@ -320,13 +322,15 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
     assert!(s.get("lyrics", vibe).is_some());
     assert!(s.get("lyrics", 1 - vibe).is_none());
     assert!(!s.modality("lyrics").unwrap().present[1 - vibe]);
+    common::seeds::store(&store);
     let before = std::fs::read(store.join("manifest.json")).unwrap();
     let bad = tmp.path().join("bad.tsv");
-    std::fs::write(
+    common::seeds::write(
         &bad,
+        "imports",
+        "texts.tsv",
         "Kevin MacLeod\tVibe Ace\tfine\nNobody\tNothing\tunknown track\n",
-    )
-    .unwrap();
+    );
     let (code, _, err) = encore(&[
         "features",
         "text",
@@ -343,11 +347,12 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
 
     // Import: CSV keyed by artist/title; wrong dimension and unknown ids refused.
     let csv = tmp.path().join("clap.csv");
-    std::fs::write(
+    common::seeds::write(
         &csv,
+        "imports",
+        "v.csv",
         "artist,title,d0,d1,d2\nKevin MacLeod,Vibe Ace,0.1,0.2,0.3\n",
-    )
-    .unwrap();
+    );
     let out = encore_ok(&[
         "features",
         "import",
@@ -359,11 +364,12 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
     ]);
     assert!(out.contains("1 vectors of dimension 3"), "{out}");
     let wrong = tmp.path().join("wrong.jsonl");
-    std::fs::write(
+    common::seeds::write(
         &wrong,
+        "imports",
+        "v.jsonl",
         "{\"artist\": \"Kevin MacLeod\", \"title\": \"Vibe Ace\", \"vector\": [1, 2]}\n",
-    )
-    .unwrap();
+    );
     let (code, _, err) = encore(&[
         "features",
         "import",
@@ -379,7 +385,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
         "{err}"
     );
     let unknown = tmp.path().join("unknown.tsv");
-    std::fs::write(&unknown, "no-such-track\t1\t2\t3\n").unwrap();
+    common::seeds::write(&unknown, "imports", "v.tsv", "no-such-track\t1\t2\t3\n");
     let (code, _, err) = encore(&[
         "features",
         "import",

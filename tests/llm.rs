@@ -162,6 +162,7 @@ fn every_block_format_dequantizes_as_gguf_py_does() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blocks.gguf");
     std::fs::write(&file, &bytes).unwrap();
+    common::seeds::parts("gguf", "blocks", &[&bytes]);
     let g = Gguf::parse(bytes).unwrap();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let theirs = reference(&file, &refs);
@@ -849,4 +850,83 @@ fn a_hugging_face_checkpoint_loads_to_the_same_model_as_the_gguf() {
     std::fs::write(hf.join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
     let err = ChatModel::from_hf_dir(&hf, &dev).err().unwrap().to_string();
     assert!(err.contains("config.json") && err.contains("gpt2"), "{err}");
+}
+
+/// A one-block llama file written by `gguf::write` (vocabulary 4, width 4) reads back its decoder
+/// configuration, its tokenizer (byte-level BPE with one merge) and its weights on the CPU. It
+/// seeds the GGUF fuzz target with a file whose metadata the decoder understands.
+#[test]
+fn a_tiny_llama_file_reads_its_decoder_tokenizer_and_weights() {
+    let f32s = |n: u64| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| ((i as f32 * 0.37).sin() * 0.5).to_le_bytes())
+            .collect()
+    };
+    let t = |name: &'static str, dims: Vec<u64>| {
+        let data = f32s(dims.iter().product());
+        (name, dims, GgmlType::F32, data)
+    };
+    let (u, s) = (Value::U32, |v: &str| Value::String(v.into()));
+    let strings = |v: &[&str]| Value::Array(v.iter().map(|x| s(x)).collect());
+    let metadata = [
+        ("general.architecture", s("llama")),
+        ("llama.vocab_size", u(4)),
+        ("llama.embedding_length", u(4)),
+        ("llama.block_count", u(1)),
+        ("llama.attention.head_count", u(2)),
+        ("llama.attention.head_count_kv", u(1)),
+        ("llama.feed_forward_length", u(8)),
+        ("llama.context_length", u(16)),
+        ("tokenizer.ggml.model", s("gpt2")),
+        (
+            "tokenizer.ggml.tokens",
+            strings(&["h", "i", "hi", "<|endoftext|>"]),
+        ),
+        ("tokenizer.ggml.merges", strings(&["h i"])),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(vec![
+                Value::I32(1),
+                Value::I32(1),
+                Value::I32(1),
+                Value::I32(3),
+            ]),
+        ),
+        ("tokenizer.ggml.eos_token_id", u(3)),
+    ];
+    let tensors = [
+        t("token_embd.weight", vec![4, 4]),
+        t("blk.0.attn_norm.weight", vec![4]),
+        t("blk.0.attn_q.weight", vec![4, 4]),
+        t("blk.0.attn_k.weight", vec![4, 2]),
+        t("blk.0.attn_v.weight", vec![4, 2]),
+        t("blk.0.attn_output.weight", vec![4, 4]),
+        t("blk.0.ffn_norm.weight", vec![4]),
+        t("blk.0.ffn_gate.weight", vec![4, 8]),
+        t("blk.0.ffn_up.weight", vec![4, 8]),
+        t("blk.0.ffn_down.weight", vec![8, 4]),
+        t("output_norm.weight", vec![4]),
+    ];
+    let refs: Vec<_> = tensors
+        .iter()
+        .map(|(n, d, ty, b)| (*n, d.clone(), *ty, b.clone()))
+        .collect();
+    let bytes = gguf::write(&metadata, &refs);
+    common::seeds::parts("gguf", "llama", &[&bytes]);
+    let g = Gguf::parse(bytes).unwrap();
+    let config = encore::llm::llama::LlamaConfig::from_gguf(&g).unwrap();
+    assert_eq!(
+        (
+            config.vocab,
+            config.n_layers,
+            config.n_kv_heads,
+            config.max_len
+        ),
+        (4, 1, 1, 16)
+    );
+    let tokenizer = encore::llm::tokenizer::BpeTokenizer::from_gguf(&g).unwrap();
+    assert_eq!(tokenizer.encode("hi"), vec![2]);
+    let device = burn::tensor::Device::flex();
+    let (_, read) = encore::llm::llama::Llama::from_gguf(&g, &device).unwrap();
+    assert_eq!(read.d_model, 4);
 }

@@ -5,6 +5,7 @@
 //! anything is stored: a wrong dimension, an unknown key, a malformed line or a non-finite value
 //! is an error naming the file and line (for text formats) or row.
 
+use crate::util::text::shown;
 use std::path::Path;
 
 use super::error::FeatureError;
@@ -131,9 +132,11 @@ pub fn parse_npy(b: &[u8]) -> Result<Vec<Vec<f32>>, FeatureError> {
         return Err(malformed(".npy in Fortran order is not supported"));
     }
     let shape = field("shape").ok_or_else(|| malformed(".npy header has no shape"))?;
-    let inner = &shape[1..shape
-        .find(')')
-        .ok_or_else(|| malformed(".npy shape is malformed"))?];
+    let inner = shape
+        .strip_prefix('(')
+        .and_then(|s| s.split_once(')'))
+        .ok_or_else(|| malformed(format!(".npy shape {} is malformed", shown(shape, 40))))?
+        .0;
     let dims: Vec<usize> = inner
         .split(',')
         .map(str::trim)
@@ -484,6 +487,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("more than a machine can address")
+        );
+        // Found by fuzzing: a shape closed before it opens sliced the header backwards.
+        assert!(
+            parse_npy(&npy(")(3, 4)", "<f4", &f32s))
+                .unwrap_err()
+                .to_string()
+                .contains("shape )(3, 4)")
         );
         assert!(
             parse_npy(&npy("(5, 0)", "<f4", &[]))

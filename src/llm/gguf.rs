@@ -160,7 +160,9 @@ impl GgmlType {
     /// Bytes of `n` elements (`n` a whole number of blocks).
     pub fn bytes(self, n: usize) -> Option<usize> {
         let (elems, bytes) = self.block();
-        n.is_multiple_of(elems).then(|| n / elems * bytes)
+        n.is_multiple_of(elems)
+            .then(|| (n / elems).checked_mul(bytes))
+            .flatten()
     }
 }
 
@@ -426,11 +428,14 @@ impl Gguf {
                 t.ty.name()
             )));
         }
-        let len = t.ty.bytes(n as usize).expect("whole blocks");
-        let start = (self.data_start as u64)
+        let len = usize::try_from(n)
+            .ok()
+            .and_then(|n| t.ty.bytes(n))
+            .ok_or_else(|| err(format!("dimensions {:?} are too large", t.dims)))?;
+        let (start, end) = (self.data_start as u64)
             .checked_add(t.offset)
+            .and_then(|start| Some((start, start.checked_add(len as u64)?)))
             .ok_or_else(|| err("offset overflows".into()))?;
-        let end = start + len as u64;
         if end > self.bytes.len() as u64 {
             return Err(GgufError::Truncated {
                 what: format!("tensor '{}' ({} {:?})", t.name, t.ty.name(), t.dims),
@@ -777,6 +782,21 @@ mod tests {
         assert_eq!(q41[16], 15.0 * 0.25 - 1.0);
         assert_eq!(q41[31], -1.0);
         assert!(matches!(g.raw("missing"), Err(GgufError::Tensor { .. })));
+    }
+
+    /// Found by fuzzing: a tensor whose offset plus its size passes the end of u64 (the
+    /// fuzzer's 64-byte file).
+    #[test]
+    fn a_tensor_past_the_end_of_u64_is_an_error() {
+        let bytes = b"GGUF\x02\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\
+            \x06\0\0\0\0\0\0\0\x02\0\0\0\0\0\x01\0\0\0\0\0\0\0=\0\0\0\0\0\0\0\
+            \x12\0\xff\xff\xff\xff\xff\xff\xff\0";
+        let e = Gguf::parse(bytes.to_vec()).map(|g| g.dequantize(&g.tensors[0].name));
+        let e = match e {
+            Err(e) | Ok(Err(e)) => e.to_string(),
+            Ok(Ok(v)) => panic!("{} values read", v.len()),
+        };
+        assert!(e.contains("overflows") || e.contains("truncated"), "{e}");
     }
 
     #[test]

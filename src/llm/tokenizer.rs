@@ -149,13 +149,26 @@ impl BpeTokenizer {
         let vocab = m["vocab"]
             .as_object()
             .ok_or_else(|| field("model.vocab".into(), "no model.vocab".into()))?;
+        let added = v["added_tokens"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        // Ids index a table: one past the tokens listed is a gap, not a size to allocate.
+        let listed = (vocab.len() + added.len()) as u64;
         let mut tokens: Vec<Option<String>> = Vec::new();
         let mut put = |id: u64, t: &str| {
+            if id >= listed {
+                return Err(field(
+                    format!("id of {t:?}"),
+                    format!("{id} is beyond the {listed} tokens listed"),
+                ));
+            }
             let id = id as usize;
             if tokens.len() <= id {
                 tokens.resize(id + 1, None);
             }
             tokens[id] = Some(t.to_string());
+            Ok(())
         };
         for (t, id) in vocab {
             let id = id.as_u64().ok_or_else(|| {
@@ -164,23 +177,17 @@ impl BpeTokenizer {
                     "a vocabulary id is not an integer".into(),
                 )
             })?;
-            put(id, t);
+            put(id, t)?;
         }
         let mut control = Vec::new();
-        for (i, a) in v["added_tokens"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .enumerate()
-        {
+        for (i, a) in added.iter().enumerate() {
             let (Some(id), Some(t)) = (a["id"].as_u64(), a["content"].as_str()) else {
                 return Err(field(
                     format!("added_tokens[{i}]"),
                     "an added token without id or content".into(),
                 ));
             };
-            put(id, t);
+            put(id, t)?;
             if a["special"].as_bool() == Some(true) {
                 control.push(id as u32);
             }
@@ -517,5 +524,20 @@ mod tests {
         assert!(
             BpeTokenizer::new(vec!["a".into()], &["a z".into()], &[], PreTokenizer::Gpt2).is_err()
         );
+    }
+
+    /// A vocabulary id far past the tokens listed is refused, not allocated for (an id of 4e12
+    /// asked for a table of 4e12 entries).
+    #[test]
+    fn a_tokenizer_json_id_beyond_its_tokens_is_refused() {
+        let json = |id: &str| {
+            format!(
+                r#"{{"model": {{"type": "BPE", "vocab": {{"a": 0, "b": {id}}}, "merges": []}},
+                    "pre_tokenizer": {{"type": "ByteLevel"}}}}"#
+            )
+        };
+        assert!(BpeTokenizer::from_hf_json(&json("1")).is_ok());
+        let e = BpeTokenizer::from_hf_json(&json("4000000000000")).unwrap_err();
+        assert!(e.to_string().contains("beyond the 2 tokens listed"), "{e}");
     }
 }

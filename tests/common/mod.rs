@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+pub mod seeds;
 pub mod training;
 
 /// Runs the `encore` binary as a user would: exit code, stdout, stderr.

@@ -6,10 +6,9 @@ use encore::data::time::parse_datetime;
 use encore::data::{EventLog, preprocess::Preset};
 use std::path::{Path, PathBuf};
 
+/// Writes a test input (and saves it as a fuzz seed, see `common::seeds`).
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
+    crate::common::seeds::log_input(dir, name, bytes)
 }
 
 fn ts(s: &str) -> i64 {
@@ -403,7 +402,7 @@ fn recbole_reads_the_real_movielens_100k() {
 #[test]
 fn s3rec_sequences_samples_and_attributes() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "X.txt", b"1 5 6 7\n2 6 8\n3 x 9\n4\n");
+    let p = write(dir.path(), "seq.txt", b"1 5 6 7\n2 6 8\n3 x 9\n4\n");
     let mut log = EventLog::default();
     let (r, s) = read::read_s3rec(&p, &mut log, &ReadOptions::default()).unwrap();
     assert_eq!((r.events, r.skipped), (5, 2));
@@ -413,6 +412,7 @@ fn s3rec_sequences_samples_and_attributes() {
     let samples = vec![(1, vec![8, 9]), (2, vec![5, 7])];
     let sp = dir.path().join("X_sample.txt");
     read::write_samples(&sp, &samples).unwrap();
+    crate::common::seeds::named("logs", "sample.txt", &std::fs::read(&sp).unwrap());
     assert_eq!(std::fs::read_to_string(&sp).unwrap(), "1 8 9\n2 5 7\n");
     assert_eq!(read::read_samples(&sp).unwrap(), samples);
     let ap = write(
@@ -470,13 +470,13 @@ fn s3rec_reads_hetrec_lastfm() {
 #[test]
 fn durations_from_tsv_csv_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let tsv = write(dir.path(), "d.tsv", b"track_id\tartist\ttitle\tduration_s\nmbid-1\t\t\t200\n\tBj\xc3\xb6rk\tJ\xc3\xb3ga\t305.5\n");
+    let tsv = write(dir.path(), "durations.tsv", b"track_id\tartist\ttitle\tduration_s\nmbid-1\t\t\t200\n\tBj\xc3\xb6rk\tJ\xc3\xb3ga\t305.5\n");
     let d = read::read_durations(&tsv).unwrap();
     assert_eq!(d.get("mbid-1"), Some(200.0));
     assert_eq!(d.get("Björk\tJóga"), Some(305.5));
     let csv = write(
         dir.path(),
-        "d.csv",
+        "durations.csv",
         b"artist,title,duration_ms\nA,B,180000\n",
     );
     assert_eq!(read::read_durations(&csv).unwrap().get("A\tB"), Some(180.0));
@@ -494,7 +494,7 @@ fn durations_from_tsv_csv_and_json() {
     );
     let json = write(
         dir.path(),
-        "d.json",
+        "durations.json",
         br#"[{"uri": "spotify:track:x", "duration_ms": 90000}]"#,
     );
     assert_eq!(
@@ -503,11 +503,11 @@ fn durations_from_tsv_csv_and_json() {
     );
     let bad = write(
         dir.path(),
-        "bad.tsv",
+        "durations-bad.tsv",
         b"track_id\tduration_s\nx\t200\ny\tlong\n",
     );
     let e = read::read_durations(&bad).unwrap_err();
-    assert!(e.to_string().contains("bad.tsv:3:"), "{e}");
+    assert!(e.to_string().contains("durations-bad.tsv:3:"), "{e}");
 }
 
 /// Every reader skips a play whose time is outside 1970 to a day after now (naming the value,
