@@ -295,8 +295,7 @@ fn features_commands_on_real_corrupt_and_truncated_files() {
         "imports",
         "texts.tsv",
         "artist\ttitle\ttext\nKevin MacLeod\tVibe Ace\tA cool jazz groove for a lazy afternoon\nASC\tFrontiers\t\n",
-    )
-    .unwrap();
+    );
     let frontiers_key = {
         let t = &s.tracks()[1 - vibe];
         format!("{}\t{}", t.artist, t.title)

@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// Seeds larger than this would be cut by the fuzzers' `-max_len` anyway.
+/// Seeds are cut here, as the fuzzers' `-max_len` would cut them.
 const MAX_SEED: usize = 65_536;
 
 /// Writes `bytes` to `dir/name` and seeds the log readers' target with it.
@@ -58,10 +58,8 @@ fn save(target: &str, label: &str, parts: &[&[u8]]) {
     let Some(root) = std::env::var_os("ENCORE_FUZZ_SEEDS") else {
         return;
     };
-    let seed = parts.join(&0u8);
-    if seed.len() > MAX_SEED {
-        return;
-    }
+    let mut seed = parts.join(&0u8);
+    seed.truncate(MAX_SEED);
     let hash = Sha256::digest(&seed);
     let dir = Path::new(&root).join(target);
     std::fs::create_dir_all(&dir).unwrap();
