@@ -92,7 +92,17 @@ fn stale_parts(name: &str) -> Option<(&str, &str, u32)> {
 /// running, so nothing is swept).
 fn running(pid: u32) -> bool {
     let proc = Path::new("/proc");
-    pid == std::process::id() || !proc.is_dir() || proc.join(pid.to_string()).exists()
+    if pid == std::process::id() || !proc.is_dir() {
+        return true;
+    }
+    // A killed process that its parent has not yet reaped (a zombie) keeps its id but never
+    // writes again. `stat` reads `PID (NAME) STATE ...`; NAME may hold spaces and parentheses.
+    match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 /// Removes the leftovers of killed writers in `dir` (see the module's notes); returns how
@@ -180,5 +190,31 @@ mod tests {
         left.sort();
         assert_eq!(left, [mine.as_str(), "ds", "notes.tmp.txt"]);
         assert_eq!(std::fs::read_to_string(d.join("ds/x")).unwrap(), "kept");
+    }
+
+    /// A killed writer whose parent has not reaped it yet (a zombie) counts as gone: the kill
+    /// test found `*.tmp.PID` files of such processes left behind by the next run.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_process_that_exited_but_was_not_reaped_is_not_running() {
+        let mut live = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut done = std::process::Command::new("true").spawn().unwrap();
+        let zombie = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        };
+        let t0 = std::time::Instant::now();
+        while !zombie(done.id()) && t0.elapsed().as_secs() < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(zombie(done.id()), "the child did not exit");
+        assert!(running(live.id()));
+        assert!(!running(done.id()));
+        live.kill().unwrap();
+        live.wait().unwrap();
+        done.wait().unwrap();
     }
 }
