@@ -96,13 +96,15 @@ fn running(pid: u32) -> bool {
         return true;
     }
     // A killed process that its parent has not yet reaped (a zombie) keeps its id but never
-    // writes again. `stat` reads `PID (NAME) STATE ...`; NAME may hold spaces and parentheses.
-    match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    // writes again.
+    proc_state(pid).is_some_and(|state| state != 'Z')
+}
+
+/// The state letter in `/proc/PID/stat` (`PID (NAME) STATE ...`; NAME may hold spaces and
+/// parentheses), when the process exists.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Removes the leftovers of killed writers in `dir` (see the module's notes); returns how
@@ -202,10 +204,7 @@ mod tests {
             .spawn()
             .unwrap();
         let mut done = std::process::Command::new("true").spawn().unwrap();
-        let zombie = |pid: u32| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
-        };
+        let zombie = |pid: u32| proc_state(pid) == Some('Z');
         let t0 = std::time::Instant::now();
         while !zombie(done.id()) && t0.elapsed().as_secs() < 10 {
             std::thread::sleep(std::time::Duration::from_millis(10));

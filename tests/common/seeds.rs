@@ -13,9 +13,9 @@ const MAX_SEED: usize = 65_536;
 /// Writes `bytes` to `dir/name` and seeds the log readers' target with it.
 pub fn log_input(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    if let Some(as_name) = log_name(name) {
-        named("logs", as_name, bytes);
+    match log_name(name) {
+        Some(as_name) => write(&p, "logs", as_name, bytes),
+        None => std::fs::write(&p, bytes).unwrap(),
     }
     p
 }
@@ -46,15 +46,11 @@ fn log_name(test_name: &str) -> Option<&'static str> {
 
 /// Seeds `target` with `NAME\0BODY`.
 pub fn named(target: &str, name: &str, body: &[u8]) {
-    save(target, name, &[name.as_bytes(), body]);
+    parts(target, name, &[name.as_bytes(), body]);
 }
 
-/// Seeds `target` with `parts` joined by NUL bytes.
+/// Seeds `target` with `parts` joined by NUL bytes, saved as `LABEL-HASH`.
 pub fn parts(target: &str, label: &str, parts: &[&[u8]]) {
-    save(target, label, parts);
-}
-
-fn save(target: &str, label: &str, parts: &[&[u8]]) {
     let Some(root) = std::env::var_os("ENCORE_FUZZ_SEEDS") else {
         return;
     };
