@@ -373,15 +373,16 @@ fn embedded_signals_train_and_round_trip() {
         .collect();
     let y = onehot(&targets, 12, &dev);
     let mut opt = AdamWConfig::new().init();
-    // 400 steps: 200 left one initialisation of eight at 18 of 24 (burn's generator is
-    // shared by tests running at once, so the drawn start is not fixed); 400 reach 24 on all.
-    for _ in 0..400 {
+    // burn's generator is shared by tests running at once, so the drawn start is not fixed
+    // and the schedule must fit any. lr 0.01 for 400 steps left 5 of 24 initialisations
+    // below 20 of 24; lr 0.003 for 800 steps reached at least 23 on each of 72.
+    for _ in 0..800 {
         let loss = cross_entropy_with_logits(m.forward_with(&hist, Some(&comp)), y.clone());
         let g = loss.backward();
         assert!(m.completion.as_ref().unwrap().weight.grad(&g).is_some());
         assert!(m.tag_proj.as_ref().unwrap().weight.grad(&g).is_some());
         let g = GradientsParams::from_grads(g, &m);
-        m = opt.step(0.01, m, g);
+        m = opt.step(0.003, m, g);
     }
     let scores = host(m.forward_with(&hist, Some(&comp)));
     let hits = top1_hits(&scores, &targets);
