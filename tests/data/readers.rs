@@ -301,7 +301,15 @@ fn recbole_inter_files() {
         b"user_id:token\titem_id:token\n1\t10\n1\t11\n1\t12\n",
     );
     let mut named = EventLog::default();
-    read::read_recbole(&p, &mut named, &ReadOptions::default()).unwrap();
+    let r = read::read_recbole(&p, &mut named, &ReadOptions::default()).unwrap();
+    // The .item file's skipped line is in the report, named by its file and line.
+    assert_eq!(r.skipped, 1);
+    assert_eq!(r.issues.len(), 1);
+    let issue = r.issues[0].to_string();
+    assert!(
+        issue.contains("y.item:3:") && issue.contains("expected 4 fields"),
+        "{issue}"
+    );
     let names: Vec<(&str, &str)> = (0..3u32)
         .map(|t| {
             (

@@ -6,14 +6,15 @@
 //! A `.item` file beside the `.inter` file (same stem, RecBole's layout) names the tracks: the
 //! title from `movie_title`, `title`, `track_name` or `name` (with `release_year` or `year` in
 //! brackets when present), the artist from `artist` or `artist_name`, the length in seconds
-//! from `duration_s` or `duration`. Items it does not name keep their id as name.
+//! from `duration_s` or `duration`. Items it does not name keep their id as name. Lines it
+//! skips are counted and listed in the `.inter` file's report, under the `.item` file's name.
 //!
 //! How much of each play was heard: `played_s` (seconds) in the `.inter` file, or `completion`
 //! (a ratio in 0..1, as `encore catalog simulate` writes it). A ratio becomes seconds through
 //! the item's duration; an item without one is read as a one-second track, so the ratio
 //! survives either way.
 
-use super::input::{ReadOptions, ReadReport, Skips, for_each_line};
+use super::input::{MAX_LISTED_ISSUES, ReadOptions, ReadReport, Skips, for_each_line};
 use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent};
 use std::collections::HashMap;
@@ -32,16 +33,10 @@ pub fn read_recbole(
     log: &mut EventLog,
     opts: &ReadOptions,
 ) -> Result<ReadReport, DataError> {
-    let items = match path.extension() {
-        Some(e) if e == "inter" => {
-            let item = path.with_extension("item");
-            if item.exists() {
-                read_items(&item, opts)?
-            } else {
-                HashMap::new()
-            }
-        }
-        _ => HashMap::new(),
+    let item_path = path.with_extension("item");
+    let (items, item_report) = match path.extension() {
+        Some(e) if e == "inter" && item_path.exists() => read_items(&item_path, opts)?,
+        _ => (HashMap::new(), ReadReport::default()),
     };
     let mut skips = Skips::new(path, opts);
     let mut header: Option<Vec<(String, Kind)>> = None;
@@ -133,7 +128,16 @@ pub fn read_recbole(
     skips.report.sha256 = sha;
     skips.report.bytes = bytes;
     skips.report.events = events;
-    Ok(skips.report)
+    Ok(with_item_skips(skips.report, item_report))
+}
+
+/// The `.inter` file's report with the lines its `.item` file skipped added: counted, and
+/// listed (each naming the `.item` file) while the list has room.
+fn with_item_skips(mut report: ReadReport, items: ReadReport) -> ReadReport {
+    report.skipped += items.skipped;
+    let room = MAX_LISTED_ISSUES.saturating_sub(report.issues.len());
+    report.issues.extend(items.issues.into_iter().take(room));
+    report
 }
 
 /// A typed RecBole header: `name:type` fields.
@@ -186,8 +190,12 @@ struct ItemMeta {
     duration_s: Option<f32>,
 }
 
-/// Item id -> title, artist and duration from a RecBole `.item` file.
-fn read_items(path: &Path, opts: &ReadOptions) -> Result<HashMap<String, ItemMeta>, DataError> {
+/// Item id -> title, artist and duration from a RecBole `.item` file, and the report of the
+/// lines skipped.
+fn read_items(
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<(HashMap<String, ItemMeta>, ReadReport), DataError> {
     let mut skips = Skips::new(path, opts);
     let mut cols: Option<ItemColumns> = None;
     let mut out = HashMap::new();
@@ -258,12 +266,5 @@ fn read_items(path: &Path, opts: &ReadOptions) -> Result<HashMap<String, ItemMet
         );
         Ok(())
     })?;
-    if let Some(first) = skips.report.issues.first() {
-        eprintln!(
-            "warning: {} malformed lines skipped in {} (first: {first})",
-            skips.report.skipped,
-            path.display()
-        );
-    }
-    Ok(out)
+    Ok((out, skips.report))
 }
