@@ -10,8 +10,8 @@
 #   cargo +nightly fuzz run -s none --target-dir "$ENCORE_CACHE/fuzz-target" TARGET fuzz/artifacts/TARGET/crash-...
 # Targets are built optimised with debug assertions (overflow checks) and without a sanitizer:
 # the parsers are safe Rust, so a crash is a panic, an abort, a leak past -rss_limit_mb or a
-# timeout. Prints executions, speed and peak memory per target, and a JSON line per target to
-# $ENCORE_CACHE/fuzz/runs.jsonl.
+# timeout. Inputs are at most FUZZ_MAX_LEN bytes (default 65536). Prints executions, speed and
+# peak memory per target, and a JSON line per target to $ENCORE_CACHE/fuzz/runs.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -58,7 +58,7 @@ for t in "${targets[@]}"; do
   t0=$SECONDS
   result=ok
   if ! cargo +nightly fuzz run -s none --target-dir "$FT" "$t" "$corpus" -- "${limit[@]}" \
-    -rss_limit_mb=4096 -malloc_limit_mb=4096 -timeout=20 -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
+    -rss_limit_mb=4096 -malloc_limit_mb=4096 -timeout=20 -max_len="${FUZZ_MAX_LEN:-65536}" -print_final_stats=1 >"$log" 2>&1; then
     failed+=("$t")
     result=CRASH
   fi

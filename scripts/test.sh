@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (idempotently) and runs every test: formatting, clippy for both targets, the CUDA
 # build check, native tests (incl. the CLI and burn on Vulkan/llvmpipe), wasm tests in headless Chromium
-# with real WebGPU, the release web build, and the end-to-end browser test.
+# with real WebGPU, the release web build, the end-to-end browser test, and a short fuzzing run.
 # Prints a summary (tests passed per suite, wall time per stage) and exits non-zero on failure.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -70,6 +70,10 @@ stage wasm env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runn
 stage demo-model bash scripts/demo-model.sh
 stage web-build trunk build --release --skip-version-check
 stage e2e node --test tests/e2e/
+# Every parser of untrusted input under cargo-fuzz for 50 s each (scripts/fuzz.sh; the long runs
+# are in docs/src/reliability.md). The build is its own stage: it instruments the whole crate.
+stage fuzz-build bash scripts/fuzz.sh --build
+stage fuzz bash scripts/fuzz.sh 50
 
 summary
 ((${#FAILED_STAGES[@]} == 0))
