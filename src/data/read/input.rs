@@ -42,6 +42,15 @@ pub struct ReadReport {
     pub issues: Vec<Issue>,
 }
 
+impl ReadReport {
+    /// Counts `skipped` more lines skipped and lists their `issues` while the list has room.
+    pub(crate) fn add_skips(&mut self, skipped: u64, issues: impl IntoIterator<Item = Issue>) {
+        self.skipped += skipped;
+        let room = MAX_LISTED_ISSUES.saturating_sub(self.issues.len());
+        self.issues.extend(issues.into_iter().take(room));
+    }
+}
+
 /// The play times a reader accepts (Unix seconds, inclusive): plays outside are skipped as
 /// malformed, naming the value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

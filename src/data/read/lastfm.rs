@@ -2,8 +2,7 @@
 //! no header, no quoting, newest-first per user; and `userid-profile.tsv`.
 
 use super::input::{
-    MAX_LISTED_ISSUES, ReadOptions, ReadReport, Skips, for_each_line, line_aligned_ranges,
-    lines_in_range, sha256_file,
+    ReadOptions, ReadReport, Skips, for_each_line, line_aligned_ranges, lines_in_range, sha256_file,
 };
 use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent, name_key};
@@ -104,13 +103,11 @@ pub fn read_lastfm1k_in_parts(
         if let Some(sha) = p.sha256 {
             report.sha256 = sha;
         }
-        for mut issue in p.report.issues {
-            if report.issues.len() < MAX_LISTED_ISSUES {
-                issue.line += lines_before;
-                report.issues.push(issue);
-            }
-        }
-        report.skipped += p.report.skipped;
+        let shifted = p.report.issues.into_iter().map(|mut issue| {
+            issue.line += lines_before;
+            issue
+        });
+        report.add_skips(p.report.skipped, shifted);
         report.events += p.report.events;
         lines_before += p.lines;
         log.append(p.log);

@@ -14,7 +14,7 @@
 //! the item's duration; an item without one is read as a one-second track, so the ratio
 //! survives either way.
 
-use super::input::{MAX_LISTED_ISSUES, ReadOptions, ReadReport, Skips, for_each_line};
+use super::input::{ReadOptions, ReadReport, Skips, for_each_line};
 use crate::data::error::DataError;
 use crate::data::log::{EventLog, RawEvent};
 use std::collections::HashMap;
@@ -128,16 +128,11 @@ pub fn read_recbole(
     skips.report.sha256 = sha;
     skips.report.bytes = bytes;
     skips.report.events = events;
-    Ok(with_item_skips(skips.report, item_report))
-}
-
-/// The `.inter` file's report with the lines its `.item` file skipped added: counted, and
-/// listed (each naming the `.item` file) while the list has room.
-fn with_item_skips(mut report: ReadReport, items: ReadReport) -> ReadReport {
-    report.skipped += items.skipped;
-    let room = MAX_LISTED_ISSUES.saturating_sub(report.issues.len());
-    report.issues.extend(items.issues.into_iter().take(room));
-    report
+    // The `.item` file's skipped lines, each issue naming that file.
+    skips
+        .report
+        .add_skips(item_report.skipped, item_report.issues);
+    Ok(skips.report)
 }
 
 /// A typed RecBole header: `name:type` fields.
